@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Runs the whole system on this machine, without Docker: router, pool-a, pool-b, orchestrator
+# and the web viewer, on 127.0.0.1 with the ports of docs/CONTRACTS.md and the cluster file
+# deploy/local/cluster.json. Builds first (incremental), waits until every service answers
+# SERVING, prints how to use it, then stays in the foreground until Ctrl-C (or SIGTERM), which
+# stops everything it started.
+#
+# Usage: deploy/local/run_cluster.sh [options]
+#   --detach              start, print, and return; the processes keep running (pids in the run dir)
+#   --stop                stop a cluster started with --detach (same --run-dir)
+#   --run-dir=DIR         logs and pid files (default build/cluster-logs)
+#   --model=DIR           checkpoint for every service (default $MODEL, else models/brown-moe)
+#   --random-init=CONFIG  a random model from CONFIG.json instead of a checkpoint
+#   --seed=N              seed of --random-init (default 0)
+#   --device=DEV          device of both pools: cpu (default) or cuda:N
+#   --threads=N           intra-op threads of each service (default: the services' own)
+#   --no-build            do not run the CMake build
+#   -h, --help            this text
+# Environment: MODEL, BUILD_DIR (default build), HEALTH_TIMEOUT_S (default 60).
+set -euo pipefail
+set +m  # no job control: each background child must not lead a process group (see start())
+
+SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
+usage() { sed -n '2,/^set -euo/p' "$SELF" | sed '$d' | sed 's/^# \{0,1\}//'; }
+
+# Everything below is relative to the repository root.
+cd "$(dirname "$SELF")/../.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+MODEL=${MODEL:-models/brown-moe}
+HEALTH_TIMEOUT_S=${HEALTH_TIMEOUT_S:-60}
+RUN_DIR=$BUILD_DIR/cluster-logs
+CLUSTER=deploy/local/cluster.json
+MODE=foreground
+BUILD=1
+RANDOM_INIT=
+SEED=0
+DEVICE=cpu
+THREADS=
+
+for arg in "$@"; do
+  case "$arg" in
+    --detach) MODE=detach ;;
+    --stop) MODE=stop ;;
+    --run-dir=*) RUN_DIR=${arg#*=} ;;
+    --model=*) MODEL=${arg#*=} ;;
+    --random-init=*) RANDOM_INIT=${arg#*=} ;;
+    --seed=*) SEED=${arg#*=} ;;
+    --device=*) DEVICE=${arg#*=} ;;
+    --threads=*) THREADS=${arg#*=} ;;
+    --no-build) BUILD=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run_cluster: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# The processes, in start order: name, binary (under BUILD_DIR), gRPC port, metrics port.
+NAMES=(pool-a pool-b router orchestrator viewer)
+declare -A BIN=(
+  [router]=services/router/moe-router
+  [pool-a]=services/expert_pool/moe-expert-pool
+  [pool-b]=services/expert_pool/moe-expert-pool
+  [orchestrator]=services/orchestrator/moe-orchestrator
+  [viewer]=clients/viewer/viewer
+)
+declare -A GRPC=([orchestrator]=50050 [router]=50051 [pool-a]=50061 [pool-b]=50062)
+declare -A METRICS=([orchestrator]=9100 [router]=9101 [pool-a]=9111 [pool-b]=9112)
+VIEWER_PORT=8080
+MOECTL=$BUILD_DIR/clients/moectl/moectl
+
+declare -A PID=()
+STARTED=()
+
+log() { echo "run_cluster: $*"; }
+die() { echo "run_cluster: error: $*" >&2; exit 1; }
+
+# True while the process runs. A dead child of ours stays a zombie until waited for, and
+# `kill -0` succeeds on zombies, so read its state instead.
+alive() {
+  local state
+  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Stops the given pids' process groups: SIGTERM, up to 10 s, then SIGKILL.
+stop_pids() {
+  local pid left i
+  for pid in "$@"; do
+    if alive "$pid"; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for ((i = 0; i < 100; i++)); do
+    left=0
+    for pid in "$@"; do if alive "$pid"; then left=1; fi; done
+    ((left)) || return 0
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    if alive "$pid"; then
+      log "pid $pid ignored SIGTERM for 10 s; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+# Stops what this invocation started, newest first.
+stop_started() {
+  local pids=() i
+  for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do pids+=("${PID[${STARTED[i]}]}"); done
+  ((${#pids[@]})) || return 0
+  log "stopping ${STARTED[*]}"
+  stop_pids "${pids[@]}"
+  wait 2>/dev/null || true
+  for name in "${STARTED[@]}"; do rm -f "$RUN_DIR/$name.pid"; done
+  STARTED=()
+}
+
+# A process died while starting or serving: show why, stop the rest, fail.
+died() {
+  local name=$1
+  echo "run_cluster: error: $name exited; last lines of $RUN_DIR/$name.log:" >&2
+  tail -n 40 "$RUN_DIR/$name.log" >&2 || true
+  stop_started
+  exit 1
+}
+
+# --stop: the processes of a detached cluster are not our children; check that each pid is
+# still the binary we started before signalling it (pids get reused).
+if [[ "$MODE" == stop ]]; then
+  pids=()
+  for name in "${NAMES[@]}"; do
+    f=$RUN_DIR/$name.pid
+    [[ -f "$f" ]] || continue
+    pid=$(<"$f")
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(basename -- "${exe% (deleted)}")" == "$(basename "${BIN[$name]}")" ]]; then
+      pids+=("$pid")
+      log "stopping $name (pid $pid)"
+    else
+      log "$name (pid $pid) is not running"
+    fi
+    rm -f "$f"
+  done
+  ((${#pids[@]})) || { log "no running cluster found in $RUN_DIR"; exit 0; }
+  stop_pids "${pids[@]}"
+  log "stopped"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Start.
+
+if ((BUILD)); then
+  if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+    log "configuring $BUILD_DIR"
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  fi
+  log "building (incremental)"
+  cmake --build "$BUILD_DIR"
+fi
+for name in "${NAMES[@]}"; do
+  [[ -x "$BUILD_DIR/${BIN[$name]}" ]] || die "$BUILD_DIR/${BIN[$name]} is missing (build first, or drop --no-build)"
+done
+[[ -x "$MOECTL" ]] || die "$MOECTL is missing (build first, or drop --no-build)"
+
+if [[ -n "$RANDOM_INIT" ]]; then
+  [[ -f "$RANDOM_INIT" ]] || die "--random-init: no file $RANDOM_INIT"
+  MODEL_ARGS=(--random_init="$RANDOM_INIT" --seed="$SEED")
+else
+  [[ -d "$MODEL" ]] || die "no checkpoint at $MODEL (train one, set MODEL or --model, or use --random-init=CONFIG.json)"
+  MODEL_ARGS=(--model="$MODEL")
+fi
+COMMON=(--cluster="$CLUSTER" "${MODEL_ARGS[@]}")
+[[ -z "$THREADS" ]] || COMMON+=(--threads="$THREADS")
+
+for port in "${GRPC[@]}" "${METRICS[@]}" "$VIEWER_PORT"; do
+  if port_open "$port"; then
+    die "127.0.0.1:$port is already in use (a cluster still running? deploy/local/run_cluster.sh --stop)"
+  fi
+done
+
+mkdir -p "$RUN_DIR"
+for name in "${NAMES[@]}"; do rm -f "$RUN_DIR/$name.log" "$RUN_DIR/$name.health.log"; done
+trap 'stop_started' EXIT
+trap 'echo; stop_started; exit 130' INT
+trap 'stop_started; exit 143' TERM
+
+# Each process gets its own session (setsid), so a Ctrl-C at the terminal reaches this script
+# only, which then stops the children in order; --detach leaves them running, detached from the
+# terminal. Without job control the child is no process group leader, so setsid execs in place
+# and $! is the service's own pid.
+start() {
+  local name=$1; shift
+  log "starting $name: $*"
+  setsid "$@" </dev/null >"$RUN_DIR/$name.log" 2>&1 &
+  PID[$name]=$!
+  STARTED+=("$name")
+  echo "${PID[$name]}" >"$RUN_DIR/$name.pid"
+}
+
+# Waits for grpc.health.v1 SERVING, failing at once if the process dies meanwhile.
+wait_healthy() {
+  local name=$1 target=127.0.0.1:${GRPC[$1]} hc
+  "$MOECTL" health --target="$target" --timeout_s="$HEALTH_TIMEOUT_S" >"$RUN_DIR/$name.health.log" 2>&1 &
+  hc=$!
+  while alive "$hc"; do
+    if ! alive "${PID[$name]}"; then
+      kill "$hc" 2>/dev/null || true
+      died "$name"
+    fi
+    sleep 0.2
+  done
+  if ! wait "$hc"; then
+    alive "${PID[$name]}" || died "$name"
+    echo "run_cluster: error: $name not SERVING at $target after ${HEALTH_TIMEOUT_S}s:" >&2
+    cat "$RUN_DIR/$name.health.log" >&2 || true
+    tail -n 20 "$RUN_DIR/$name.log" >&2 || true
+    exit 1
+  fi
+  log "$name is SERVING at $target"
+}
+
+wait_port() {
+  local name=$1 port=$2 i
+  for ((i = 0; i < HEALTH_TIMEOUT_S * 5; i++)); do
+    alive "${PID[$name]}" || died "$name"
+    if port_open "$port"; then log "$name is listening on 127.0.0.1:$port"; return 0; fi
+    sleep 0.2
+  done
+  die "$name is not listening on 127.0.0.1:$port after ${HEALTH_TIMEOUT_S}s (see $RUN_DIR/$name.log)"
+}
+
+# Pools and router load the model concurrently; the orchestrator dials them, so it goes after.
+for pool in pool-a pool-b; do
+  start "$pool" "$BUILD_DIR/${BIN[$pool]}" --pool="$pool" --listen="127.0.0.1:${GRPC[$pool]}" \
+    --metrics_listen="127.0.0.1:${METRICS[$pool]}" --device="$DEVICE" "${COMMON[@]}"
+done
+start router "$BUILD_DIR/${BIN[router]}" --listen="127.0.0.1:${GRPC[router]}" \
+  --metrics_listen="127.0.0.1:${METRICS[router]}" "${COMMON[@]}"
+for name in pool-a pool-b router; do wait_healthy "$name"; done
+
+start orchestrator "$BUILD_DIR/${BIN[orchestrator]}" --listen="127.0.0.1:${GRPC[orchestrator]}" \
+  --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" "${COMMON[@]}"
+wait_healthy orchestrator
+
+start viewer "$BUILD_DIR/${BIN[viewer]}" serve --listen="127.0.0.1:$VIEWER_PORT" --target="127.0.0.1:${GRPC[orchestrator]}"
+wait_port viewer "$VIEWER_PORT"
+
+cat <<EOF
+
+MoE cluster is up (logs and pids: $RUN_DIR)
+  generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]} --prompt="The jury said"
+  model info:  $MOECTL info --target=127.0.0.1:${GRPC[orchestrator]}
+  viewer:      http://127.0.0.1:$VIEWER_PORT   (terminal: $BUILD_DIR/${BIN[viewer]} top --target=127.0.0.1:${GRPC[orchestrator]})
+  metrics:     http://127.0.0.1:${METRICS[orchestrator]}/metrics (orchestrator)  :${METRICS[router]} (router)  :${METRICS[pool-a]} (pool-a)  :${METRICS[pool-b]} (pool-b)
+  prometheus:  prometheus --config.file=deploy/prometheus/prometheus.local.yml
+EOF
+
+if [[ "$MODE" == detach ]]; then
+  trap - EXIT INT TERM
+  echo "  stop:        deploy/local/run_cluster.sh --stop --run-dir=$RUN_DIR"
+  exit 0
+fi
+echo "  stop:        Ctrl-C"
+
+# Foreground: return when a child exits on its own (that is a failure) or on a signal (trap).
+while true; do
+  wait -n || true
+  for name in "${STARTED[@]}"; do
+    alive "${PID[$name]}" || died "$name"
+  done
+done

@@ -1,0 +1,64 @@
+// Checkpoint directories: config.json + model.pt (a PyTorch state dict that Python's torch.load
+// opens) + tokenizer.model (+ expert_profiles.json when analysed).
+#ifndef MOE_MODELS_CHECKPOINT_H_
+#define MOE_MODELS_CHECKPOINT_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "models/config.h"
+#include "models/tokenizer.h"
+
+namespace moe {
+
+inline constexpr char kStateFile[] = "model.pt";
+inline constexpr char kConfigFile[] = "config.json";
+inline constexpr char kTokenizerFile[] = "tokenizer.model";
+inline constexpr char kProfilesFile[] = "expert_profiles.json";
+
+// Where a model comes from: a directory, or a random initialisation of a config.
+struct ModelSource {
+  std::string model_dir;           // checkpoint directory
+  std::string random_init_config;  // if set: config.json to initialise randomly instead
+  uint64_t seed = 0;               // for random init
+  std::string tokenizer;           // optional override of the tokenizer file
+};
+
+struct Checkpoint {
+  ModelConfig config;
+  std::map<std::string, torch::Tensor> state;  // float32, CPU
+  std::string dir;                              // empty for random init
+  std::string profiles_json;                    // expert_profiles.json contents, if any
+};
+
+// Reads and validates a checkpoint: every tensor the config implies must be present with its
+// shape and finite; unexpected tensors are refused too. The error lists all problems at once.
+absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& dir);
+
+absl::StatusOr<Checkpoint> RandomCheckpoint(const ModelConfig& config, uint64_t seed);
+
+// Checkpoint (from a dir or random init) per the source.
+absl::StatusOr<Checkpoint> LoadModel(const ModelSource& source);
+
+// The tokenizer that goes with a model: source.tokenizer, else <dir>/tokenizer.model, else (for
+// random init) a byte tokenizer.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const ModelSource& source,
+                                                            const ModelConfig& config);
+
+// Writes config.json and model.pt (float16 on disk when `half`). Creates the directory.
+absl::Status SaveCheckpoint(const std::string& dir, const ModelConfig& config,
+                            const std::map<std::string, torch::Tensor>& state, bool half);
+
+// Reads/writes a name -> tensor dict in torch's pickle format.
+absl::StatusOr<std::map<std::string, torch::Tensor>> ReadStateFile(const std::string& path);
+absl::Status WriteStateFile(const std::string& path,
+                            const std::map<std::string, torch::Tensor>& state);
+
+}  // namespace moe
+
+#endif  // MOE_MODELS_CHECKPOINT_H_

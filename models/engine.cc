@@ -1,0 +1,307 @@
+#include "models/engine.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "models/inference.h"
+#include "models/kv_cache.h"
+#include "models/moe_executor.h"
+
+namespace moe {
+
+struct Engine::Sequence {
+  uint64_t id = 0;
+  GenerateParams params;
+  GenerateCallbacks callbacks;
+  Sampler sampler;
+  int length = 0;          // tokens in the cache
+  int pending_token = -1;  // sampled, not yet run through the model (its position = length)
+  int generated = 0;
+  bool done = false;
+
+  Sequence(GenerateParams p, GenerateCallbacks c)
+      : params(std::move(p)), callbacks(std::move(c)), sampler(params.sampling) {}
+};
+
+namespace {
+
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Row `row` of a layer's executor output as the engine reports it.
+LayerRoute RouteOfRow(const MoeLayerOutput& out, int layer, int64_t row, int n_routed,
+                      bool want_probs) {
+  LayerRoute r;
+  r.layer = layer;
+  r.latency_ms = static_cast<float>(out.latency_ms);
+  const int k = out.top_k;
+  for (int s = 0; s < k; ++s) {
+    const int64_t i = row * k + s;
+    if (out.expert_ids[i] < 0) continue;
+    r.ids.push_back(out.expert_ids[i]);
+    r.weights.push_back(out.weights[i]);
+    r.pools.push_back(out.pool_index.empty() ? std::string() : out.pools[out.pool_index[i]]);
+  }
+  for (int32_t p : out.shared_pool_index) r.shared_pools.push_back(out.pools[p]);
+  if (want_probs && !out.probs.empty()) {
+    r.probs.assign(out.probs.begin() + row * n_routed, out.probs.begin() + (row + 1) * n_routed);
+  }
+  return r;
+}
+
+std::vector<float> RowToVector(const torch::Tensor& logits, int64_t row) {
+  torch::Tensor r = logits[row].contiguous();
+  return std::vector<float>(r.data_ptr<float>(), r.data_ptr<float>() + r.numel());
+}
+
+}  // namespace
+
+uint64_t TokenKey(uint64_t seed, int position) {
+  return Mix(Mix(seed) ^ static_cast<uint64_t>(position));
+}
+
+Engine::Engine(const InferenceModel* model, MoeExecutor* executor, const EngineOptions& options)
+    : model_(model),
+      executor_(executor),
+      options_(options),
+      cache_(std::make_unique<KvCache>(model->config(), options.max_batch)) {}
+
+Engine::~Engine() { Stop(/*drain=*/false); }
+
+absl::StatusOr<uint64_t> Engine::Submit(GenerateParams params, GenerateCallbacks callbacks) {
+  const ModelConfig& c = model_->config();
+  if (params.prompt.empty()) return absl::InvalidArgumentError("prompt: must not be empty");
+  if (static_cast<int>(params.prompt.size()) >= c.context_length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt: ", params.prompt.size(), " tokens, the context holds ",
+                     c.context_length, " (at most ", c.context_length - 1,
+                     " prompt tokens, to leave room for one generated token)"));
+  }
+  for (int id : params.prompt) {
+    if (id < 0 || id >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt: token id ", id, " out of range"));
+    }
+  }
+  if (params.max_new_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens: must be >= 1, got ", params.max_new_tokens));
+  }
+  if (absl::Status s = ValidateSampling(params.sampling); !s.ok()) return s;
+  auto seq = std::make_unique<Sequence>(std::move(params), std::move(callbacks));
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("engine: shutting down");
+  seq->id = next_id_++;
+  const uint64_t id = seq->id;
+  pending_.push_back(std::move(seq));
+  return id;
+}
+
+void Engine::Cancel(uint64_t request_id) {
+  absl::MutexLock lock(&mu_);
+  cancelled_.push_back(request_id);
+}
+
+int Engine::load() const {
+  absl::MutexLock lock(&mu_);
+  return live_count_ + static_cast<int>(pending_.size());
+}
+
+void Engine::Start() {
+  thread_ = std::thread([this] {
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (live_.empty()) {
+          mu_.Await(absl::Condition(
+              +[](Engine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+                return e->stopping_ || !e->pending_.empty();
+              },
+              this));
+          if (stopping_ && pending_.empty()) return;
+        }
+      }
+      Step();
+    }
+  });
+}
+
+void Engine::Stop(bool drain) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    drain_ = drain;
+  }
+  if (thread_.joinable()) thread_.join();
+  // Whatever is left (never started, or stopped without draining) is cancelled.
+  std::deque<std::unique_ptr<Sequence>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(pending_);
+  }
+  for (auto& seq : left) seq->callbacks.on_done(absl::CancelledError("server shutting down"));
+  while (!live_.empty()) Finish(live_.size() - 1, absl::CancelledError("server shutting down"));
+}
+
+void Engine::RunUntilIdle() {
+  while (Step()) {
+  }
+}
+
+bool Engine::Step() {
+  std::vector<std::unique_ptr<Sequence>> admitted;
+  std::vector<uint64_t> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !drain_) return false;
+    cancelled.swap(cancelled_);
+    // Cancelled before admission: answer without running.
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (std::find(cancelled.begin(), cancelled.end(), (*it)->id) != cancelled.end()) {
+        admitted.push_back(std::move(*it));
+        admitted.back()->done = true;
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (!pending_.empty() &&
+           static_cast<int>(live_.size() + admitted.size()) < options_.max_batch) {
+      admitted.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+  }
+  for (size_t i = live_.size(); i-- > 0;) {
+    if (std::find(cancelled.begin(), cancelled.end(), live_[i]->id) != cancelled.end()) {
+      Finish(i, absl::CancelledError("cancelled"));
+    }
+  }
+  const bool had_work = !admitted.empty() || !live_.empty();
+  for (auto& seq : admitted) {
+    if (seq->done) {
+      seq->callbacks.on_done(absl::CancelledError("cancelled"));
+    } else {
+      Admit(std::move(seq));
+    }
+  }
+  if (!live_.empty()) Decode();
+  {
+    absl::MutexLock lock(&mu_);
+    live_count_ = static_cast<int>(live_.size());
+  }
+  return had_work;
+}
+
+void Engine::Admit(std::unique_ptr<Sequence> seq) {
+  c10::InferenceMode guard;
+  const ModelConfig& c = model_->config();
+  const int slot = static_cast<int>(live_.size());
+  const int64_t t = static_cast<int64_t>(seq->params.prompt.size());
+  std::vector<int64_t> ids(seq->params.prompt.begin(), seq->params.prompt.end());
+  std::vector<uint64_t> keys(t);
+  for (int64_t p = 0; p < t; ++p) keys[p] = TokenKey(seq->params.sampling.seed, static_cast<int>(p));
+  torch::Tensor x = model_->Embed(torch::tensor(ids, torch::kInt64),
+                                  torch::arange(t, torch::kInt64));
+  std::vector<MoeLayerOutput> layers;
+  for (int l = 0; l < c.n_layers; ++l) {
+    torch::Tensor h = model_->AttendPrefill(l, x, *cache_, slot);
+    absl::StatusOr<MoeLayerOutput> out =
+        executor_->Forward(l, model_->Ln2(l, h), keys, seq->params.want_probs);
+    if (!out.ok()) {
+      seq->callbacks.on_done(out.status());
+      return;
+    }
+    x = h + out->output;
+    if (seq->params.echo_prompt) layers.push_back(std::move(*out));
+  }
+  torch::Tensor logits = model_->Logits(x.narrow(0, t - 1, 1));
+  if (seq->params.echo_prompt) {
+    for (int64_t p = 0; p < t; ++p) {
+      TokenOutput tok;
+      tok.request_id = seq->id;
+      tok.position = static_cast<int>(p);
+      tok.token_id = seq->params.prompt[p];
+      tok.is_prompt = true;
+      for (int l = 0; l < c.n_layers; ++l) {
+        tok.routing.push_back(RouteOfRow(layers[l], l, p, c.n_routed(), seq->params.want_probs));
+      }
+      seq->callbacks.on_token(tok);
+    }
+  }
+  seq->length = static_cast<int>(t);
+  seq->pending_token = seq->sampler.Sample(RowToVector(logits, 0));
+  live_.push_back(std::move(seq));
+}
+
+void Engine::Decode() {
+  c10::InferenceMode guard;
+  const ModelConfig& c = model_->config();
+  const int64_t b = static_cast<int64_t>(live_.size());
+  std::vector<int64_t> tokens(b), positions(b);
+  std::vector<uint64_t> keys(b);
+  bool want_probs = false;
+  for (int64_t i = 0; i < b; ++i) {
+    tokens[i] = live_[i]->pending_token;
+    positions[i] = live_[i]->length;
+    keys[i] = TokenKey(live_[i]->params.sampling.seed, live_[i]->length);
+    want_probs |= live_[i]->params.want_probs;
+  }
+  if (options_.on_decode_step) options_.on_decode_step(static_cast<int>(b));
+  DecodeBatch batch = DecodeBatch::Make(positions);
+  torch::Tensor x = model_->Embed(torch::tensor(tokens, torch::kInt64), batch.pos);
+  std::vector<MoeLayerOutput> layers;
+  for (int l = 0; l < c.n_layers; ++l) {
+    torch::Tensor h = model_->AttendDecode(l, x, *cache_, batch);
+    absl::StatusOr<MoeLayerOutput> out = executor_->Forward(l, model_->Ln2(l, h), keys, want_probs);
+    if (!out.ok()) {
+      // The step is lost for every sequence in it.
+      while (!live_.empty()) Finish(live_.size() - 1, out.status());
+      return;
+    }
+    x = h + out->output;
+    layers.push_back(std::move(*out));
+  }
+  torch::Tensor logits = model_->Logits(x).contiguous();  // [B, vocab]
+  for (int64_t i = 0; i < b; ++i) {
+    Sequence& seq = *live_[i];
+    TokenOutput tok;
+    tok.request_id = seq.id;
+    tok.position = seq.length;
+    tok.token_id = seq.pending_token;
+    for (int l = 0; l < c.n_layers; ++l) {
+      tok.routing.push_back(RouteOfRow(layers[l], l, i, c.n_routed(), seq.params.want_probs));
+    }
+    ++seq.length;
+    ++seq.generated;
+    if (seq.pending_token == c.eos_id) {
+      tok.finish_reason = "stop";
+    } else if (seq.generated >= seq.params.max_new_tokens || seq.length >= c.context_length) {
+      tok.finish_reason = "length";
+    }
+    tok.last = !tok.finish_reason.empty();
+    seq.done = tok.last;
+    seq.callbacks.on_token(tok);
+    if (!seq.done) seq.pending_token = seq.sampler.Sample(RowToVector(logits, i));
+  }
+  for (size_t i = live_.size(); i-- > 0;) {
+    if (live_[i]->done) Finish(i, absl::OkStatus());
+  }
+}
+
+void Engine::Finish(size_t index, const absl::Status& status) {
+  std::unique_ptr<Sequence> seq = std::move(live_[index]);
+  const size_t last = live_.size() - 1;
+  if (index != last) {
+    // Keep live sequences in slots [0, batch): the last one moves into the hole.
+    cache_->MoveSlot(static_cast<int>(last), static_cast<int>(index), live_[last]->length);
+    live_[index] = std::move(live_[last]);
+  }
+  live_.pop_back();
+  seq->callbacks.on_done(status);
+}
+
+}  // namespace moe

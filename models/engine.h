@@ -1,0 +1,123 @@
+// The generation engine: continuous batching over one KV cache. Requests join between decode
+// steps (after a one-pass prompt prefill) and leave when done; every live sequence shares each
+// decode step, whose MoE layers go to a MoeExecutor (in-process or remote).
+//
+// Thread-safe: Submit and Cancel from any thread. Steps run either on the engine's own thread
+// (Start) or in the caller's (RunUntilIdle); callbacks run on whichever thread steps.
+#ifndef MOE_MODELS_ENGINE_H_
+#define MOE_MODELS_ENGINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "models/config.h"
+#include "models/sampler.h"
+
+namespace moe {
+
+class InferenceModel;
+class KvCache;
+class MoeExecutor;
+
+// The routing of one token in one layer, as the engine reports it.
+struct LayerRoute {
+  int layer = 0;
+  std::vector<int32_t> ids;         // flat micro-expert ids, highest weight first; no dropped
+  std::vector<float> weights;
+  std::vector<std::string> pools;   // per chosen expert; empty names when in-process
+  std::vector<std::string> shared_pools;  // per shared expert
+  std::vector<float> probs;         // [n_routed] when asked
+  float latency_ms = 0;
+};
+
+struct TokenOutput {
+  uint64_t request_id = 0;
+  int position = 0;
+  int token_id = 0;
+  bool is_prompt = false;
+  std::vector<LayerRoute> routing;  // one per layer
+  bool last = false;
+  std::string finish_reason;        // on the last token: "length" or "stop"
+};
+
+struct GenerateParams {
+  std::vector<int> prompt;  // REQUIRES: 1 <= size <= context_length
+  int max_new_tokens = 64;  // REQUIRES: >= 1
+  SamplingParams sampling;
+  bool echo_prompt = false;  // report prompt tokens (with routing) before generated ones
+  bool want_probs = false;
+};
+
+struct GenerateCallbacks {
+  std::function<void(const TokenOutput&)> on_token;
+  // Exactly once per request: OK after the last token, or the error (CANCELLED when cancelled).
+  std::function<void(const absl::Status&)> on_done;
+};
+
+struct EngineOptions {
+  int max_batch = 32;
+  std::function<void(int batch_size)> on_decode_step;  // optional, for metrics
+};
+
+// Seeds of the routing noise: one per (sequence seed, position).
+uint64_t TokenKey(uint64_t seed, int position);
+
+class Engine {
+ public:
+  // REQUIRES: model and executor outlive the engine.
+  Engine(const InferenceModel* model, MoeExecutor* executor, const EngineOptions& options);
+  ~Engine();
+
+  // Validates and enqueues; returns the request id or INVALID_ARGUMENT naming the field.
+  absl::StatusOr<uint64_t> Submit(GenerateParams params, GenerateCallbacks callbacks);
+  // Stops a request between steps; its on_done gets CANCELLED. Unknown ids are ignored.
+  void Cancel(uint64_t request_id);
+
+  // Runs steps on a background thread until Stop (which fails requests still queued or live
+  // with CANCELLED only if `drain` is false; otherwise it waits for them).
+  void Start();
+  void Stop(bool drain);
+
+  // Runs steps in the calling thread until no request is left. REQUIRES: not Started.
+  void RunUntilIdle();
+
+  // Sequences in the current batch plus those waiting.
+  int load() const;
+
+ private:
+  struct Sequence;
+  bool Step();  // one admission + decode round; false when there was nothing to do
+  void Admit(std::unique_ptr<Sequence> seq);
+  void Decode();
+  void Finish(size_t index, const absl::Status& status);
+
+  const InferenceModel* model_;
+  MoeExecutor* executor_;
+  const EngineOptions options_;
+  std::unique_ptr<KvCache> cache_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<Sequence>> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> cancelled_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool drain_ ABSL_GUARDED_BY(mu_) = true;
+  int live_count_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Owned by the stepping thread.
+  std::vector<std::unique_ptr<Sequence>> live_;
+  std::thread thread_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_MODELS_ENGINE_H_

@@ -1,0 +1,125 @@
+#include "models/experts.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace moe {
+
+torch::Tensor ExpertForward(const torch::Tensor& x, const torch::Tensor& w1,
+                            const torch::Tensor& w2) {
+  return torch::linear(torch::gelu(torch::linear(x, w1)), w2);
+}
+
+DispatchPlan PlanDispatch(const torch::Tensor& expert_ids) {
+  DispatchPlan plan;
+  plan.n_tokens = expert_ids.size(0);
+  plan.top_k = expert_ids.size(1);
+  const int64_t slots = plan.n_tokens * plan.top_k;
+  const int64_t* ids = expert_ids.data_ptr<int64_t>();
+  int64_t max_id = -1;
+  for (int64_t s = 0; s < slots; ++s) max_id = std::max(max_id, ids[s]);
+  // Counting sort by expert id; tokens stay in ascending order inside each expert.
+  std::vector<int64_t> count(max_id + 1, 0);
+  for (int64_t s = 0; s < slots; ++s) {
+    if (ids[s] >= 0) ++count[ids[s]];
+  }
+  std::vector<int64_t> first(max_id + 1, 0);
+  for (int64_t e = 0; e <= max_id; ++e) {
+    if (count[e] == 0) continue;
+    first[e] = plan.total_rows;
+    plan.total_rows += count[e];
+    plan.experts.push_back(e);
+    plan.rows.emplace_back();
+    plan.rows.back().reserve(count[e]);
+  }
+  std::vector<int64_t> group(max_id + 1, -1);
+  for (size_t g = 0; g < plan.experts.size(); ++g) group[plan.experts[g]] = g;
+  plan.inverse = torch::empty({slots}, torch::kInt64);
+  int64_t* inv = plan.inverse.data_ptr<int64_t>();
+  for (int64_t s = 0; s < slots; ++s) {
+    const int64_t e = ids[s];
+    if (e < 0) {
+      inv[s] = plan.total_rows;  // the zero row
+      continue;
+    }
+    auto& rows = plan.rows[group[e]];
+    inv[s] = first[e] + static_cast<int64_t>(rows.size());
+    rows.push_back(static_cast<int32_t>(s / plan.top_k));
+  }
+  return plan;
+}
+
+torch::Tensor CombineExpertOutputs(const std::vector<torch::Tensor>& outputs,
+                                   const DispatchPlan& plan, const torch::Tensor& weights,
+                                   int64_t d_model) {
+  const int64_t c = d_model;
+  std::vector<torch::Tensor> parts = outputs;
+  torch::Tensor zero = torch::zeros({1, c}, weights.options());
+  parts.push_back(zero);
+  torch::Tensor all = torch::cat(parts, 0);  // [total_rows + 1, C]
+  torch::Tensor slots = all.index_select(0, plan.inverse.to(all.device()))
+                            .view({plan.n_tokens, plan.top_k, c});  // [N, k, C]
+  return (slots * weights.unsqueeze(-1)).sum(1);                   // [N, C]
+}
+
+absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
+                                             const std::map<std::string, torch::Tensor>& state,
+                                             const HostFilter& hosts, torch::Device device) {
+  ExpertBank bank(device);
+  auto find = [&](const std::string& name) -> absl::StatusOr<torch::Tensor> {
+    auto it = state.find(name);
+    if (it == state.end()) return absl::NotFoundError(absl::StrCat("missing tensor ", name));
+    return it->second;
+  };
+  const int dm = config.d_micro();
+  for (int l = 0; l < config.n_layers; ++l) {
+    for (int e = 0; e < config.n_experts; ++e) {
+      if (!hosts(l, e, false)) continue;
+      const std::string prefix = absl::StrCat("blocks.", l, ".moe.experts.", e, ".");
+      absl::StatusOr<torch::Tensor> w1 = find(prefix + "w1.weight");
+      absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
+      if (!w1.ok()) return w1.status();
+      if (!w2.ok()) return w2.status();
+      for (int j = 0; j < config.granularity; ++j) {
+        Weights w{w1->narrow(0, j * dm, dm).contiguous().to(device),
+                  w2->narrow(1, j * dm, dm).contiguous().to(device)};
+        bank.routed_[{l, e * config.granularity + j}] = std::move(w);
+      }
+    }
+    for (int s = 0; s < config.n_shared; ++s) {
+      if (!hosts(l, s, true)) continue;
+      const std::string prefix = absl::StrCat("blocks.", l, ".moe.shared.", s, ".");
+      absl::StatusOr<torch::Tensor> w1 = find(prefix + "w1.weight");
+      absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
+      if (!w1.ok()) return w1.status();
+      if (!w2.ok()) return w2.status();
+      bank.shared_[{l, s}] = Weights{w1->contiguous().to(device), w2->contiguous().to(device)};
+    }
+  }
+  return bank;
+}
+
+const ExpertBank::Weights* ExpertBank::Routed(int layer, int flat_id) const {
+  auto it = routed_.find({layer, flat_id});
+  return it == routed_.end() ? nullptr : &it->second;
+}
+
+const ExpertBank::Weights* ExpertBank::Shared(int layer, int shared_id) const {
+  auto it = shared_.find({layer, shared_id});
+  return it == shared_.end() ? nullptr : &it->second;
+}
+
+torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tensor& x,
+                              absl::Span<const int32_t> rows) const {
+  const Weights* w = shared ? Shared(layer, id) : Routed(layer, id);
+  torch::Tensor input = x;
+  if (!rows.empty()) {
+    torch::Tensor index =
+        torch::from_blob(const_cast<int32_t*>(rows.data()), {static_cast<int64_t>(rows.size())},
+                         torch::kInt32)
+            .to(torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+    input = x.index_select(0, index);
+  }
+  return ExpertForward(input, w->w1, w->w2);
+}
+
+}  // namespace moe

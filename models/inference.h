@@ -1,0 +1,57 @@
+// The dense part of the model for inference: embeddings, attention over a KV cache, norms and
+// the tied LM head. The MoE FFN is not here: the engine hands each layer's ln2 output to a
+// MoeExecutor. Thread-compatible: const methods may run concurrently on distinct caches.
+#ifndef MOE_MODELS_INFERENCE_H_
+#define MOE_MODELS_INFERENCE_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "models/config.h"
+#include "models/kv_cache.h"
+
+namespace moe {
+
+// Positions of a decode step: sequence b sits in cache slot b at position pos[b].
+struct DecodeBatch {
+  torch::Tensor pos;   // [B] int64
+  int64_t max_len;     // max(pos) + 1: how much of the cache attention reads
+  torch::Tensor mask;  // [B, 1, 1, max_len] bool, true = masked; undefined when all pos equal
+  static DecodeBatch Make(const std::vector<int64_t>& positions);
+};
+
+class InferenceModel {
+ public:
+  static absl::StatusOr<InferenceModel> Create(const ModelConfig& config,
+                                               const std::map<std::string, torch::Tensor>& state);
+
+  const ModelConfig& config() const { return config_; }
+
+  // tokens, positions [N] int64 -> [N, C]
+  torch::Tensor Embed(const torch::Tensor& tokens, const torch::Tensor& positions) const;
+  // One sequence's prompt, positions 0..T-1: x [T, C] -> x + attn(ln1(x)); fills the slot.
+  torch::Tensor AttendPrefill(int layer, const torch::Tensor& x, KvCache& cache, int slot) const;
+  // One new token per sequence: x [B, C] -> x + attn(ln1(x)); writes each token's k, v.
+  torch::Tensor AttendDecode(int layer, const torch::Tensor& x, KvCache& cache,
+                             const DecodeBatch& batch) const;
+  torch::Tensor Ln2(int layer, const torch::Tensor& x) const;
+  // [N, C] -> [N, vocab]
+  torch::Tensor Logits(const torch::Tensor& x) const;
+
+ private:
+  struct Layer {
+    torch::Tensor ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b;
+  };
+  InferenceModel() = default;
+  ModelConfig config_;
+  torch::Tensor tok_emb_, pos_emb_, lnf_w_, lnf_b_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_MODELS_INFERENCE_H_
