@@ -2,8 +2,12 @@
 
 
 #include "absl/strings/str_cat.h"
+#include <cstring>
+#include <fstream>
+#include <queue>
+#include <sstream>
+
 #include "absl/strings/str_replace.h"
-#include "models/sentencepiece_shim.h"
 
 namespace moe {
 namespace {
@@ -42,26 +46,156 @@ size_t Utf8SequenceLength(std::string_view s, size_t i, bool* truncated) {
 
 Tokenizer::~Tokenizer() = default;
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
-  std::unique_ptr<Tokenizer> t(new Tokenizer());
-  t->sp_ = std::make_unique<spm::Processor>();
-  if (std::string error = t->sp_->Load(path); !error.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a SentencePiece model: ", error));
+namespace {
+
+// Just enough of the protobuf wire format to read a SentencePiece ModelProto.
+class WireReader {
+ public:
+  explicit WireReader(std::string_view data)
+      : p_(reinterpret_cast<const uint8_t*>(data.data())), end_(p_ + data.size()) {}
+  bool done() const { return p_ >= end_; }
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && p_ < end_; shift += 7) {
+      const uint8_t b = *p_++;
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
   }
-  const int n = t->sp_->size();
+  bool Tag(int* field, int* wire) {
+    uint64_t t;
+    if (!Varint(&t)) return false;
+    *field = static_cast<int>(t >> 3);
+    *wire = static_cast<int>(t & 7);
+    return true;
+  }
+  bool Bytes(std::string_view* out) {
+    uint64_t n;
+    if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+  bool Fixed32(uint32_t* v) {
+    if (end_ - p_ < 4) return false;
+    *v = p_[0] | (p_[1] << 8) | (p_[2] << 16) | (static_cast<uint32_t>(p_[3]) << 24);
+    p_ += 4;
+    return true;
+  }
+  bool Skip(int wire) {
+    uint64_t v;
+    uint32_t f;
+    std::string_view b;
+    switch (wire) {
+      case 0: return Varint(&v);
+      case 1: return end_ - p_ >= 8 ? (p_ += 8, true) : false;
+      case 2: return Bytes(&b);
+      case 5: return Fixed32(&f);
+      default: return false;
+    }
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// SentencePiece piece types (sentencepiece_model.proto).
+enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+
+struct Piece {
+  std::string text;
+  float score = 0;
+  int type = kNormal;
+};
+
+absl::StatusOr<std::vector<Piece>> ParseModel(std::string_view data) {
+  std::vector<Piece> pieces;
+  bool add_dummy_prefix = true;  // proto2 default
+  WireReader model(data);
+  const absl::Status corrupt = absl::DataLossError("corrupt SentencePiece model");
+  while (!model.done()) {
+    int field, wire;
+    if (!model.Tag(&field, &wire)) return corrupt;
+    std::string_view sub;
+    if (field == 1 && wire == 2) {  // repeated SentencePiece pieces
+      if (!model.Bytes(&sub)) return corrupt;
+      Piece piece;
+      WireReader r(sub);
+      while (!r.done()) {
+        int f, w;
+        if (!r.Tag(&f, &w)) return corrupt;
+        std::string_view text;
+        uint32_t bits;
+        uint64_t v;
+        if (f == 1 && w == 2) {
+          if (!r.Bytes(&text)) return corrupt;
+          piece.text = std::string(text);
+        } else if (f == 2 && w == 5) {
+          if (!r.Fixed32(&bits)) return corrupt;
+          std::memcpy(&piece.score, &bits, 4);
+        } else if (f == 3 && w == 0) {
+          if (!r.Varint(&v)) return corrupt;
+          piece.type = static_cast<int>(v);
+        } else if (!r.Skip(w)) {
+          return corrupt;
+        }
+      }
+      pieces.push_back(std::move(piece));
+    } else if (field == 3 && wire == 2) {  // NormalizerSpec
+      if (!model.Bytes(&sub)) return corrupt;
+      WireReader r(sub);
+      while (!r.done()) {
+        int f, w;
+        uint64_t v;
+        if (!r.Tag(&f, &w)) return corrupt;
+        if (f == 3 && w == 0) {
+          if (!r.Varint(&v)) return corrupt;
+          add_dummy_prefix = v != 0;
+        } else if (!r.Skip(w)) {
+          return corrupt;
+        }
+      }
+    } else if (!model.Skip(wire)) {
+      return corrupt;
+    }
+  }
+  if (pieces.empty()) return absl::InvalidArgumentError("not a SentencePiece model: no pieces");
+  if (add_dummy_prefix) {
+    return absl::InvalidArgumentError(
+        "SentencePiece model was trained with add_dummy_prefix; retrain with "
+        "--add_dummy_prefix=false so that token-by-token decoding is exact");
+  }
+  return pieces;
+}
+
+constexpr char kSpaceMark[] = "\xe2\x96\x81";  // U+2581, SentencePiece's visible space
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  absl::StatusOr<std::vector<Piece>> pieces = ParseModel(buf.str());
+  if (!pieces.ok()) return absl::Status(pieces.status().code(), absl::StrCat(path, ": ", pieces.status().message()));
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  t->sentencepiece_ = true;
+  const int n = static_cast<int>(pieces->size());
   t->bytes_.resize(n);
   std::fill(std::begin(t->byte_piece_), std::end(t->byte_piece_), -1);
   for (int id = 0; id < n; ++id) {
-    const std::string piece = t->sp_->IdToPiece(id);
-    if (t->sp_->IsControl(id) || t->sp_->IsUnknown(id)) continue;
-    if (t->sp_->IsByte(id)) {
+    const Piece& piece = (*pieces)[id];
+    if (piece.type == kByte) {
       // "<0xNN>"
-      const int b = std::stoi(piece.substr(3, 2), nullptr, 16);
+      const int b = std::stoi(piece.text.substr(3, 2), nullptr, 16);
       t->bytes_[id] = std::string(1, static_cast<char>(b));
       t->byte_piece_[b] = id;
-    } else {
-      t->bytes_[id] = absl::StrReplaceAll(piece, {{"\xe2\x96\x81", " "}});
+    } else if (piece.type == kNormal || piece.type == kUserDefined) {
+      t->bytes_[id] = absl::StrReplaceAll(piece.text, {{kSpaceMark, " "}});
+      t->merges_[piece.text] = {piece.score, id};
     }
   }
   for (int b = 0; b < 256; ++b) {
@@ -71,6 +205,67 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& pa
     }
   }
   return t;
+}
+
+std::vector<int> Tokenizer::EncodeValidUtf8(std::string_view text) const {
+  // SentencePiece's BPE: start from characters, repeatedly merge the adjacent pair whose
+  // concatenation is the highest-scoring piece (leftmost first on ties), then map leftovers
+  // that are not pieces to their bytes.
+  const std::string s = absl::StrReplaceAll(absl::string_view(text.data(), text.size()),
+                                            {{" ", kSpaceMark}});
+  struct Symbol {
+    size_t begin, size;
+    int prev, next;
+  };
+  std::vector<Symbol> sym;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s, i, nullptr);
+    if (n == 0) n = 1;
+    sym.push_back({i, n, static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1});
+    i += n;
+  }
+  if (!sym.empty()) sym.back().next = -1;
+  struct Pair {
+    float score;
+    int left, right;
+    size_t size;
+    bool operator<(const Pair& o) const {
+      return score < o.score || (score == o.score && left > o.left);
+    }
+  };
+  std::priority_queue<Pair> agenda;
+  auto maybe_add = [&](int left, int right) {
+    if (left < 0 || right < 0) return;
+    const absl::string_view piece(s.data() + sym[left].begin, sym[left].size + sym[right].size);
+    auto it = merges_.find(piece);
+    if (it != merges_.end()) agenda.push({it->second.first, left, right, piece.size()});
+  };
+  for (size_t i = 1; i < sym.size(); ++i) maybe_add(static_cast<int>(i) - 1, static_cast<int>(i));
+  while (!agenda.empty()) {
+    const Pair top = agenda.top();
+    agenda.pop();
+    Symbol& l = sym[top.left];
+    Symbol& r = sym[top.right];
+    if (l.size == 0 || r.size == 0 || l.size + r.size != top.size) continue;  // stale
+    l.size += r.size;
+    r.size = 0;
+    l.next = r.next;
+    if (r.next >= 0) sym[r.next].prev = top.left;
+    maybe_add(l.prev, top.left);
+    maybe_add(top.left, l.next);
+  }
+  std::vector<int> ids;
+  for (int i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) {
+    const absl::string_view piece(s.data() + sym[i].begin, sym[i].size);
+    auto it = merges_.find(piece);
+    if (it != merges_.end()) {
+      ids.push_back(it->second.second);
+    } else {
+      const std::string raw = absl::StrReplaceAll(piece, {{kSpaceMark, " "}});
+      for (unsigned char c : raw) ids.push_back(byte_piece_[c]);
+    }
+  }
+  return ids;
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::Bytes(int vocab_size) {
@@ -85,15 +280,15 @@ std::unique_ptr<Tokenizer> Tokenizer::Bytes(int vocab_size) {
 
 std::vector<int> Tokenizer::Encode(std::string_view text) const {
   std::vector<int> ids;
-  if (sp_ == nullptr) {
+  if (!sentencepiece_) {
     for (unsigned char c : text) ids.push_back(byte_piece_[c]);
     return ids;
   }
-  // SentencePiece only sees valid UTF-8; invalid bytes go straight to their byte pieces.
+  // Merges only see valid UTF-8; invalid bytes go straight to their byte pieces.
   size_t start = 0, i = 0;
   auto flush = [&](size_t end) {
     if (end > start) {
-      std::vector<int> part = sp_->Encode(text.substr(start, end - start));
+      std::vector<int> part = EncodeValidUtf8(text.substr(start, end - start));
       ids.insert(ids.end(), part.begin(), part.end());
     }
   };

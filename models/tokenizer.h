@@ -1,5 +1,7 @@
-// Text <-> token ids. SentencePiece BPE with byte fallback: every byte string round-trips
-// exactly, invalid UTF-8 included. Torch-free. Thread-safe after construction (const methods).
+// Text <-> token ids. Reads SentencePiece BPE models (byte fallback, no dummy prefix) and encodes
+// with SentencePiece's merge rule, in our own code: Debian's libsentencepiece carries a private
+// protobuf that cannot share a process with gRPC's. Every byte string round-trips exactly,
+// invalid UTF-8 included. Torch-free. Thread-safe after construction (const methods).
 #ifndef MOE_MODELS_TOKENIZER_H_
 #define MOE_MODELS_TOKENIZER_H_
 
@@ -8,14 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
 namespace moe {
-
-namespace spm {
-class Processor;
-}
 
 class Tokenizer {
  public:
@@ -33,11 +32,14 @@ class Tokenizer {
   const std::string& TokenBytes(int id) const;
   int vocab_size() const { return static_cast<int>(bytes_.size()); }
   int eos_id() const { return 2; }
-  bool is_sentencepiece() const { return sp_ != nullptr; }
+  bool is_sentencepiece() const { return sentencepiece_; }
 
  private:
   Tokenizer() = default;
-  std::unique_ptr<spm::Processor> sp_;
+  std::vector<int> EncodeValidUtf8(std::string_view text) const;
+
+  bool sentencepiece_ = false;
+  absl::flat_hash_map<std::string, std::pair<float, int>> merges_;  // piece -> (score, id)
   std::vector<std::string> bytes_;  // id -> decoded bytes
   int byte_piece_[256] = {};        // byte -> id of its <0xNN> piece
 };

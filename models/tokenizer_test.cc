@@ -1,40 +1,27 @@
 #include "models/tokenizer.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 
+#include "nlohmann/json.hpp"
+
 #include <gtest/gtest.h>
 
-#include "models/sentencepiece_shim.h"
 #include "models/test_util.h"
 
 namespace moe {
 namespace {
 
-// Trains a small byte-fallback BPE model like the shipped one, so the test does not depend on
-// the shipped checkpoint.
-std::string TrainTinyModel() {
-  const std::string dir = testing::TempDir("spm");
-  std::ofstream corpus(dir + "/corpus.txt");
-  for (int i = 0; i < 200; ++i) {
-    corpus << "The quick brown fox jumps over the lazy dog number " << i << ".\n"
-           << "A stitch in time saves nine; all that glitters is not gold.\n";
-  }
-  corpus.close();
-  const std::string error = spm::Train(
-      "--input=" + dir + "/corpus.txt --model_prefix=" + dir +
-      "/tok --vocab_size=320 --model_type=bpe --byte_fallback=true --character_coverage=1.0 "
-      "--normalization_rule_name=identity --add_dummy_prefix=false "
-      "--remove_extra_whitespaces=false --split_digits=true --minloglevel=2 "
-      "--unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1");
-  EXPECT_EQ(error, "");
-  return dir + "/tok.model";
+std::string SourcePath(const std::string& rel) {
+  const char* root = std::getenv("MOE_SOURCE_DIR");
+  return std::string(root ? root : ".") + "/" + rel;
 }
 
 class TokenizerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto t = Tokenizer::Load(TrainTinyModel());
+    auto t = Tokenizer::Load(SourcePath("models/brown-moe/tokenizer.model"));
     ASSERT_TRUE(t.ok()) << t.status();
     tokenizer_ = t->release();
   }
@@ -42,6 +29,25 @@ class TokenizerTest : public ::testing::Test {
   static Tokenizer* tokenizer_;
 };
 Tokenizer* TokenizerTest::tokenizer_ = nullptr;
+
+TEST_F(TokenizerTest, EncodesExactlyLikeTheSentencePieceLibrary) {
+  // Made by tests/reference/make_tokenizer_cases.py with Python's sentencepiece.
+  std::ifstream in(SourcePath("tests/data/tokenizer_cases.json"));
+  ASSERT_TRUE(in) << "missing tests/data/tokenizer_cases.json";
+  nlohmann::json cases = nlohmann::json::parse(in);
+  ASSERT_GT(cases.size(), 5u);
+  for (const auto& c : cases) {
+    const std::string text = c["text"].get<std::string>();
+    EXPECT_EQ(tokenizer_->Encode(text), c["ids"].get<std::vector<int>>()) << text;
+  }
+}
+
+TEST_F(TokenizerTest, RefusesFilesThatAreNotModels) {
+  const std::string dir = testing::TempDir("badspm");
+  std::ofstream(dir + "/bad.model") << "definitely not a protobuf \xff\xff\xff\xff";
+  EXPECT_FALSE(Tokenizer::Load(dir + "/bad.model").ok());
+  EXPECT_EQ(Tokenizer::Load(dir + "/none.model").status().code(), absl::StatusCode::kNotFound);
+}
 
 TEST_F(TokenizerTest, RoundTripsEnglishEmojiAndInvalidUtf8) {
   const std::string cases[] = {

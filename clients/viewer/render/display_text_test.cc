@@ -27,10 +27,10 @@ TEST(SanitizeForDisplayTest, ValidTextIsUnchanged) {
 
 TEST(DisplayWidthTest, CountsColumnsNotBytes) {
   EXPECT_EQ(DisplayWidth("abc"), 3);
-  EXPECT_EQ(DisplayWidth("\u2588\u258c"), 2);         // block elements: 3 bytes, 1 column
-  EXPECT_EQ(DisplayWidth("\u65e5\u672c"), 4);         // CJK: 2 columns each
-  EXPECT_EQ(DisplayWidth("e\u0301"), 1);              // combining accent takes none
-  EXPECT_EQ(DisplayWidth("\U0001f600"), 2);           // emoji
+  EXPECT_EQ(DisplayWidth("\u2588\u258c"), 2);            // block elements: 3 bytes, 1 column
+  EXPECT_EQ(DisplayWidth("\u65e5\u672c"), 4);            // CJK: 2 columns each
+  EXPECT_EQ(DisplayWidth("e\u0301"), 1);                 // combining accent takes none
+  EXPECT_EQ(DisplayWidth("\U0001f600"), 2);              // emoji
   EXPECT_EQ(DisplayWidth("\x1b[38;5;12mab\x1b[0m"), 2);  // escapes take none
 }
 

@@ -238,8 +238,7 @@ class Quantizer {
 // Geometry of the scene, fixed for the whole animation, and the drawing of one frame.
 class FlowScene {
  public:
-  FlowScene(const FlowLayout& layout, absl::Span<const FlowToken> tokens,
-            const GifOptions& options)
+  FlowScene(const FlowLayout& layout, absl::Span<const FlowToken> tokens, const GifOptions& options)
       : layout_(layout), tokens_(tokens), options_(options) {
     const double w = options.width;
     const double h = options.height;
@@ -555,8 +554,7 @@ class FlowScene {
     cairo_fill(cr);
   }
 
-  void DrawPackets(cairo_t* cr, const FlowToken& token, double elapsed_ms,
-                   int token_index) const {
+  void DrawPackets(cairo_t* cr, const FlowToken& token, double elapsed_ms, int token_index) const {
     Point p0, control;
     const int n = static_cast<int>(token.experts.size());
     for (size_t i = 0; i < token.shared.size(); ++i) {
@@ -572,8 +570,7 @@ class FlowScene {
       if (t < 0) continue;
       const Point target = MicroDot(c.expert, c.micro);
       Arc(target, &p0, &control);
-      DrawPacket(cr, p0, control, target, t, ExpertColor(c.expert),
-                 (3.0 + 4.0 * Weight(c)) * s_);
+      DrawPacket(cr, p0, control, target, t, ExpertColor(c.expert), (3.0 + 4.0 * Weight(c)) * s_);
     }
   }
 
@@ -655,8 +652,7 @@ class FlowScene {
       cairo_rectangle(cr, cx - bar_w / 2, bottom - bar_h, bar_w, bar_h);
       cairo_fill(cr);
       SetColor(cr, kText);
-      DrawText(cr, absl::StrFormat("%.2f", Weight(c)), cx, bottom - bar_h - 4 * s_,
-               Align::kCenter);
+      DrawText(cr, absl::StrFormat("%.2f", Weight(c)), cx, bottom - bar_h - 4 * s_, Align::kCenter);
       SetColor(cr, kTextDim);
       DrawText(cr, MicroName(c.expert, c.micro, layout_.granularity), cx, bottom + 13 * s_,
                Align::kCenter);
@@ -738,8 +734,7 @@ absl::Status CairoError(cairo_status_t status, absl::string_view what) {
 absl::Status ValidateGifOptions(const GifOptions& options) {
   if (options.out.empty()) return absl::InvalidArgumentError("--out: must not be empty");
   if (options.frames < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--frames: must be >= 1, got ", options.frames));
+    return absl::InvalidArgumentError(absl::StrCat("--frames: must be >= 1, got ", options.frames));
   }
   if (options.fps < 1 || options.fps > 100) {
     return absl::InvalidArgumentError(
@@ -801,8 +796,7 @@ absl::Status RenderFlowGif(const FlowLayout& layout, absl::Span<const FlowToken>
   for (int i = 0; i < 256; ++i) {
     colors[i] = {quantizer.colors()[i].r, quantizer.colors()[i].g, quantizer.colors()[i].b};
   }
-  std::unique_ptr<ColorMapObject, ColorMapDeleter> color_map(
-      GifMakeMapObject(256, colors.data()));
+  std::unique_ptr<ColorMapObject, ColorMapDeleter> color_map(GifMakeMapObject(256, colors.data()));
   if (color_map == nullptr) return fail("colour map", E_GIF_ERR_NOT_ENOUGH_MEM);
   // Graphics control blocks and the loop extension need GIF89a.
   EGifSetGifVersion(gif, true);
@@ -861,7 +855,8 @@ absl::Status RenderFlowFramePng(const FlowLayout& layout, absl::Span<const FlowT
                                 const GifOptions& options, int frame) {
   if (absl::Status s = ValidateGifOptions(options); !s.ok()) return s;
   if (absl::Status s = ValidateScene(layout, tokens); !s.ok()) return s;
-  if (frame < 0) return absl::InvalidArgumentError(absl::StrCat("frame: must be >= 0, got ", frame));
+  if (frame < 0)
+    return absl::InvalidArgumentError(absl::StrCat("frame: must be >= 0, got ", frame));
   const FlowScene scene(layout, tokens, options);
   SurfacePtr surface(
       cairo_image_surface_create(CAIRO_FORMAT_ARGB32, options.width, options.height));

@@ -41,14 +41,14 @@ struct FlowToken {
 
 // Named like the `viewer gif` flags they come from, so errors name the flag to fix.
 struct GifOptions {
-  std::string out;          // --out: the GIF (or PNG, for RenderFlowFramePng) to write
-  int frames = 120;         // --frames: >= 1
-  int fps = 12;             // --fps: in [1, 100]; the GIF delay is 100/fps centiseconds
-  int dot_period = 360;     // --dot_period: ms a packet takes to cross an arc; > 0
+  std::string out;           // --out: the GIF (or PNG, for RenderFlowFramePng) to write
+  int frames = 120;          // --frames: >= 1
+  int fps = 12;              // --fps: in [1, 100]; the GIF delay is 100/fps centiseconds
+  int dot_period = 360;      // --dot_period: ms a packet takes to cross an arc; > 0
   int frames_per_token = 0;  // --frames_per_token: >= 0; 0 = enough for two packet crossings
-  int width = 900;          // --width: in [64, 4096]
-  int height = 500;         // --height: in [64, 4096]
-  uint64_t seed = 42;       // --seed: jitters packet phases
+  int width = 900;           // --width: in [64, 4096]
+  int height = 500;          // --height: in [64, 4096]
+  uint64_t seed = 42;        // --seed: jitters packet phases
 };
 
 // InvalidArgumentError naming the first bad flag, e.g. "--fps: must be in [1, 100], got 0".

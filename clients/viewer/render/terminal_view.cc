@@ -23,7 +23,7 @@ constexpr char kYellow[] = "\x1b[38;5;221m";
 constexpr char kGreen[] = "\x1b[38;5;114m";
 
 // Eighth blocks: horizontal bars grow to the right, sparkline columns grow upward.
-constexpr const char* kPartialBlock[] = {"",  "\u258f", "\u258e", "\u258d",
+constexpr const char* kPartialBlock[] = {"",       "\u258f", "\u258e", "\u258d",
                                          "\u258c", "\u258b", "\u258a", "\u2589"};
 constexpr char kFullBlock[] = "\u2588";
 constexpr const char* kSparkBlock[] = {" ",      "\u2581", "\u2582", "\u2583", "\u2584",
@@ -78,9 +78,10 @@ std::string MicroLabel(int id, int granularity) {
 }
 
 std::string HorizontalBar(int64_t count, int64_t max_count, int cell) {
-  int64_t eighths = max_count > 0 ? std::llround(static_cast<double>(count) * cell * 8 /
-                                                 static_cast<double>(max_count))
-                                  : 0;
+  int64_t eighths =
+      max_count > 0
+          ? std::llround(static_cast<double>(count) * cell * 8 / static_cast<double>(max_count))
+          : 0;
   // A busy expert next to an idle one must not look idle too.
   if (count > 0 && eighths == 0) eighths = 1;
   std::string bar;
@@ -91,17 +92,18 @@ std::string HorizontalBar(int64_t count, int64_t max_count, int cell) {
 }
 
 std::string SparkColumn(int64_t count, int64_t max_count) {
-  int64_t level = max_count > 0 ? std::llround(static_cast<double>(count) * 8 /
-                                               static_cast<double>(max_count))
-                                : 0;
+  int64_t level =
+      max_count > 0 ? std::llround(static_cast<double>(count) * 8 / static_cast<double>(max_count))
+                    : 0;
   if (count > 0 && level == 0) level = 1;
   return kSparkBlock[level];
 }
 
 std::string HeaderLine(const DashboardState& state, const Painter& paint, int width) {
-  const std::string left = absl::StrCat(
-      paint("MoE top", kBold), "  model ", SanitizeForDisplay(state.model.empty() ? "?" : state.model),
-      "  target ", SanitizeForDisplay(state.target.empty() ? "?" : state.target));
+  const std::string left =
+      absl::StrCat(paint("MoE top", kBold), "  model ",
+                   SanitizeForDisplay(state.model.empty() ? "?" : state.model), "  target ",
+                   SanitizeForDisplay(state.target.empty() ? "?" : state.target));
   const std::string right =
       absl::StrCat(absl::StrFormat("%.1f tok/s", state.tokens_per_second), "  ",
                    paint(absl::StrCat("dropped ", state.dropped), state.dropped > 0 ? kRed : ""));
@@ -137,8 +139,8 @@ std::vector<std::string> RenderDashboard(const DashboardState& state, int width,
     const bool bars = 2 * n - 1 <= avail;
     const int cell = bars ? std::min((avail + 1) / n - 1, kMaxCellWidth) : 1;
 
-    std::string header = absl::StrFormat("%-5s%6s %8s %7s \u2502 ", "layer", "cv", "max/mean",
-                                         "tokens");
+    std::string header =
+        absl::StrFormat("%-5s%6s %8s %7s \u2502 ", "layer", "cv", "max/mean", "tokens");
     if (bars) {
       for (int e = 0; e < n; ++e) {
         std::string label = absl::StrCat("e", e);
@@ -171,8 +173,9 @@ std::vector<std::string> RenderDashboard(const DashboardState& state, int width,
       emit(line);
     }
     if (shown < n_layers && room > 0) {
-      emit(paint(absl::StrCat("\u2026 ", n_layers - shown, " more layers (taller window shows them)"),
-                 kDim));
+      emit(paint(
+          absl::StrCat("\u2026 ", n_layers - shown, " more layers (taller window shows them)"),
+          kDim));
     }
   }
 
@@ -187,10 +190,10 @@ std::vector<std::string> RenderDashboard(const DashboardState& state, int width,
       const RecentToken& token = state.recent[state.recent.size() - 1 - i];
       std::string line = absl::StrCat(
           "  ",
-          PadToWidth(absl::StrCat("\"", TruncateToWidth(SanitizeForDisplay(token.text),
-                                                        kTokenTextWidth - 2),
-                                  "\""),
-                     kTokenTextWidth),
+          PadToWidth(
+              absl::StrCat(
+                  "\"", TruncateToWidth(SanitizeForDisplay(token.text), kTokenTextWidth - 2), "\""),
+              kTokenTextWidth),
           " ", paint(token.is_prompt ? "prompt" : "gen   ", kDim));
       for (const TokenLayerExperts& layer : token.layers) {
         std::vector<std::string> ids;

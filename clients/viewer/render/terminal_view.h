@@ -29,8 +29,8 @@ struct RecentToken {
 };
 
 struct DashboardState {
-  std::string model;   // shown in the header, e.g. the checkpoint name
-  std::string target;  // the orchestrator address being watched
+  std::string model;    // shown in the header, e.g. the checkpoint name
+  std::string target;   // the orchestrator address being watched
   int granularity = 1;  // micro-experts per base expert (m); bars aggregate to base experts
   std::vector<LayerLoadCounts> layers;
   double tokens_per_second = 0.0;
@@ -42,8 +42,8 @@ struct DashboardState {
 // Renders the dashboard as at most `height` lines, each at most `width` display columns (escapes
 // take none; with colour on every line ends in a reset). Bars of all layers share one scale, so
 // their lengths compare across layers; when the experts do not fit as bars they become one
-// sparkline column each. Layers and recent tokens that do not fit are cut, with a note.
-// Returns no lines when width or height is below 1.
+// sparkline column each. Layers that do not fit are cut with a note saying how many; recent tokens
+// fill the lines left over. Returns no lines when width or height is below 1.
 std::vector<std::string> RenderDashboard(const DashboardState& state, int width, int height);
 
 }  // namespace moe::viewer

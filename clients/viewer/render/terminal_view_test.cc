@@ -42,9 +42,8 @@ DashboardState ThreeLayerState() {
   state.model = "brown-moe";
   state.target = "127.0.0.1:50050";
   state.granularity = 2;
-  state.layers = {{0, {1, 1, 4, 0, 3, 3, 0, 8}},
-                  {1, {10, 6, 0, 0, 0, 0, 0, 0}},
-                  {2, {0, 1, 0, 0, 0, 0, 0, 0}}};
+  state.layers = {
+      {0, {1, 1, 4, 0, 3, 3, 0, 8}}, {1, {10, 6, 0, 0, 0, 0, 0, 0}}, {2, {0, 1, 0, 0, 0, 0, 0, 0}}};
   state.tokens_per_second = 12.5;
   state.recent = {{"old", true, {{0, {1, 6}}}}, {" the", false, {{0, {2, 7}}, {1, {0, 1}}}}};
   state.dropped = 3;
@@ -116,7 +115,8 @@ TEST(RenderDashboardTest, RecentTokensNewestFirstWithMicroExperts) {
 TEST(RenderDashboardTest, NeverExceedsWidthOrHeight) {
   DashboardState state = ThreeLayerState();
   state.model = "\u65e5\u672c\u8a9e-model\nwith newline";
-  state.recent.push_back({"\xe2\x82 broken \t\u65e5\u672c\u8a9e\u65e5\u672c\u8a9e", false,
+  state.recent.push_back({"\xe2\x82 broken \t\u65e5\u672c\u8a9e\u65e5\u672c\u8a9e",
+                          false,
                           {{0, {0, 1, 2, 3}}, {1, {4, 5}}, {2, {6, 7}}}});
   DashboardState wide = state;
   wide.layers.push_back({3, std::vector<int64_t>(128, 5)});  // 64 experts: sparkline columns
@@ -130,8 +130,7 @@ TEST(RenderDashboardTest, NeverExceedsWidthOrHeight) {
           ASSERT_LE(static_cast<int>(lines.size()), height);
           for (const std::string& line : lines) {
             ASSERT_LE(DisplayWidth(line), width)
-                << "width " << width << " height " << height << " color " << color << ": "
-                << line;
+                << "width " << width << " height " << height << " color " << color << ": " << line;
             if (color) {
               ASSERT_TRUE(absl::EndsWith(line, "\x1b[0m")) << line;
             }

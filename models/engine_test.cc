@@ -1,0 +1,211 @@
+#include "models/engine.h"
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "models/checkpoint.h"
+#include "models/embedded.h"
+#include "models/test_util.h"
+#include "models/transformer.h"
+
+namespace moe {
+namespace {
+
+using ::testing::HasSubstr;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { model_ = Load(testing::TinyConfig(), 4); }
+
+  std::unique_ptr<EmbeddedModel> Load(const ModelConfig& c, int max_batch) {
+    const std::string dir = testing::TempDir("engine");
+    source_.random_init_config = dir + "/config.json";
+    source_.seed = 5;
+    std::ofstream(source_.random_init_config) << ConfigToJson(c);
+    EngineOptions options;
+    options.max_batch = max_batch;
+    auto m = EmbeddedModel::Load(source_, options);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+
+  GenerateParams Params(std::vector<int> prompt, int n, float temperature, uint64_t seed) {
+    GenerateParams p;
+    p.prompt = std::move(prompt);
+    p.max_new_tokens = n;
+    p.sampling.temperature = temperature;
+    p.sampling.seed = seed;
+    return p;
+  }
+
+  std::vector<int> Run(EmbeddedModel& m, GenerateParams p, std::string* reason = nullptr) {
+    std::vector<int> out;
+    absl::Status s = m.Generate(std::move(p), [&](const TokenOutput& t) {
+      if (!t.is_prompt) out.push_back(t.token_id);
+      if (t.last && reason != nullptr) *reason = t.finish_reason;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  ModelSource source_;
+  std::unique_ptr<EmbeddedModel> model_;
+};
+
+TEST_F(EngineTest, GreedyTokensAreArgmaxOfAFullRecompute) {
+  std::vector<int> prompt = {10, 20, 30};
+  std::vector<int> gen = Run(*model_, Params(prompt, 12, 0.0f, 0));
+  ASSERT_EQ(gen.size(), 12u);
+  auto ckpt = LoadModel(source_);
+  ASSERT_TRUE(ckpt.ok());
+  MoeTransformer full(ckpt->config);
+  ASSERT_TRUE(LoadStateDict(*full, ckpt->state).ok());
+  std::vector<int64_t> seq(prompt.begin(), prompt.end());
+  seq.insert(seq.end(), gen.begin(), gen.end());
+  torch::NoGradGuard g;
+  torch::Tensor logits = full->forward(torch::tensor(seq).unsqueeze(0), model_->policy())[0];
+  for (size_t i = 0; i < gen.size(); ++i) {
+    EXPECT_EQ(logits[prompt.size() - 1 + i].argmax().item<int64_t>(), gen[i]) << "token " << i;
+  }
+}
+
+TEST_F(EngineTest, SameSeedSameTokensOtherSeedOtherTokens) {
+  std::vector<int> a = Run(*model_, Params({1, 2, 3}, 20, 1.0f, 77));
+  std::vector<int> b = Run(*model_, Params({1, 2, 3}, 20, 1.0f, 77));
+  std::vector<int> c = Run(*model_, Params({1, 2, 3}, 20, 1.0f, 78));
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST_F(EngineTest, SequencesJoiningMidwayGetTheirSoloTokens) {
+  std::vector<GenerateParams> reqs = {Params({5, 6, 7, 8, 9}, 14, 0.0f, 0),
+                                      Params({100}, 6, 0.9f, 3),
+                                      Params({42, 43}, 10, 1.2f, 9),
+                                      Params({7, 7, 7, 7, 7, 7, 7}, 9, 0.0f, 0),
+                                      Params({250, 1}, 11, 0.7f, 12)};
+  std::vector<std::vector<int>> solo;
+  for (const auto& r : reqs) solo.push_back(Run(*model_, r));
+
+  // Now all at once on the engine thread: the first starts alone, the rest join while it runs,
+  // and the batch limit (4) makes the last one wait for a free slot.
+  Engine& engine = model_->engine();
+  engine.Start();
+  std::vector<std::vector<int>> together(reqs.size());
+  std::vector<absl::Notification> done(reqs.size());
+  absl::Notification first_token;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    GenerateCallbacks cb;
+    cb.on_token = [&, i](const TokenOutput& t) {
+      together[i].push_back(t.token_id);
+      if (i == 0 && !first_token.HasBeenNotified()) first_token.Notify();
+    };
+    cb.on_done = [&, i](const absl::Status& s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done[i].Notify();
+    };
+    ASSERT_TRUE(engine.Submit(reqs[i], cb).ok());
+    if (i == 0) first_token.WaitForNotification();
+  }
+  for (auto& d : done) d.WaitForNotification();
+  engine.Stop(/*drain=*/true);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(together[i], solo[i]) << "request " << i;
+}
+
+TEST_F(EngineTest, CancelStopsOnlyThatRequest) {
+  Engine& engine = model_->engine();
+  engine.Start();
+  absl::Notification a_done, b_done;
+  absl::Status a_status, b_status;
+  int a_tokens = 0, b_tokens = 0;
+  uint64_t a_id = 0;
+  // Cancelled from its own first token's callback: deterministic, however fast the model is.
+  GenerateCallbacks a{[&](const TokenOutput&) {
+                        if (++a_tokens == 1) engine.Cancel(a_id);
+                      },
+                      [&](const absl::Status& s) {
+                        a_status = s;
+                        a_done.Notify();
+                      }};
+  GenerateCallbacks b{[&](const TokenOutput&) { ++b_tokens; },
+                      [&](const absl::Status& s) {
+                        b_status = s;
+                        b_done.Notify();
+                      }};
+  // Ids are handed out in order from 1: the first request gets 1.
+  a_id = 1;
+  ASSERT_EQ(*engine.Submit(Params({100, 101}, 40, 0.0f, 0), a), 1u);
+  ASSERT_TRUE(engine.Submit(Params({3, 4}, 20, 0.0f, 0), b).ok());
+  a_done.WaitForNotification();
+  b_done.WaitForNotification();
+  engine.Stop(true);
+  EXPECT_EQ(a_status.code(), absl::StatusCode::kCancelled);
+  EXPECT_LE(a_tokens, 2);
+  EXPECT_TRUE(b_status.ok());
+  EXPECT_EQ(b_tokens, 20);
+}
+
+TEST_F(EngineTest, BadRequestsNameTheField) {
+  Engine& e = model_->engine();
+  GenerateCallbacks cb{[](const TokenOutput&) {}, [](const absl::Status&) {}};
+  EXPECT_THAT(e.Submit(Params({}, 5, 0, 0), cb).status().message(), HasSubstr("prompt"));
+  EXPECT_THAT(e.Submit(Params(std::vector<int>(48, 1), 5, 0, 0), cb).status().message(),
+              HasSubstr("prompt: 48 tokens, the context holds 48"));
+  EXPECT_THAT(e.Submit(Params({1}, 0, 0, 0), cb).status().message(), HasSubstr("max_tokens"));
+  EXPECT_THAT(e.Submit(Params({1}, 5, -1, 0), cb).status().message(), HasSubstr("temperature"));
+  EXPECT_THAT(e.Submit(Params({9999}, 5, 0, 0), cb).status().message(), HasSubstr("token id"));
+  GenerateParams p = Params({1}, 5, 1, 0);
+  p.sampling.top_p = 0;
+  EXPECT_THAT(e.Submit(p, cb).status().message(), HasSubstr("top_p"));
+}
+
+TEST_F(EngineTest, EchoedPromptCarriesRoutingOfEveryLayer) {
+  GenerateParams p = Params({3, 1, 4, 1, 5}, 3, 0.0f, 0);
+  p.echo_prompt = true;
+  p.want_probs = true;
+  std::vector<TokenOutput> outs;
+  ASSERT_TRUE(model_->Generate(p, [&](const TokenOutput& t) { outs.push_back(t); }).ok());
+  ASSERT_EQ(outs.size(), 8u);
+  const ModelConfig& c = model_->config();
+  for (size_t i = 0; i < outs.size(); ++i) {
+    EXPECT_EQ(outs[i].position, static_cast<int>(i));
+    EXPECT_EQ(outs[i].is_prompt, i < 5);
+    ASSERT_EQ(outs[i].routing.size(), static_cast<size_t>(c.n_layers));
+    for (const LayerRoute& r : outs[i].routing) {
+      EXPECT_EQ(r.ids.size(), static_cast<size_t>(c.top_k));
+      EXPECT_EQ(r.probs.size(), static_cast<size_t>(c.n_routed()));
+      float sum = 0;
+      for (float w : r.weights) sum += w;
+      EXPECT_NEAR(sum, 1.0f, 1e-5);
+      for (size_t j = 1; j < r.weights.size(); ++j) EXPECT_GE(r.weights[j - 1], r.weights[j]);
+    }
+  }
+  EXPECT_TRUE(outs.back().last);
+  EXPECT_EQ(outs.back().finish_reason, "length");
+}
+
+TEST_F(EngineTest, StopsAtEndOfText) {
+  std::vector<int> gen = Run(*model_, Params({11, 12}, 10, 0.0f, 0));
+  // Same weights, but the 4th greedy token is declared end-of-text.
+  ModelConfig c = testing::TinyConfig();
+  c.eos_id = gen[3];
+  size_t first = 0;
+  while (gen[first] != gen[3]) ++first;
+  auto m = Load(c, 4);
+  std::string reason;
+  std::vector<int> stopped = Run(*m, Params({11, 12}, 10, 0.0f, 0), &reason);
+  EXPECT_EQ(reason, "stop");
+  EXPECT_EQ(stopped, std::vector<int>(gen.begin(), gen.begin() + first + 1));
+}
+
+TEST_F(EngineTest, StopsAtTheContextLength) {
+  std::string reason;
+  std::vector<int> gen = Run(*model_, Params(std::vector<int>(45, 9), 10, 0.0f, 0), &reason);
+  EXPECT_EQ(gen.size(), 3u);  // positions 45, 46, 47 of a 48-token context
+  EXPECT_EQ(reason, "length");
+}
+
+}  // namespace
+}  // namespace moe
