@@ -133,25 +133,26 @@ absl::StatusOr<Checkpoint> LoadModel(const ModelSource& source) {
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const ModelSource& source,
                                                             const ModelConfig& config) {
+  const bool random_init = !source.random_init_config.empty();
   std::string path = source.tokenizer;
-  if (path.empty() && source.random_init_config.empty()) {
-    path = (fs::path(source.model_dir) / kTokenizerFile).string();
-  }
-  if (path.empty()) {
-    if (config.vocab_size < 259) {
-      return absl::InvalidArgumentError(
-          "vocab_size: a model without a tokenizer needs >= 259 ids (256 bytes + 3 controls)");
+  if (!random_init && path.empty()) path = (fs::path(source.model_dir) / kTokenizerFile).string();
+  if (!path.empty()) {
+    absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Load(path);
+    if (tok.ok() && (*tok)->vocab_size() == config.vocab_size) return tok;
+    // A random model may borrow any tokenizer of its vocabulary size; a checkpoint may not.
+    if (!random_init) {
+      if (!tok.ok()) return tok.status();
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer has ",
+                                                     (*tok)->vocab_size(),
+                                                     " ids, the model's vocab_size is ",
+                                                     config.vocab_size));
     }
-    return Tokenizer::Bytes(config.vocab_size);
   }
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Load(path);
-  if (!tok.ok()) return tok.status();
-  if ((*tok)->vocab_size() != config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer has ", (*tok)->vocab_size(),
-                                                   " ids, the model's vocab_size is ",
-                                                   config.vocab_size));
+  if (config.vocab_size < 259) {
+    return absl::InvalidArgumentError(
+        "vocab_size: a model without a tokenizer needs >= 259 ids (256 bytes + 3 controls)");
   }
-  return tok;
+  return Tokenizer::Bytes(config.vocab_size);
 }
 
 absl::Status SaveCheckpoint(const std::string& dir, const ModelConfig& config,

@@ -21,14 +21,6 @@ inline constexpr char kConfigFile[] = "config.json";
 inline constexpr char kTokenizerFile[] = "tokenizer.model";
 inline constexpr char kProfilesFile[] = "expert_profiles.json";
 
-// Where a model comes from: a directory, or a random initialisation of a config.
-struct ModelSource {
-  std::string model_dir;           // checkpoint directory
-  std::string random_init_config;  // if set: config.json to initialise randomly instead
-  uint64_t seed = 0;               // for random init
-  std::string tokenizer;           // optional override of the tokenizer file
-};
-
 struct Checkpoint {
   ModelConfig config;
   std::map<std::string, torch::Tensor> state;  // float32, CPU
@@ -45,8 +37,8 @@ absl::StatusOr<Checkpoint> RandomCheckpoint(const ModelConfig& config, uint64_t 
 // Checkpoint (from a dir or random init) per the source.
 absl::StatusOr<Checkpoint> LoadModel(const ModelSource& source);
 
-// The tokenizer that goes with a model: source.tokenizer, else <dir>/tokenizer.model, else (for
-// random init) a byte tokenizer.
+// The tokenizer that goes with a model: source.tokenizer, else <dir>/tokenizer.model. A random
+// model uses source.tokenizer when its vocabulary size matches, else a byte tokenizer.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const ModelSource& source,
                                                             const ModelConfig& config);
 

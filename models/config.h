@@ -46,6 +46,14 @@ struct RoutingPolicy {
 
 RoutingPolicy DefaultPolicy(const ModelConfig& config);
 
+// Where a model comes from: a checkpoint directory, or a random initialisation of a config.
+struct ModelSource {
+  std::string model_dir;           // checkpoint directory
+  std::string random_init_config;  // if set: config.json to initialise randomly instead
+  uint64_t seed = 0;               // for random init
+  std::string tokenizer;           // optional override of the tokenizer file
+};
+
 // Checks every field and how they relate; the message names the field.
 absl::Status ValidateConfig(const ModelConfig& config);
 absl::Status ValidatePolicy(const RoutingPolicy& policy, const ModelConfig& config);

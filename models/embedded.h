@@ -19,6 +19,9 @@ struct ModelSource;
 class InferenceModel;
 class LocalMoeExecutor;
 
+// LibTorch's intra-op thread count for this process (torch-free callers).
+void SetIntraOpThreads(int threads);
+
 class EmbeddedModel {
  public:
   static absl::StatusOr<std::unique_ptr<EmbeddedModel>> Load(const ModelSource& source,

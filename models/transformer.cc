@@ -109,6 +109,7 @@ torch::Tensor MoeTransformerImpl::forward(const torch::Tensor& idx, const Routin
     if (stats != nullptr) {
       aux.push_back(LoadBalancingLoss(r));
       z.push_back(RouterZLoss(r));
+      stats->expert_ids.push_back(r.expert_ids.to(torch::kCPU));
       torch::Tensor ids = r.expert_ids.reshape({-1});
       stats->expert_counts.push_back(
           torch::bincount(ids.masked_select(ids.ge(0)), {}, config.n_routed()).to(torch::kCPU));

@@ -54,6 +54,7 @@ struct ForwardStats {
   torch::Tensor aux_loss;                    // mean over layers of the load-balancing loss
   torch::Tensor z_loss;                      // mean over layers of the router z-loss
   std::vector<torch::Tensor> expert_counts;  // per layer: [n_routed] int64 routed (token, slot)s
+  std::vector<torch::Tensor> expert_ids;     // per layer: [B*T, k] int64 (CPU)
 };
 
 // Not thread-safe for training; concurrent inference-mode forwards are fine.

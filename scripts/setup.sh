@@ -20,7 +20,7 @@ packages=(
   libcairo2-dev libgif-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests and tools: the Python reference, the real Prometheus, the browser, the terminal
-  python3-torch python3-numpy prometheus chromium chromium-driver tmux docker-compose
+  python3-torch python3-numpy python3-yaml prometheus chromium chromium-driver tmux docker-compose
   # the data pipeline (scripts/prepare_data.sh)
   python3-sentencepiece
   curl ca-certificates

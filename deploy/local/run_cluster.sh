@@ -199,16 +199,18 @@ start() {
   echo "${PID[$name]}" >"$RUN_DIR/$name.pid"
 }
 
-# Waits for grpc.health.v1 SERVING, failing at once if the process dies meanwhile.
+# Waits for grpc.health.v1 SERVING, failing at once if any started process dies meanwhile.
 wait_healthy() {
   local name=$1 target=127.0.0.1:${GRPC[$1]} hc
   "$MOECTL" health --target="$target" --timeout_s="$HEALTH_TIMEOUT_S" >"$RUN_DIR/$name.health.log" 2>&1 &
   hc=$!
   while alive "$hc"; do
-    if ! alive "${PID[$name]}"; then
-      kill "$hc" 2>/dev/null || true
-      died "$name"
-    fi
+    for n in "${STARTED[@]}"; do
+      if ! alive "${PID[$n]}"; then
+        kill "$hc" 2>/dev/null || true
+        died "$n"
+      fi
+    done
     sleep 0.2
   done
   if ! wait "$hc"; then
@@ -224,7 +226,7 @@ wait_healthy() {
 wait_port() {
   local name=$1 port=$2 i
   for ((i = 0; i < HEALTH_TIMEOUT_S * 5; i++)); do
-    alive "${PID[$name]}" || died "$name"
+    for n in "${STARTED[@]}"; do alive "${PID[$n]}" || died "$n"; done
     if port_open "$port"; then log "$name is listening on 127.0.0.1:$port"; return 0; fi
     sleep 0.2
   done
@@ -250,7 +252,7 @@ wait_port viewer "$VIEWER_PORT"
 cat <<EOF
 
 MoE cluster is up (logs and pids: $RUN_DIR)
-  generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]} --prompt="The jury said"
+  generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]} "The jury said"
   model info:  $MOECTL info --target=127.0.0.1:${GRPC[orchestrator]}
   viewer:      http://127.0.0.1:$VIEWER_PORT   (terminal: $BUILD_DIR/${BIN[viewer]} top --target=127.0.0.1:${GRPC[orchestrator]})
   metrics:     http://127.0.0.1:${METRICS[orchestrator]}/metrics (orchestrator)  :${METRICS[router]} (router)  :${METRICS[pool-a]} (pool-a)  :${METRICS[pool-b]} (pool-b)

@@ -1,0 +1,136 @@
+// moectl: the command-line client.
+//   moectl generate --target=HOST:PORT "prompt"     stream text from a cluster
+//   moectl generate --embedded [--model=DIR] "prompt"  run the model in this process
+//   moectl complete --target=HOST:PORT "prompt"     one answer
+//   moectl info|placement --target=HOST:PORT        model facts / where experts live
+//   moectl policy --target=ROUTER [--route_top_k=N --noise_std=X --capacity_factor=X]
+//   moectl health --target=HOST:PORT [--timeout_s=N]   exit 0 once SERVING
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_join.h"
+#include "clients/moectl/remote.h"
+#include "clients/moectl/routing_table.h"
+#include "models/config.h"
+#include "models/embedded.h"
+
+ABSL_FLAG(std::string, target, "", "orchestrator (or router, for policy) address HOST:PORT");
+ABSL_FLAG(bool, embedded, false, "run the model in this process instead of a cluster");
+ABSL_FLAG(std::string, model, "models/brown-moe", "embedded: checkpoint directory");
+ABSL_FLAG(std::string, random_init, "", "embedded: config JSON to initialise randomly instead");
+ABSL_FLAG(uint64_t, init_seed, 0, "embedded: seed of --random_init");
+ABSL_FLAG(std::string, tokenizer, "models/brown-moe/tokenizer.model",
+          "embedded --random_init: tokenizer to use when its vocabulary size matches");
+ABSL_FLAG(int, max_tokens, 64, "tokens to generate, in [1, 1024]");
+ABSL_FLAG(double, temperature, 0.8, "sampling temperature; 0 = greedy");
+ABSL_FLAG(int, top_k, 0, "sample among the k most likely tokens; 0 = off");
+ABSL_FLAG(double, top_p, 1.0, "nucleus sampling mass in (0, 1]");
+ABSL_FLAG(int64_t, seed, -1, "sampling seed; -1 = random (printed)");
+ABSL_FLAG(bool, routing, false, "print the routing table: token x layer -> experts, weights");
+ABSL_FLAG(bool, echo_prompt, true, "with --routing: include the prompt tokens");
+ABSL_FLAG(double, deadline_s, 300, "deadline of remote calls");
+ABSL_FLAG(double, timeout_s, 30, "health: how long to wait for SERVING");
+ABSL_FLAG(int, route_top_k, 0, "policy: new top-k (0 = keep)");
+ABSL_FLAG(double, noise_std, -1, "policy: new noise std (-1 = keep)");
+ABSL_FLAG(double, capacity_factor, -1, "policy: new capacity factor (-1 = keep, 0 = dropless)");
+ABSL_FLAG(int, threads, 1, "embedded: intra-op threads");
+
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "moectl: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+moe::cli::GenerateArgs ArgsFromFlags(const std::string& prompt) {
+  moe::cli::GenerateArgs a;
+  a.prompt = prompt;
+  a.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  a.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+  a.top_k = absl::GetFlag(FLAGS_top_k);
+  a.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
+  const int64_t seed = absl::GetFlag(FLAGS_seed);
+  a.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+  a.routing = absl::GetFlag(FLAGS_routing);
+  a.echo_prompt = a.routing && absl::GetFlag(FLAGS_echo_prompt);
+  a.deadline_s = absl::GetFlag(FLAGS_deadline_s);
+  return a;
+}
+
+int Generate(const std::string& prompt, bool complete) {
+  moe::cli::GenerateArgs args = ArgsFromFlags(prompt);
+  moe::cli::Printer printer(args.routing);
+  absl::Status s;
+  if (absl::GetFlag(FLAGS_embedded)) {
+    if (complete) return Fail(absl::InvalidArgumentError("complete: needs --target"));
+    moe::ModelSource source;
+    source.model_dir = absl::GetFlag(FLAGS_model);
+    source.random_init_config = absl::GetFlag(FLAGS_random_init);
+    source.seed = absl::GetFlag(FLAGS_init_seed);
+    if (!source.random_init_config.empty()) source.tokenizer = absl::GetFlag(FLAGS_tokenizer);
+    s = moe::cli::GenerateEmbedded(source, args, absl::GetFlag(FLAGS_threads), printer);
+  } else if (!absl::GetFlag(FLAGS_target).empty()) {
+    s = complete ? moe::cli::CompleteRemote(absl::GetFlag(FLAGS_target), args)
+                 : moe::cli::GenerateRemote(absl::GetFlag(FLAGS_target), args, printer);
+  } else {
+    s = absl::InvalidArgumentError("give --target=HOST:PORT (a cluster) or --embedded");
+  }
+  return s.ok() ? 0 : Fail(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "moectl generate|complete|info|placement|policy|health [flags] [prompt]");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  const std::string cmd = args.size() > 1 ? args[1] : "";
+  std::vector<std::string> rest(args.begin() + std::min<size_t>(2, args.size()), args.end());
+  const std::string prompt = absl::StrJoin(rest, " ");
+  const std::string target = absl::GetFlag(FLAGS_target);
+  auto need_target = [&]() {
+    if (target.empty()) std::fprintf(stderr, "moectl %s: --target=HOST:PORT is required\n",
+                                     cmd.c_str());
+    return !target.empty();
+  };
+  if (cmd == "generate" || cmd == "complete") {
+    if (prompt.empty()) {
+      std::fprintf(stderr, "moectl %s: give a prompt, e.g. moectl %s --embedded \"The jury\"\n",
+                   cmd.c_str(), cmd.c_str());
+      return 2;
+    }
+    return Generate(prompt, cmd == "complete");
+  }
+  if (cmd == "health") {
+    if (!need_target()) return 2;
+    absl::Status s = moe::cli::WaitHealthy(target, absl::GetFlag(FLAGS_timeout_s));
+    if (!s.ok()) return Fail(s);
+    std::printf("%s: SERVING\n", target.c_str());
+    return 0;
+  }
+  if (cmd == "info" || cmd == "placement") {
+    if (!need_target()) return 2;
+    absl::StatusOr<std::string> out = cmd == "info" ? moe::cli::ModelInfoJson(target)
+                                                    : moe::cli::PlacementJson(target);
+    if (!out.ok()) return Fail(out.status());
+    std::printf("%s\n", out->c_str());
+    return 0;
+  }
+  if (cmd == "policy") {
+    if (!need_target()) return 2;
+    absl::StatusOr<std::string> out = moe::cli::Policy(
+        target, absl::GetFlag(FLAGS_route_top_k), absl::GetFlag(FLAGS_noise_std),
+        absl::GetFlag(FLAGS_capacity_factor));
+    if (!out.ok()) return Fail(out.status());
+    std::printf("%s\n", out->c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "usage: moectl generate|complete|info|placement|policy|health [flags] "
+                       "[prompt] (see --help)\n");
+  return 2;
+}

@@ -1,0 +1,235 @@
+#include "clients/moectl/remote.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "models/embedded.h"
+#include "moe/v1/orchestrator.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "services/common/status.h"
+
+namespace moe::cli {
+namespace {
+
+std::shared_ptr<grpc::Channel> Dial(const std::string& target) {
+  return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+}
+
+void SetDeadline(grpc::ClientContext& ctx, double seconds) {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+moe::v1::GenerateRequest MakeRequest(const GenerateArgs& a) {
+  moe::v1::GenerateRequest r;
+  r.set_prompt(a.prompt);
+  r.set_max_tokens(a.max_tokens);
+  r.set_temperature(a.temperature);
+  r.set_top_k(a.top_k);
+  r.set_top_p(a.top_p);
+  r.set_seed(a.seed);
+  r.set_echo_prompt(a.echo_prompt);
+  return r;
+}
+
+}  // namespace
+
+void Printer::Token(const RoutingRow& row, const std::string& text_chunk) {
+  if (!row.is_prompt) ++generated_;
+  if (routing_) {
+    std::printf("%s\n", FormatRoutingRow(row, granularity_, /*show_pools=*/true).c_str());
+    if (!row.is_prompt) text_ += text_chunk;
+  } else {
+    std::fputs(text_chunk.c_str(), stdout);
+  }
+  std::fflush(stdout);
+}
+
+void Printer::Finish(const std::string& finish_reason, uint64_t seed, double seconds) {
+  if (routing_) {
+    std::printf("text: %s\n", text_.c_str());
+  } else {
+    std::printf("\n");
+  }
+  std::fprintf(stderr, "[%d tokens, %s, seed %llu, %.1f tokens/s]\n", generated_,
+               finish_reason.c_str(), static_cast<unsigned long long>(seed),
+               seconds > 0 ? generated_ / seconds : 0.0);
+}
+
+absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& args, int threads,
+                              Printer& printer) {
+  SetIntraOpThreads(threads);
+  EngineOptions options;
+  options.max_batch = 1;
+  absl::StatusOr<std::unique_ptr<EmbeddedModel>> model = EmbeddedModel::Load(source, options);
+  if (!model.ok()) return model.status();
+  const Tokenizer& tok = (*model)->tokenizer();
+  printer.SetGranularity((*model)->config().granularity);
+  GenerateParams p;
+  p.prompt = tok.Encode(args.prompt);
+  p.max_new_tokens = args.max_tokens;
+  p.sampling.temperature = args.temperature;
+  p.sampling.top_k = args.top_k;
+  p.sampling.top_p = args.top_p;
+  p.sampling.seed = args.seed;
+  p.echo_prompt = args.echo_prompt;
+  if (!args.routing) std::fputs(args.prompt.c_str(), stdout);
+  StreamDecoder decoder(&tok);
+  std::string finish;
+  const absl::Time start = absl::Now();
+  absl::Status s = (*model)->Generate(std::move(p), [&](const TokenOutput& t) {
+    RoutingRow row;
+    row.position = t.position;
+    row.is_prompt = t.is_prompt;
+    row.text = SanitizeUtf8(tok.TokenBytes(t.token_id));
+    for (const LayerRoute& r : t.routing) {
+      row.layers.emplace_back();
+      for (size_t i = 0; i < r.ids.size(); ++i) row.layers.back().push_back({r.ids[i], r.weights[i], ""});
+    }
+    std::string chunk;
+    if (!t.is_prompt && t.token_id != (*model)->config().eos_id) chunk = decoder.Next(t.token_id);
+    if (t.last) chunk += decoder.Finish();
+    printer.Token(row, chunk);
+    if (t.last) finish = t.finish_reason;
+  });
+  if (!s.ok()) return s;
+  printer.Finish(finish, args.seed, absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
+                            Printer& printer) {
+  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+  if (args.routing) {
+    // Micro-expert ids print as expert.micro, which needs m.
+    grpc::ClientContext info_ctx;
+    SetDeadline(info_ctx, 10);
+    moe::v1::ModelInfo info;
+    grpc::Status st = stub->GetModelInfo(&info_ctx, moe::v1::GetModelInfoRequest(), &info);
+    if (!st.ok()) return FromGrpcStatus(st);
+    printer.SetGranularity(std::max(1, info.granularity()));
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, args.deadline_s);
+  moe::v1::GenerateRequest req = MakeRequest(args);
+  if (!args.routing) std::fputs(args.prompt.c_str(), stdout);
+  auto reader = stub->Generate(&ctx, req);
+  moe::v1::GenerateResponse msg;
+  std::string finish;
+  uint64_t seed = args.seed;
+  const absl::Time start = absl::Now();
+  while (reader->Read(&msg)) {
+    RoutingRow row;
+    row.position = msg.position();
+    row.is_prompt = msg.is_prompt();
+    row.text = msg.text();
+    for (const auto& l : msg.routing()) {
+      row.layers.emplace_back();
+      for (const auto& e : l.experts()) row.layers.back().push_back({e.id(), e.weight(), e.pool()});
+    }
+    printer.Token(row, msg.is_prompt() ? "" : msg.text());
+    if (!msg.finish_reason().empty()) finish = msg.finish_reason();
+    if (msg.seed() != 0) seed = msg.seed();
+  }
+  grpc::Status st = reader->Finish();
+  if (!st.ok()) {
+    std::printf("\n");
+    return FromGrpcStatus(st);
+  }
+  printer.Finish(finish, seed, absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args) {
+  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, args.deadline_s);
+  moe::v1::CompleteResponse resp;
+  grpc::Status st = stub->Complete(&ctx, MakeRequest(args), &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  std::printf("%s\n", ToJson(resp).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status WaitHealthy(const std::string& target, double timeout_s) {
+  auto stub = grpc::health::v1::Health::NewStub(Dial(target));
+  const absl::Time deadline = absl::Now() + absl::Seconds(timeout_s);
+  std::string last = "no answer";
+  do {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, 1.0);
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status st = stub->Check(&ctx, req, &resp);
+    if (st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return absl::OkStatus();
+    }
+    last = st.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())
+                   : st.error_message();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  } while (absl::Now() < deadline);
+  return absl::DeadlineExceededError(
+      absl::StrCat(target, ": not SERVING after ", timeout_s, " s (last: ", last, ")"));
+}
+
+absl::StatusOr<std::string> ModelInfoJson(const std::string& target) {
+  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, 10);
+  moe::v1::ModelInfo info;
+  grpc::Status st = stub->GetModelInfo(&ctx, moe::v1::GetModelInfoRequest(), &info);
+  if (!st.ok()) return FromGrpcStatus(st);
+  info.clear_expert_profiles_json();  // large; the viewer shows it
+  return ToJson(info);
+}
+
+absl::StatusOr<std::string> PlacementJson(const std::string& target) {
+  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, 10);
+  moe::v1::Placement placement;
+  grpc::Status st = stub->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &placement);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return ToJson(placement);
+}
+
+absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double noise_std,
+                                   double capacity_factor) {
+  auto stub = moe::v1::Router::NewStub(Dial(target));
+  moe::v1::RoutingPolicy policy;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, 10);
+    grpc::Status st = stub->GetPolicy(&ctx, moe::v1::GetPolicyRequest(), &policy);
+    if (!st.ok()) return FromGrpcStatus(st);
+  }
+  if (top_k <= 0 && noise_std < 0 && capacity_factor < 0) return ToJson(policy);
+  if (top_k > 0) policy.set_top_k(top_k);
+  if (noise_std >= 0) policy.set_noise_std(static_cast<float>(noise_std));
+  if (capacity_factor >= 0) policy.set_capacity_factor(static_cast<float>(capacity_factor));
+  moe::v1::SetPolicyRequest req;
+  *req.mutable_policy() = policy;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, 10);
+  moe::v1::RoutingPolicy now;
+  grpc::Status st = stub->SetPolicy(&ctx, req, &now);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return ToJson(now);
+}
+
+}  // namespace moe::cli

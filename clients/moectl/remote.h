@@ -1,0 +1,56 @@
+// moectl's work: generation (embedded or remote), health, info and policy calls. Output goes to
+// stdout (text, tables, JSON) and stderr (summaries).
+#ifndef MOE_CLIENTS_MOECTL_REMOTE_H_
+#define MOE_CLIENTS_MOECTL_REMOTE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "clients/moectl/routing_table.h"
+#include "models/config.h"
+
+namespace moe::cli {
+
+struct GenerateArgs {
+  std::string prompt;
+  int max_tokens = 64;
+  float temperature = 0.8f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  bool routing = false;
+  bool echo_prompt = false;
+  double deadline_s = 300;
+};
+
+// Streams text, or routing rows with --routing, to stdout. Not thread-safe.
+class Printer {
+ public:
+  explicit Printer(bool routing) : routing_(routing) {}
+  void SetGranularity(int m) { granularity_ = m; }
+  void Token(const RoutingRow& row, const std::string& text_chunk);
+  void Finish(const std::string& finish_reason, uint64_t seed, double seconds);
+
+ private:
+  bool routing_;
+  int granularity_ = 1;
+  int generated_ = 0;
+  std::string text_;
+};
+
+absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& args, int threads,
+                              Printer& printer);
+absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
+                            Printer& printer);
+absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args);
+absl::Status WaitHealthy(const std::string& target, double timeout_s);
+absl::StatusOr<std::string> ModelInfoJson(const std::string& target);
+absl::StatusOr<std::string> PlacementJson(const std::string& target);
+// Reads the router's policy and changes the fields given (top_k > 0, noise/capacity >= 0).
+absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double noise_std,
+                                   double capacity_factor);
+
+}  // namespace moe::cli
+
+#endif  // MOE_CLIENTS_MOECTL_REMOTE_H_

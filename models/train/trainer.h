@@ -1,0 +1,63 @@
+// Training and evaluation of the MoE transformer on token-id files (uint16, documents separated
+// by end-of-text). Runs on CUDA when present, else on the CPU. Not thread-safe.
+#ifndef MOE_MODELS_TRAIN_TRAINER_H_
+#define MOE_MODELS_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "models/config.h"
+
+namespace moe {
+
+struct TrainOptions {
+  std::string train_ids, val_ids;  // token files
+  std::string out_dir;             // checkpoints: out_dir/best, out_dir/last
+  std::string tokenizer;           // copied next to the best checkpoint, if set
+  int batch_size = 16;
+  int seq_len = 256;
+  int64_t steps = 2000;
+  int warmup_steps = 100;
+  double lr = 3e-3;
+  double min_lr = 3e-4;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;
+  double aux_loss_coef = 0.01;     // load-balancing loss
+  double z_loss_coef = 0.001;      // router z-loss; 0 = off
+  int eval_every = 200;
+  int eval_batches = 40;           // validation windows per evaluation (0 = whole split)
+  uint64_t seed = 1;
+  bool resume = false;             // continue from out_dir/last
+  bool half_best = true;           // store out_dir/best in float16
+  int64_t time_budget_s = 0;       // stop early (with a final eval) after this many seconds
+};
+
+struct TrainReport {
+  int64_t steps = 0;
+  double best_val_loss = 0;
+  double final_train_loss = 0;
+  double seconds = 0;
+  double tokens_per_second = 0;
+  std::string device;
+};
+
+absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions& options);
+
+struct EvalReport {
+  double cross_entropy = 0;  // nats per token
+  double perplexity = 0;
+  int64_t tokens = 0;        // predicted tokens
+};
+
+// Cross-entropy of a checkpoint over non-overlapping windows of `seq_len` tokens (the last, short
+// window included), each window starting from an empty context. At most max_tokens (0 = all).
+absl::StatusOr<EvalReport> Evaluate(const std::string& model_dir, const std::vector<uint16_t>& ids,
+                                    int seq_len, int64_t max_tokens);
+
+absl::StatusOr<std::vector<uint16_t>> ReadTokenFile(const std::string& path);
+
+}  // namespace moe
+
+#endif  // MOE_MODELS_TRAIN_TRAINER_H_

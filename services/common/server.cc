@@ -1,0 +1,84 @@
+#include "services/common/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace moe {
+
+void BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+ServiceHost::ServiceHost(ServerOptions options)
+    : options_(std::move(options)), registry_(std::make_shared<prometheus::Registry>()) {
+  prometheus::BuildGauge()
+      .Name("moe_build_info")
+      .Help("Always 1; labels say which service this process is")
+      .Register(*registry_)
+      .Add({{"service", options_.service}})
+      .Set(1);
+}
+
+ServiceHost::~ServiceHost() {
+  if (server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+absl::Status ServiceHost::Start() {
+  if (!options_.metrics_listen.empty()) {
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_listen);
+      exposer_->RegisterCollectable(registry_);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("--metrics_listen=", options_.metrics_listen, ": ", e.what()));
+    }
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  for (grpc::Service* s : services_) builder.RegisterService(s);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("--listen=", options_.listen, ": cannot bind"));
+  }
+  SetServing(false);
+  return absl::OkStatus();
+}
+
+void ServiceHost::SetServing(bool serving) {
+  if (server_ == nullptr) return;
+  server_->GetHealthCheckService()->SetServingStatus(serving);
+}
+
+void ServiceHost::WaitForShutdownSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+}
+
+void ServiceHost::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr) return;
+  SetServing(false);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace moe

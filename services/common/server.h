@@ -1,0 +1,65 @@
+// The one server bootstrap: gRPC server with reflection and grpc.health.v1 (NOT_SERVING until
+// the service says it is ready), a Prometheus /metrics endpoint, and graceful shutdown on
+// SIGTERM/SIGINT (health flips to NOT_SERVING, in-flight calls get a grace period).
+#ifndef MOE_SERVICES_COMMON_SERVER_H_
+#define MOE_SERVICES_COMMON_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace moe {
+
+struct ServerOptions {
+  std::string service;         // "router", "expert_pool", "orchestrator": for logs and metrics
+  std::string listen;          // gRPC HOST:PORT (port 0 picks one)
+  std::string metrics_listen;  // HOST:PORT for /metrics; empty = no endpoint (registry still works)
+  int max_message_bytes = 64 << 20;
+};
+
+// Call first thing in main, before any thread starts, so that the signals reach sigwait.
+void BlockShutdownSignals();
+
+// Not thread-safe to set up; SetServing and port are thread-safe once started.
+class ServiceHost {
+ public:
+  explicit ServiceHost(ServerOptions options);
+  ~ServiceHost();
+
+  // The registry every metric of this process lives in.
+  prometheus::Registry& registry() { return *registry_; }
+  const std::shared_ptr<prometheus::Registry>& registry_ptr() { return registry_; }
+
+  void AddService(grpc::Service* service) { services_.push_back(service); }
+  // Binds and starts; health is NOT_SERVING until SetServing(true).
+  absl::Status Start();
+  int port() const { return port_; }
+  void SetServing(bool serving);
+
+  // Blocks until SIGTERM or SIGINT. REQUIRES: BlockShutdownSignals() was called.
+  void WaitForShutdownSignal();
+  // Stops accepting calls and waits up to `grace` for in-flight ones.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  ServerOptions options_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::vector<grpc::Service*> services_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace moe
+
+#endif  // MOE_SERVICES_COMMON_SERVER_H_

@@ -1,0 +1,109 @@
+#include "services/expert_pool/expert_pool_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "services/common/tensor_codec.h"
+
+namespace moe {
+
+ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank,
+                                     std::string device, prometheus::Registry& registry)
+    : config_(config),
+      pool_(std::move(pool)),
+      bank_(std::move(bank)),
+      device_(std::move(device)) {
+  auto& computed = prometheus::BuildCounter()
+                       .Name("moe_expert_tokens_computed_total")
+                       .Help("Tokens each hosted expert computed (expert sN = shared expert N)")
+                       .Register(registry);
+  for (const auto& [l, e] : pool_.routed) {
+    computed_[{l, e}] = &computed.Add(
+        {{"layer", absl::StrCat(l)}, {"expert", absl::StrCat(e)}, {"pool", pool_.name}});
+  }
+  for (const auto& [l, s] : pool_.shared) {
+    computed_[{l, -1 - s}] = &computed.Add(
+        {{"layer", absl::StrCat(l)}, {"expert", absl::StrCat("s", s)}, {"pool", pool_.name}});
+  }
+  forward_seconds_ = &prometheus::BuildHistogram()
+                          .Name("moe_forward_duration_seconds")
+                          .Help("Forward calls, server side")
+                          .Register(registry)
+                          .Add({{"pool", pool_.name}},
+                               prometheus::Histogram::BucketBoundaries{
+                                   5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
+                                   0.1, 1});
+}
+
+grpc::Status ExpertPoolService::Forward(grpc::ServerContext*, const moe::v1::ForwardRequest* req,
+                                        moe::v1::ForwardResponse* resp) {
+  const absl::Time start = absl::Now();
+  auto invalid = [](const std::string& m) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, m);
+  };
+  const int layer = req->layer();
+  if (layer < 0 || layer >= config_.n_layers) {
+    return invalid(absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
+  }
+  absl::StatusOr<torch::Tensor> hidden =
+      DecodeTensor(req->hidden(), "hidden", {{-1, config_.d_model}, true});
+  if (!hidden.ok()) return invalid(std::string(hidden.status().message()));
+  const int64_t n = hidden->size(0);
+  // Validate everything before computing anything.
+  for (int w = 0; w < req->work_size(); ++w) {
+    const moe::v1::ExpertWork& work = req->work(w);
+    const std::string field = absl::StrCat("work[", w, "]");
+    const int limit = work.shared() ? config_.n_shared : config_.n_routed();
+    if (work.expert() < 0 || work.expert() >= limit) {
+      return invalid(absl::StrCat(field, ".expert: ", work.expert(), " out of range [0, ", limit,
+                                  ")", work.shared() ? " (shared)" : ""));
+    }
+    const int base = work.shared() ? work.expert() : work.expert() / config_.granularity;
+    if (!pool_.Hosts(layer, base, work.shared())) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ",
+                                       base, ": not hosted by pool ", pool_.name));
+    }
+    for (int32_t r : work.rows()) {
+      if (r < 0 || r >= n) {
+        return invalid(absl::StrCat(field, ".rows: ", r, " out of range [0, ", n, ")"));
+      }
+    }
+  }
+  c10::InferenceMode guard;
+  torch::Tensor x = hidden->to(bank_.device());
+  std::vector<torch::Tensor> outputs;
+  outputs.reserve(req->work_size());
+  for (const moe::v1::ExpertWork& work : req->work()) {
+    const std::vector<int32_t> rows(work.rows().begin(), work.rows().end());
+    outputs.push_back(bank_.Run(layer, work.expert(), work.shared(), x, rows));
+    const int key = work.shared() ? -1 - work.expert() : work.expert() / config_.granularity;
+    computed_.at({layer, key})->Increment(static_cast<double>(rows.size()));
+  }
+  torch::Tensor out = outputs.empty() ? torch::zeros({0, config_.d_model}) : torch::cat(outputs, 0);
+  EncodeTensor(out, resp->mutable_output());
+  resp->set_pool(pool_.name);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  resp->set_compute_seconds(seconds);
+  forward_seconds_->Observe(seconds);
+  return grpc::Status::OK;
+}
+
+grpc::Status ExpertPoolService::Describe(grpc::ServerContext*, const moe::v1::DescribeRequest*,
+                                         moe::v1::DescribeResponse* resp) {
+  resp->set_pool(pool_.name);
+  resp->set_device(device_);
+  resp->set_model_id(ModelId(config_));
+  for (int l = 0; l < config_.n_layers; ++l) {
+    moe::v1::HostedExperts* h = resp->add_hosted();
+    h->set_layer(l);
+    for (int e = 0; e < config_.n_experts; ++e) {
+      if (pool_.Hosts(l, e, false)) h->add_experts(e);
+    }
+    for (int s = 0; s < config_.n_shared; ++s) {
+      if (pool_.Hosts(l, s, true)) h->add_shared(s);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace moe

@@ -1,0 +1,263 @@
+#include "services/router/router_service.h"
+
+#include <cmath>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "models/routing.h"
+#include "services/common/tensor_codec.h"
+
+namespace moe {
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
+}
+
+grpc::Status Invalid(const std::string& msg) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg);
+}
+
+}  // namespace
+
+RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tensor> gates,
+                             ClusterSpec cluster, const RouterOptions& options,
+                             prometheus::Registry& registry, const Logger* logger)
+    : config_(config),
+      gates_(std::move(gates)),
+      cluster_(std::move(cluster)),
+      options_(options),
+      logger_(logger),
+      policy_(DefaultPolicy(config)),
+      last_decay_(absl::Now()) {
+  auto& healthy = prometheus::BuildGauge()
+                      .Name("moe_pool_healthy")
+                      .Help("1 if the router sees the expert pool as healthy")
+                      .Register(registry);
+  for (const PoolSpec& p : cluster_.pools) {
+    auto state = std::make_unique<PoolState>();
+    state->health = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(p.address, grpc::InsecureChannelCredentials()));
+    state->healthy_gauge = &healthy.Add({{"pool", p.name}});
+    state->healthy_gauge->Set(1);
+    pools_.push_back(std::move(state));
+  }
+  routed_hosts_.resize(config.n_layers);
+  shared_hosts_.resize(config.n_layers);
+  auto& routed = prometheus::BuildCounter()
+                     .Name("moe_expert_tokens_routed_total")
+                     .Help("(token, slot) pairs the gate sent to each base expert")
+                     .Register(registry);
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("moe_tokens_dropped_total")
+                      .Help("(token, slot) pairs dropped by the capacity limit")
+                      .Register(registry);
+  routed_counters_.resize(config.n_layers);
+  for (int l = 0; l < config.n_layers; ++l) {
+    for (int e = 0; e < config.n_experts; ++e) {
+      routed_hosts_[l].push_back(cluster_.Hosts(l, e, false));
+      // Created at zero so that idle experts show up in load figures.
+      routed_counters_[l].push_back(
+          &routed.Add({{"layer", absl::StrCat(l)}, {"expert", absl::StrCat(e)}}));
+    }
+    for (int s = 0; s < config.n_shared; ++s) shared_hosts_[l].push_back(cluster_.Hosts(l, s, true));
+    dropped_counters_.push_back(&dropped.Add({{"layer", absl::StrCat(l)}}));
+  }
+  route_seconds_ = &prometheus::BuildHistogram()
+                        .Name("moe_route_duration_seconds")
+                        .Help("Route calls, server side")
+                        .Register(registry)
+                        .Add({}, LatencyBuckets());
+}
+
+RouterService::~RouterService() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (health_thread_.joinable()) health_thread_.join();
+}
+
+void RouterService::StartHealthChecks() {
+  health_thread_ = std::thread([this] { HealthLoop(); });
+}
+
+void RouterService::SetHealthy(int pool, bool healthy, const std::string& why) {
+  PoolState& p = *pools_[pool];
+  if (p.healthy.exchange(healthy) != healthy) {
+    if (healthy) {
+      logger_->Info("pool_healthy", {{"pool", cluster_.pools[pool].name}});
+    } else {
+      logger_->Warn("pool_unhealthy", {{"pool", cluster_.pools[pool].name}, {"why", why}});
+    }
+  }
+  p.healthy_gauge->Set(healthy ? 1 : 0);
+}
+
+void RouterService::HealthLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(options_.health_interval)) {
+    for (size_t i = 0; i < pools_.size(); ++i) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_timeout)));
+      grpc::health::v1::HealthCheckResponse resp;
+      grpc::Status st = pools_[i]->health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+      const bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+      SetHealthy(static_cast<int>(i), ok, st.ok() ? "not serving" : st.error_message());
+    }
+  }
+}
+
+void RouterService::DecayLoads() {
+  absl::MutexLock lock(&mu_);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - last_decay_);
+  if (seconds < 0.1) return;
+  const double factor = std::exp2(-seconds);
+  for (auto& p : pools_) p->load.store(p->load.load() * factor);
+  last_decay_ = absl::Now();
+}
+
+int RouterService::PickReplica(const std::vector<int>& hosts, double tokens) {
+  int best = -1;
+  for (int h : hosts) {
+    if (!pools_[h]->healthy.load()) continue;
+    if (best < 0 || pools_[h]->load.load() < pools_[best]->load.load()) best = h;
+  }
+  if (best >= 0) pools_[best]->load.store(pools_[best]->load.load() + tokens);
+  return best;
+}
+
+grpc::Status RouterService::Route(grpc::ServerContext*, const moe::v1::RouteRequest* req,
+                                  moe::v1::RouteResponse* resp) {
+  const absl::Time start = absl::Now();
+  const int layer = req->layer();
+  if (layer < 0 || layer >= config_.n_layers) {
+    return Invalid(absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
+  }
+  absl::StatusOr<torch::Tensor> hidden =
+      DecodeTensor(req->hidden(), "hidden", {{-1, config_.d_model}, true});
+  if (!hidden.ok()) return Invalid(std::string(hidden.status().message()));
+  const int64_t n = hidden->size(0);
+  if (req->token_keys_size() != 0 && req->token_keys_size() != n) {
+    return Invalid(absl::StrCat("token_keys: ", req->token_keys_size(),
+                                " keys for ", n, " tokens (give one per token, or none)"));
+  }
+  RoutingPolicy policy;
+  {
+    absl::MutexLock lock(&mu_);
+    policy = policy_;
+  }
+  std::vector<uint64_t> keys(req->token_keys().begin(), req->token_keys().end());
+  c10::InferenceMode guard;
+  RoutingResult r = RouteTokens(*hidden, gates_[layer], policy, layer, keys);
+  const int k = policy.top_k;
+  resp->set_layer(layer);
+  resp->set_top_k(k);
+  resp->set_dropped_tokens(r.dropped);
+  const int64_t* ids = r.expert_ids.data_ptr<int64_t>();
+  const float* w = r.weights.data_ptr<float>();
+  // Tokens per base expert in this call: every row of an expert goes to one replica, so the
+  // expert's matmul is the same as in-process (same rows, same shapes, same numbers).
+  std::vector<int64_t> per_expert(config_.n_experts, 0);
+  for (int64_t i = 0; i < n * k; ++i) {
+    if (ids[i] >= 0) ++per_expert[ids[i] / config_.granularity];
+  }
+  DecayLoads();
+  std::vector<int> replica(config_.n_experts, -1);
+  for (int e = 0; e < config_.n_experts; ++e) {
+    if (per_expert[e] == 0) continue;
+    replica[e] = PickReplica(routed_hosts_[layer][e], static_cast<double>(per_expert[e]));
+    if (replica[e] < 0) {
+      std::vector<std::string> names;
+      for (int h : routed_hosts_[layer][e]) names.push_back(cluster_.pools[h].name);
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("layer ", layer, " expert ", e,
+                                       ": no healthy pool (hosted by ", absl::StrJoin(names, ", "),
+                                       ")"));
+    }
+    routed_counters_[layer][e]->Increment(static_cast<double>(per_expert[e]));
+  }
+  for (int s = 0; s < config_.n_shared; ++s) {
+    const int p = PickReplica(shared_hosts_[layer][s], static_cast<double>(n));
+    if (p < 0) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("layer ", layer, " shared expert ", s, ": no healthy pool"));
+    }
+    resp->add_shared_pool_index(p);
+  }
+  if (r.dropped > 0) dropped_counters_[layer]->Increment(static_cast<double>(r.dropped));
+  for (const PoolSpec& p : cluster_.pools) resp->add_pools(p.name);
+  resp->mutable_expert_ids()->Reserve(n * k);
+  for (int64_t i = 0; i < n * k; ++i) {
+    resp->add_expert_ids(static_cast<int32_t>(ids[i]));
+    resp->add_weights(w[i]);
+    resp->add_pool_index(ids[i] >= 0 ? replica[ids[i] / config_.granularity] : -1);
+  }
+  if (req->return_probs()) EncodeTensor(r.probs, resp->mutable_probs());
+  route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return grpc::Status::OK;
+}
+
+grpc::Status RouterService::GetPolicy(grpc::ServerContext*, const moe::v1::GetPolicyRequest*,
+                                      moe::v1::RoutingPolicy* resp) {
+  absl::MutexLock lock(&mu_);
+  resp->set_top_k(policy_.top_k);
+  resp->set_noise_std(policy_.noise_std);
+  resp->set_capacity_factor(policy_.capacity_factor);
+  resp->set_noise_seed(policy_.noise_seed);
+  return grpc::Status::OK;
+}
+
+grpc::Status RouterService::SetPolicy(grpc::ServerContext* ctx,
+                                      const moe::v1::SetPolicyRequest* req,
+                                      moe::v1::RoutingPolicy* resp) {
+  RoutingPolicy p;
+  p.top_k = req->policy().top_k() == 0 ? config_.top_k : req->policy().top_k();
+  p.noise_std = req->policy().noise_std();
+  p.capacity_factor = req->policy().capacity_factor();
+  p.noise_seed = req->policy().noise_seed();
+  if (absl::Status s = ValidatePolicy(p, config_); !s.ok()) {
+    return Invalid(absl::StrCat("policy.", s.message()));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    policy_ = p;
+  }
+  logger_->Info("policy_set", {{"top_k", absl::StrCat(p.top_k)},
+                               {"noise_std", absl::StrCat(p.noise_std)},
+                               {"capacity_factor", absl::StrCat(p.capacity_factor)}});
+  return GetPolicy(ctx, nullptr, resp);
+}
+
+grpc::Status RouterService::GetPlacement(grpc::ServerContext*, const moe::v1::GetPlacementRequest*,
+                                         moe::v1::Placement* resp) {
+  for (size_t i = 0; i < cluster_.pools.size(); ++i) {
+    const PoolSpec& p = cluster_.pools[i];
+    moe::v1::PoolInfo* info = resp->add_pools();
+    info->set_name(p.name);
+    info->set_address(p.address);
+    info->set_healthy(pools_[i]->healthy.load());
+    info->set_outstanding_tokens(static_cast<int64_t>(pools_[i]->load.load()));
+    for (int l = 0; l < config_.n_layers; ++l) {
+      moe::v1::HostedExperts* h = info->add_hosts();
+      h->set_layer(l);
+      for (int e = 0; e < config_.n_experts; ++e) {
+        if (p.Hosts(l, e, false)) h->add_experts(e);
+      }
+      for (int s = 0; s < config_.n_shared; ++s) {
+        if (p.Hosts(l, s, true)) h->add_shared(s);
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RouterService::ReportPoolFailure(grpc::ServerContext*,
+                                              const moe::v1::ReportPoolFailureRequest* req,
+                                              moe::v1::ReportPoolFailureResponse*) {
+  absl::StatusOr<int> pool = cluster_.FindPool(req->pool());
+  if (!pool.ok()) return Invalid(absl::StrCat("pool: ", pool.status().message()));
+  SetHealthy(*pool, false, req->error());
+  return grpc::Status::OK;
+}
+
+}  // namespace moe

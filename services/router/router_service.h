@@ -1,0 +1,93 @@
+// The Router service: gates (the shared routing math) plus replica choice among healthy pools.
+// Thread-safe.
+#ifndef MOE_SERVICES_ROUTER_ROUTER_SERVICE_H_
+#define MOE_SERVICES_ROUTER_ROUTER_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <torch/torch.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "models/config.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "services/common/log.h"
+#include "services/common/placement.h"
+
+namespace moe {
+
+struct RouterOptions {
+  absl::Duration health_interval = absl::Milliseconds(500);
+  absl::Duration health_timeout = absl::Milliseconds(400);
+};
+
+class RouterService final : public moe::v1::Router::Service {
+ public:
+  // gates: per layer [n_experts * m, d_model].
+  RouterService(const ModelConfig& config, std::vector<torch::Tensor> gates, ClusterSpec cluster,
+                const RouterOptions& options, prometheus::Registry& registry,
+                const Logger* logger);
+  ~RouterService() override;
+
+  // Polls every pool's grpc.health.v1 in the background.
+  void StartHealthChecks();
+
+  grpc::Status Route(grpc::ServerContext* ctx, const moe::v1::RouteRequest* req,
+                     moe::v1::RouteResponse* resp) override;
+  grpc::Status GetPolicy(grpc::ServerContext* ctx, const moe::v1::GetPolicyRequest* req,
+                         moe::v1::RoutingPolicy* resp) override;
+  grpc::Status SetPolicy(grpc::ServerContext* ctx, const moe::v1::SetPolicyRequest* req,
+                         moe::v1::RoutingPolicy* resp) override;
+  grpc::Status GetPlacement(grpc::ServerContext* ctx, const moe::v1::GetPlacementRequest* req,
+                            moe::v1::Placement* resp) override;
+  grpc::Status ReportPoolFailure(grpc::ServerContext* ctx,
+                                 const moe::v1::ReportPoolFailureRequest* req,
+                                 moe::v1::ReportPoolFailureResponse* resp) override;
+
+ private:
+  struct PoolState {
+    std::unique_ptr<grpc::health::v1::Health::Stub> health;
+    std::atomic<bool> healthy{true};
+    std::atomic<double> load{0};  // tokens assigned recently (halves every second)
+    prometheus::Gauge* healthy_gauge = nullptr;
+  };
+  void HealthLoop();
+  void SetHealthy(int pool, bool healthy, const std::string& why);
+  // The healthy replica with the least recent load; -1 if none.
+  int PickReplica(const std::vector<int>& hosts, double tokens);
+  void DecayLoads();
+
+  const ModelConfig config_;
+  const std::vector<torch::Tensor> gates_;
+  const ClusterSpec cluster_;
+  const RouterOptions options_;
+  const Logger* logger_;
+  std::vector<std::unique_ptr<PoolState>> pools_;
+  // [layer][expert] -> pools hosting it.
+  std::vector<std::vector<std::vector<int>>> routed_hosts_, shared_hosts_;
+
+  mutable absl::Mutex mu_;
+  RoutingPolicy policy_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_decay_ ABSL_GUARDED_BY(mu_);
+
+  std::vector<std::vector<prometheus::Counter*>> routed_counters_;  // [layer][expert]
+  std::vector<prometheus::Counter*> dropped_counters_;              // [layer]
+  prometheus::Histogram* route_seconds_;
+
+  absl::Notification stop_;
+  std::thread health_thread_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_SERVICES_ROUTER_ROUTER_SERVICE_H_

@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# Validates the deployment files as far as that is possible without a Docker engine or a
+# Kubernetes cluster:
+#   - deploy/docker-compose.yml: `docker-compose config`, and that its services, ports, health
+#     checks and start order agree with deploy/cluster.compose.json and docs/CONTRACTS.md;
+#   - deploy/prometheus/*.yml: `promtool check config`, jobs and targets;
+#   - deploy/k8s: `kubectl kustomize` renders (also with components/gpu-pools) the expected
+#     objects, and they agree with deploy/k8s/cluster.k8s.json;
+#   - the Grafana dashboard: valid JSON, data source uid `prometheus` everywhere, only metric
+#     names of docs/CONTRACTS.md, valid PromQL (`promtool check rules`), and every expression
+#     returns data on synthetic traffic (`promtool test rules`);
+#   - the cluster files (local = the CONTRACTS.md example, compose, k8s): same topology.
+#
+# Usage: tests/integration/deploy_config_test.sh
+# Needs docker-compose, promtool, kubectl and python3-yaml (scripts/setup.sh installs them).
+# Exits non-zero if any check fails; the last line is "N passed, N failed".
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+PY=/usr/bin/python3
+
+missing=()
+for tool in docker-compose promtool kubectl "$PY"; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]} == 0)) && ! "$PY" -c 'import yaml' 2>/dev/null; then missing+=(python3-yaml); fi
+if ((${#missing[@]})); then
+  echo "deploy_config_test: missing ${missing[*]}; run scripts/setup.sh" >&2
+  exit 1
+fi
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+passed=0
+failed=0
+# check NAME COMMAND...: runs COMMAND, prints ok or FAIL with its output.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    printf '%s\n' "$out" | sed 's/^/       /'
+    failed=$((failed + 1))
+  fi
+}
+
+# The checks that read files, in Python (standard library and PyYAML only).
+cat >"$TMP/checks.py" <<'PYEOF'
+import json, os, re, subprocess, sys
+import yaml
+
+EXPECTED_PORTS = {"orchestrator": (50050, 9100), "router": (50051, 9101),
+                  "pool-a": (50061, 9111), "pool-b": (50062, 9112)}
+MOE = ["router", "pool-a", "pool-b", "orchestrator"]
+CLUSTER_FILES = {"local": "deploy/local/cluster.json", "compose": "deploy/cluster.compose.json",
+                 "k8s": "deploy/k8s/cluster.k8s.json"}
+DASHBOARD = "deploy/grafana/dashboards/moe-expert-load.json"
+errors = []
+
+
+def err(msg):
+    errors.append(msg)
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def hostport(address):
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+def cluster_addresses(c):
+    """{process name: (host, port)} of a cluster file."""
+    out = {"router": hostport(c["router"]["address"]),
+           "orchestrator": hostport(c["orchestrator"]["address"])}
+    for p in c["pools"]:
+        out[p["name"]] = hostport(p["address"])
+    return out
+
+
+def flags(args):
+    return {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.startswith("--") and "=" in a}
+
+
+# ---------------------------------------------------------------------------------------------
+def check_clusters():
+    with open("docs/CONTRACTS.md", encoding="utf-8") as f:
+        contracts = f.read()
+    m = re.search(r"## Cluster file.*?```json\n(.*?)```", contracts, re.S)
+    if not m:
+        return err("no JSON example under '## Cluster file' in docs/CONTRACTS.md")
+    example = json.loads(m.group(1))
+    files = {k: load_json(v) for k, v in CLUSTER_FILES.items()}
+    if files["local"] != example:
+        err("deploy/local/cluster.json differs from the example in docs/CONTRACTS.md")
+
+    def topology(c):
+        return [(p["name"], p["hosts"]) for p in c["pools"]]
+
+    ref = topology(files["local"])
+    for kind, c in files.items():
+        if topology(c) != ref:
+            err(f"{CLUSTER_FILES[kind]}: pools/hosts differ from deploy/local/cluster.json")
+        addrs = cluster_addresses(c)
+        for name, (grpc, _) in EXPECTED_PORTS.items():
+            if name not in addrs:
+                err(f"{CLUSTER_FILES[kind]}: no address for {name}")
+            elif addrs[name][1] != grpc:
+                err(f"{CLUSTER_FILES[kind]}: {name} port {addrs[name][1]}, CONTRACTS.md says {grpc}")
+        if kind == "local" and any(h != "127.0.0.1" for h, _ in addrs.values()):
+            err("deploy/local/cluster.json: every address must be 127.0.0.1")
+        if kind == "compose" and any(h != n for n, (h, _) in addrs.items()):
+            err("deploy/cluster.compose.json: each host must be its compose service name")
+
+
+# ---------------------------------------------------------------------------------------------
+def check_compose():
+    with open("deploy/docker-compose.yml", encoding="utf-8") as f:
+        compose = yaml.safe_load(f)
+    services = compose.get("services", {})
+    want = set(MOE) | {"viewer", "prometheus", "grafana"}
+    if set(services) != want:
+        err(f"compose services {sorted(services)}, expected {sorted(want)}")
+    cluster = cluster_addresses(load_json(CLUSTER_FILES["compose"]))
+    for name, svc in services.items():
+        for p in svc.get("ports", []):
+            if not str(p).startswith("127.0.0.1:"):
+                err(f"compose {name}: port {p} is not published on 127.0.0.1 only")
+    for name in MOE:
+        svc = services.get(name, {})
+        if svc.get("image") != "moe-inference:latest":
+            err(f"compose {name}: image is not moe-inference:latest")
+        cmd = svc.get("command") or []
+        f = flags(cmd)
+        grpc, metrics = EXPECTED_PORTS[name]
+        if f.get("--listen") != f"0.0.0.0:{grpc}":
+            err(f"compose {name}: --listen is {f.get('--listen')}, expected 0.0.0.0:{grpc}")
+        if f.get("--metrics_listen") != f"0.0.0.0:{metrics}":
+            err(f"compose {name}: --metrics_listen is {f.get('--metrics_listen')}")
+        if f.get("--cluster") != CLUSTER_FILES["compose"]:
+            err(f"compose {name}: --cluster is not {CLUSTER_FILES['compose']}")
+        if cluster.get(name) != (name, grpc):
+            err(f"compose {name}: cluster file address {cluster.get(name)} != ({name}, {grpc})")
+        if name.startswith("pool-") and f.get("--pool") != name:
+            err(f"compose {name}: --pool is {f.get('--pool')}")
+        test = (svc.get("healthcheck") or {}).get("test") or []
+        if "moectl" not in test or "health" not in test or f"--target=127.0.0.1:{grpc}" not in test:
+            err(f"compose {name}: healthcheck is not `moectl health --target=127.0.0.1:{grpc}`: {test}")
+    deps = services.get("orchestrator", {}).get("depends_on") or {}
+    for d in ["router", "pool-a", "pool-b"]:
+        if not isinstance(deps, dict) or (deps.get(d) or {}).get("condition") != "service_healthy":
+            err(f"compose orchestrator: must depend on {d} with condition service_healthy")
+    viewer = flags(services.get("viewer", {}).get("command") or [])
+    if viewer.get("--target") != "orchestrator:50050" or viewer.get("--listen") != "0.0.0.0:8080":
+        err("compose viewer: expected serve --listen=0.0.0.0:8080 --target=orchestrator:50050")
+    env = services.get("grafana", {}).get("environment") or {}
+    for k in ["GF_AUTH_ANONYMOUS_ENABLED", "GF_AUTH_ANONYMOUS_ORG_ROLE", "GF_AUTH_DISABLE_LOGIN_FORM",
+              "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]:
+        if k not in env:
+            err(f"compose grafana: {k} not set")
+    home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH", "")
+    mounts = services.get("grafana", {}).get("volumes") or []
+    if not any(home.startswith(v.split(":")[1].rstrip("/") + "/") and
+               os.path.exists(os.path.join("deploy", v.split(":")[0], os.path.basename(home)))
+               for v in mounts):
+        err(f"compose grafana: home dashboard {home} is not a mounted file of deploy/grafana/")
+
+
+# ---------------------------------------------------------------------------------------------
+def check_prometheus():
+    compose_targets = {"orchestrator": ["orchestrator:9100"], "router": ["router:9101"],
+                       "expert_pool": ["pool-a:9111", "pool-b:9112"]}
+    for path, interval, targets in [
+            ("deploy/prometheus/prometheus.yml", "5s", compose_targets),
+            ("deploy/prometheus/prometheus.local.yml", "1s",
+             {j: ["127.0.0.1:" + t.split(":")[1] for t in ts] for j, ts in compose_targets.items()})]:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+        if cfg.get("global", {}).get("scrape_interval") != interval:
+            err(f"{path}: scrape_interval is not {interval}")
+        got = {}
+        for job in cfg.get("scrape_configs", []):
+            got[job["job_name"]] = sorted(t for sc in job.get("static_configs", [])
+                                          for t in sc.get("targets", []))
+        want = {j: sorted(ts) for j, ts in targets.items()}
+        if got != want:
+            err(f"{path}: jobs/targets {got}, expected {want}")
+
+
+# ---------------------------------------------------------------------------------------------
+def check_k8s(rendered, rendered_gpu):
+    with open(rendered, encoding="utf-8") as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    ns = by_kind.get("Namespace", {})
+    if len(ns) != 1:
+        return err(f"k8s: expected one Namespace, got {sorted(ns)}")
+    namespace = next(iter(ns))
+    want = set(MOE) | {"viewer"}
+    for kind in ["Deployment", "Service"]:
+        if set(by_kind.get(kind, {})) != want:
+            err(f"k8s: {kind}s {sorted(by_kind.get(kind, {}))}, expected {sorted(want)}")
+    cms = list(by_kind.get("ConfigMap", {}).values())
+    if len(cms) != 1 or "cluster.json" not in cms[0].get("data", {}):
+        return err("k8s: expected one ConfigMap with cluster.json")
+    cm = cms[0]
+    if json.loads(cm["data"]["cluster.json"]) != load_json(CLUSTER_FILES["k8s"]):
+        err("k8s: ConfigMap cluster.json is not deploy/k8s/cluster.k8s.json")
+    cluster = cluster_addresses(load_json(CLUSTER_FILES["k8s"]))
+    for name in MOE:
+        host, port = cluster.get(name, ("", 0))
+        if host not in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                        f"{name}.{namespace}.svc.cluster.local"):
+            err(f"k8s cluster file: {name} host {host} is not the DNS name of Service {name}")
+        svc = by_kind.get("Service", {}).get(name)
+        if svc and port not in [p["port"] for p in svc["spec"]["ports"]]:
+            err(f"k8s Service {name} does not expose {port}")
+    for name, dep in by_kind.get("Deployment", {}).items():
+        pod = dep["spec"]["template"]
+        spec = pod["spec"]
+        c = spec["containers"][0]
+        if c.get("image") != "moe-inference:latest":
+            err(f"k8s {name}: image {c.get('image')}")
+        if name == "viewer":
+            continue
+        grpc, metrics = EXPECTED_PORTS[name]
+        f = flags(c.get("args", []))
+        if f.get("--listen") != f"0.0.0.0:{grpc}" or f.get("--metrics_listen") != f"0.0.0.0:{metrics}":
+            err(f"k8s {name}: --listen/--metrics_listen are not 0.0.0.0:{grpc}/0.0.0.0:{metrics}")
+        for probe in ["readinessProbe", "livenessProbe"]:
+            if (c.get(probe) or {}).get("grpc", {}).get("port") != grpc:
+                err(f"k8s {name}: {probe} is not a gRPC probe on {grpc}")
+        ann = pod["metadata"].get("annotations", {})
+        if (ann.get("prometheus.io/scrape"), ann.get("prometheus.io/port"),
+                ann.get("prometheus.io/path")) != ("true", str(metrics), "/metrics"):
+            err(f"k8s {name}: prometheus.io annotations wrong: {ann}")
+        mount = next((m["mountPath"] for m in c.get("volumeMounts", [])), None)
+        vol = next((v for v in spec.get("volumes", []) if "configMap" in v), None)
+        if not vol or vol["configMap"]["name"] != cm["metadata"]["name"] or \
+                f.get("--cluster") != f"{mount}/cluster.json":
+            err(f"k8s {name}: --cluster does not point into the generated ConfigMap")
+        if name.startswith("pool-") and f.get("--pool") != name:
+            err(f"k8s {name}: --pool is {f.get('--pool')}")
+    with open(rendered_gpu, encoding="utf-8") as f:
+        gpu = {d["metadata"]["name"]: d for d in yaml.safe_load_all(f) if d and d["kind"] == "Deployment"}
+    for name in ["pool-a", "pool-b"]:
+        c = gpu[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        if "--device=$(MOE_DEVICE)" not in c.get("args", []) or env.get("MOE_DEVICE") != "cuda:0" or \
+                str(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu")) != "1":
+            err(f"k8s gpu-pools: {name} does not get --device=cuda:0 and one nvidia.com/gpu")
+    for name in ["router", "orchestrator", "viewer"]:
+        if "nvidia.com/gpu" in json.dumps(gpu[name]):
+            err(f"k8s gpu-pools: {name} must not request a GPU")
+
+
+# ---------------------------------------------------------------------------------------------
+def dashboard_panels(items):
+    for p in items or []:
+        yield p
+        yield from dashboard_panels(p.get("panels"))
+
+
+def check_dashboard(tmp):
+    dash = load_json(DASHBOARD)
+    with open("deploy/grafana/provisioning/datasources/prometheus.yml", encoding="utf-8") as f:
+        uids = [d.get("uid") for d in yaml.safe_load(f).get("datasources", [])]
+    if uids != ["prometheus"]:
+        err(f"grafana datasource uids {uids}, expected ['prometheus']")
+    with open("docs/CONTRACTS.md", encoding="utf-8") as f:
+        contract_names = set(re.findall(r"\bmoe_[a-z0-9_]+", f.read()))
+    exprs = []
+    for p in dashboard_panels(dash.get("panels")):
+        if p.get("type") == "row":
+            continue
+        title = p.get("title", "?")
+        if (p.get("datasource") or {}).get("uid") != "prometheus":
+            err(f"dashboard panel '{title}': datasource uid is not prometheus")
+        if not p.get("targets"):
+            err(f"dashboard panel '{title}': no query")
+        for t in p.get("targets", []):
+            if (t.get("datasource") or {}).get("uid") != "prometheus":
+                err(f"dashboard panel '{title}' target {t.get('refId')}: datasource uid is not prometheus")
+            expr = t.get("expr", "")
+            if "$" in expr or "\n" in expr:
+                err(f"dashboard panel '{title}': expression has a variable or a newline: {expr}")
+            for name in re.findall(r"\bmoe_[a-z0-9_]+", expr):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                if name not in contract_names and base not in contract_names:
+                    err(f"dashboard panel '{title}': metric {name} is not in docs/CONTRACTS.md")
+            if expr not in [e for _, e in exprs]:
+                exprs.append((title, expr))
+    out = subprocess.run([sys.executable, "tests/integration/dashboard_queries.py", DASHBOARD],
+                         capture_output=True, text=True)
+    listed = out.stdout.splitlines()
+    if out.returncode != 0 or listed != [e for _, e in exprs]:
+        err(f"dashboard_queries.py does not list the dashboard's expressions: {out.stderr}")
+
+    # Every expression, as an alert rule that fires when it returns at least one sample.
+    rules = [{"alert": f"Q{i}", "expr": f"count({e}) > 0"} for i, (_, e) in enumerate(exprs)]
+    with open(os.path.join(tmp, "rules.yml"), "w") as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+    # Synthetic traffic: the series a healthy cluster has once requests succeeded. Deliberately
+    # absent: capacity drops, dropped events and non-OK statuses, which may never happen.
+    series = []
+
+    def add(s, values):
+        series.append({"series": s, "values": values})
+
+    def hist(name, labels=""):
+        sep = "," if labels else ""
+        for le, k in [("0.001", 1), ("0.01", 3), ("0.1", 6), ("1", 8), ("+Inf", 9)]:
+            add(f'{name}_bucket{{{labels}{sep}le="{le}"}}', f"0+{k}x60")
+        add(f"{name}_sum{{{labels}}}", "0+0.5x60")
+        add(f"{name}_count{{{labels}}}", "0+9x60")
+
+    for layer in range(2):
+        for expert in range(8):
+            pool = "pool-a" if expert < 4 else "pool-b"
+            add(f'moe_expert_tokens_routed_total{{layer="{layer}",expert="{expert}"}}', f"0+{expert + 1}x60")
+            add(f'moe_expert_tokens_computed_total{{layer="{layer}",expert="{expert}",pool="{pool}"}}',
+                f"0+{expert + 1}x60")
+        add(f'moe_expert_tokens_computed_total{{layer="{layer}",expert="s0",pool="pool-a"}}', "0+10x60")
+    for pool in ["pool-a", "pool-b"]:
+        add(f'moe_pool_healthy{{pool="{pool}"}}', "1x60")
+        hist("moe_forward_duration_seconds", f'pool="{pool}"')
+        hist("moe_forward_call_duration_seconds", f'pool="{pool}"')
+    hist("moe_route_duration_seconds")
+    hist("moe_route_call_duration_seconds")
+    hist("moe_time_to_first_token_seconds")
+    hist("moe_inter_token_latency_seconds")
+    hist("moe_decode_batch_size")
+    add('moe_generate_requests_total{code="OK"}', "0+1x60")
+    add("moe_tokens_generated_total", "0+20x60")
+    add("moe_inflight_requests", "1x60")
+    add("moe_event_subscribers", "0x60")
+    for service in ["router", "expert_pool", "orchestrator"]:
+        add(f'moe_build_info{{service="{service}"}}', "1x60")
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": "5s",
+            "tests": [{"interval": "5s", "input_series": series,
+                       "alert_rule_test": [{"eval_time": "4m", "alertname": r["alert"], "exp_alerts": [{}]}
+                                           for r in rules]}]}
+    with open(os.path.join(tmp, "test.yml"), "w") as f:
+        yaml.safe_dump(test, f)
+    for cmd in (["promtool", "check", "rules", "rules.yml"], ["promtool", "test", "rules", "test.yml"]):
+        out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if out.returncode != 0:
+            text = out.stdout + out.stderr
+            for i, (title, e) in reversed(list(enumerate(exprs))):  # Q10 before Q1
+                text = text.replace(f"Q{i}", f"'{title}': {e} ")
+            err(f"{' '.join(cmd[:3])}: {text.strip()}")
+            break
+    print(f"{len(exprs)} distinct expressions")
+
+
+def main():
+    what = sys.argv[1]
+    if what == "clusters":
+        check_clusters()
+    elif what == "compose":
+        check_compose()
+    elif what == "prometheus":
+        check_prometheus()
+    elif what == "k8s":
+        check_k8s(sys.argv[2], sys.argv[3])
+    elif what == "dashboard":
+        check_dashboard(sys.argv[2])
+    for e in errors:
+        print(e)
+    return 1 if errors else 0
+
+
+sys.exit(main())
+PYEOF
+
+# kubectl kustomize with the GPU component switched on, from an overlay beside the tree (its
+# paths must be relative).
+render_gpu() {
+  local overlay=$TMP/gpu-overlay rel
+  mkdir -p "$overlay"
+  rel=$(realpath --relative-to="$overlay" deploy/k8s)
+  printf 'resources:\n  - %s\ncomponents:\n  - %s/components/gpu-pools\n' "$rel" "$rel" \
+    >"$overlay/kustomization.yaml"
+  kubectl kustomize "$overlay" >"$TMP/k8s-gpu.yaml"
+}
+
+check "cluster files: JSON, same topology, local = CONTRACTS.md example" "$PY" "$TMP/checks.py" clusters
+check "docker-compose config -q" docker-compose -f deploy/docker-compose.yml config -q
+check "compose: services, ports, health checks, start order" "$PY" "$TMP/checks.py" compose
+check "promtool check config prometheus.yml" promtool check config deploy/prometheus/prometheus.yml
+check "promtool check config prometheus.local.yml" promtool check config deploy/prometheus/prometheus.local.yml
+check "prometheus: jobs and targets" "$PY" "$TMP/checks.py" prometheus
+check "kubectl kustomize deploy/k8s" bash -c "kubectl kustomize deploy/k8s >'$TMP/k8s.yaml'"
+check "kubectl kustomize with components/gpu-pools" render_gpu
+check "k8s: objects, probes, annotations, cluster ConfigMap, GPU pools" \
+  "$PY" "$TMP/checks.py" k8s "$TMP/k8s.yaml" "$TMP/k8s-gpu.yaml"
+check "dashboard: uids, metric names, PromQL valid and returning data" \
+  "$PY" "$TMP/checks.py" dashboard "$TMP"
+
+echo "deploy_config_test: $passed passed, $failed failed"
+((failed == 0))
