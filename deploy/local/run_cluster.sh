@@ -166,7 +166,7 @@ done
 
 if [[ -n "$RANDOM_INIT" ]]; then
   [[ -f "$RANDOM_INIT" ]] || die "--random-init: no file $RANDOM_INIT"
-  MODEL_ARGS=(--random_init="$RANDOM_INIT" --seed="$SEED")
+  MODEL_ARGS=(--random_init="$RANDOM_INIT" --init_seed="$SEED")
 else
   [[ -d "$MODEL" ]] || die "no checkpoint at $MODEL (train one, set MODEL or --model, or use --random-init=CONFIG.json)"
   MODEL_ARGS=(--model="$MODEL")

@@ -2,12 +2,12 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/metrics_server.h"
 
 namespace moe {
 
@@ -35,13 +35,10 @@ ServiceHost::~ServiceHost() {
 
 absl::Status ServiceHost::Start() {
   if (!options_.metrics_listen.empty()) {
-    try {
-      exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_listen);
-      exposer_->RegisterCollectable(registry_);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(
-          absl::StrCat("--metrics_listen=", options_.metrics_listen, ": ", e.what()));
-    }
+    absl::StatusOr<std::unique_ptr<MetricsServer>> m =
+        MetricsServer::Start(options_.metrics_listen, registry_);
+    if (!m.ok()) return m.status();
+    metrics_ = std::move(*m);
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -57,6 +54,8 @@ absl::Status ServiceHost::Start() {
   SetServing(false);
   return absl::OkStatus();
 }
+
+int ServiceHost::metrics_port() const { return metrics_ == nullptr ? 0 : metrics_->port(); }
 
 void ServiceHost::SetServing(bool serving) {
   if (server_ == nullptr) return;

@@ -14,10 +14,6 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace moe {
 
 struct ServerOptions {
@@ -44,6 +40,7 @@ class ServiceHost {
   // Binds and starts; health is NOT_SERVING until SetServing(true).
   absl::Status Start();
   int port() const { return port_; }
+  int metrics_port() const;
   void SetServing(bool serving);
 
   // Blocks until SIGTERM or SIGINT. REQUIRES: BlockShutdownSignals() was called.
@@ -54,7 +51,7 @@ class ServiceHost {
  private:
   ServerOptions options_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<class MetricsServer> metrics_;
   std::vector<grpc::Service*> services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

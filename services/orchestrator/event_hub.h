@@ -1,0 +1,95 @@
+// Fans routing events out to WatchRouting subscribers without ever slowing generation: each
+// subscriber has a bounded queue; on overflow the oldest events are dropped and counted. Also
+// keeps per-(layer, expert) token counts for load snapshots. Thread-safe.
+#ifndef MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
+#define MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "models/config.h"
+#include "moe/v1/events.pb.h"
+
+namespace moe {
+
+class EventHub {
+ public:
+  // One subscriber's queue. The writer side (a WatchRouting reactor) pops; the hub pushes.
+  class Subscriber {
+   public:
+    // Next event, if any; stamps it with the drops so far.
+    bool Pop(moe::v1::RoutingEvent* out);
+    uint64_t dropped() const;
+
+   private:
+    friend class EventHub;
+    moe::v1::WatchRoutingRequest filter_;
+    std::set<int> layers_;
+    size_t capacity_ = 4096;
+    std::function<void()> wake_;
+    mutable absl::Mutex mu_;
+    std::deque<moe::v1::RoutingEvent> queue_ ABSL_GUARDED_BY(mu_);
+    uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+    // Snapshot mode: counts at the last snapshot, and when the next is due.
+    std::vector<int64_t> last_counts_;
+    absl::Time next_snapshot_;
+    absl::Time last_snapshot_;
+    int64_t last_tokens_ = 0;
+  };
+
+  EventHub(const ModelConfig& config, prometheus::Registry& registry);
+  ~EventHub();
+
+  // Validates the request (INVALID_ARGUMENT names the field). `wake` is called (from any
+  // thread, without hub locks held) when the queue becomes non-empty.
+  absl::StatusOr<std::shared_ptr<Subscriber>> Subscribe(const moe::v1::WatchRoutingRequest& req,
+                                                        std::function<void()> wake);
+  void Unsubscribe(const std::shared_ptr<Subscriber>& sub);
+  bool has_token_subscribers() const { return token_subscribers_.load() > 0; }
+
+  // Counts every token's routing for snapshots; cheap. ids: flat micro ids, per layer.
+  void CountRouting(int layer, const std::vector<int32_t>& ids);
+  void CountGeneratedToken() { tokens_.fetch_add(1); }
+  // Delivers to every matching subscriber. `make(include_probs)` builds the event lazily.
+  void PublishToken(const std::string& request_id, int position, int layer,
+                    const std::function<moe::v1::RoutingEvent(bool include_probs)>& make);
+  void PublishLifecycle(const std::string& request_id, const moe::v1::RoutingEvent& event);
+
+ private:
+  void Push(Subscriber& sub, moe::v1::RoutingEvent event);
+  void SnapshotLoop();
+
+  const ModelConfig config_;
+  std::vector<std::atomic<int64_t>> counts_;  // [layer * n_routed + id]
+  std::atomic<int64_t> tokens_{0};
+  std::atomic<int> token_subscribers_{0};
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Subscriber>> subs_ ABSL_GUARDED_BY(mu_);
+  prometheus::Gauge* subscribers_gauge_;
+  prometheus::Counter* dropped_counter_;
+  absl::Notification stop_;
+  std::thread snapshot_thread_;
+};
+
+// Coefficient of variation and max/mean of per-base-expert counts (micro-experts summed).
+void LoadBalance(const std::vector<int64_t>& micro_counts, int granularity, double* cv,
+                 double* max_over_mean);
+
+}  // namespace moe
+
+#endif  // MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_

@@ -1,0 +1,69 @@
+// moe-orchestrator: the public API. Runs the dense model and the batching engine; sends each
+// MoE layer to the router and the expert pools named in the cluster file.
+#include <prometheus/histogram.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "models/checkpoint.h"
+#include "models/embedded.h"
+#include "models/inference.h"
+#include "services/common/flags.h"
+#include "services/common/log.h"
+#include "services/common/server.h"
+#include "services/orchestrator/event_hub.h"
+#include "services/orchestrator/orchestrator_service.h"
+#include "services/orchestrator/remote_executor.h"
+
+ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most (continuous batching)");
+
+int main(int argc, char** argv) {
+  moe::BlockShutdownSignals();
+  absl::SetProgramUsageMessage("moe-orchestrator --cluster=FILE --model=DIR --listen=HOST:PORT");
+  absl::ParseCommandLine(argc, argv);
+  const moe::CommonFlags flags = moe::ReadCommonFlags();
+  moe::Logger log("orchestrator");
+  moe::SetIntraOpThreads(flags.threads);
+  absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);
+  if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;
+  absl::StatusOr<std::unique_ptr<moe::Tokenizer>> tokenizer =
+      moe::LoadTokenizerFor(flags.model, ckpt->config);
+  if (!tokenizer.ok()) return log.Error("tokenizer", {{"error", tokenizer.status().ToString()}}), 1;
+  absl::StatusOr<moe::ClusterSpec> cluster = moe::LoadCluster(flags.cluster, ckpt->config);
+  if (!cluster.ok()) return log.Error("cluster", {{"error", cluster.status().ToString()}}), 1;
+  absl::StatusOr<moe::InferenceModel> model = moe::InferenceModel::Create(ckpt->config, ckpt->state);
+  if (!model.ok()) return log.Error("model", {{"error", model.status().ToString()}}), 1;
+
+  moe::ServiceHost host({"orchestrator", flags.listen, flags.metrics_listen});
+  moe::RemoteMoeExecutor executor(ckpt->config, *cluster, moe::RemoteExecutorOptions(),
+                                  host.registry(), &log);
+  prometheus::Histogram& batch_sizes =
+      prometheus::BuildHistogram()
+          .Name("moe_decode_batch_size")
+          .Help("Sequences in each decode step")
+          .Register(host.registry())
+          .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128});
+  moe::EngineOptions engine_options;
+  engine_options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  engine_options.on_decode_step = [&batch_sizes](int b) { batch_sizes.Observe(b); };
+  moe::Engine engine(&*model, &executor, engine_options);
+  moe::EventHub hub(ckpt->config, host.registry());
+  moe::OrchestratorService service(
+      {ckpt->config, tokenizer->get(), &engine, &hub, &executor.router(), ckpt->profiles_json,
+       &log},
+      host.registry());
+  ckpt->state.clear();
+  host.AddService(&service);
+  if (absl::Status s = host.Start(); !s.ok()) return log.Error("start", {{"error", s.ToString()}}), 1;
+  engine.Start();
+  host.SetServing(true);
+  log.Info("serving", {{"port", absl::StrCat(host.port())},
+                       {"model", moe::ModelId(ckpt->config)},
+                       {"router", cluster->router_address}});
+  host.WaitForShutdownSignal();
+  log.Info("shutting_down");
+  host.Shutdown(absl::Seconds(10));
+  engine.Stop(/*drain=*/false);
+  return 0;
+}

@@ -1,0 +1,244 @@
+#include "services/orchestrator/remote_executor.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/time/clock.h"
+#include "models/experts.h"
+#include "services/common/status.h"
+#include "services/common/tensor_codec.h"
+
+namespace moe {
+namespace {
+
+void SetDeadline(grpc::ClientContext& ctx, absl::Duration d) {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::microseconds(absl::ToInt64Microseconds(d)));
+}
+
+std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  // Reconnect quickly once a restarted pool is back.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+prometheus::Histogram::BucketBoundaries Buckets() {
+  return {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
+}
+
+}  // namespace
+
+RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpec& cluster,
+                                     const RemoteExecutorOptions& options,
+                                     prometheus::Registry& registry, const Logger* logger)
+    : config_(config), cluster_(cluster), options_(options), logger_(logger) {
+  router_ = moe::v1::Router::NewStub(Dial(cluster.router_address));
+  auto& fwd = prometheus::BuildHistogram()
+                  .Name("moe_forward_call_duration_seconds")
+                  .Help("Forward calls to each pool, client side (one per pool per layer step)")
+                  .Register(registry);
+  for (const PoolSpec& p : cluster.pools) {
+    pools_.push_back(moe::v1::ExpertPool::NewStub(Dial(p.address)));
+    forward_seconds_.push_back(&fwd.Add({{"pool", p.name}}, Buckets()));
+  }
+  route_seconds_ = &prometheus::BuildHistogram()
+                        .Name("moe_route_call_duration_seconds")
+                        .Help("Route calls to the router, client side")
+                        .Register(registry)
+                        .Add({}, Buckets());
+}
+
+absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch::Tensor& x,
+                                                          absl::Span<const uint64_t> token_keys,
+                                                          bool want_probs) {
+  absl::Status last;
+  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
+    std::vector<std::string> failed;
+    absl::StatusOr<MoeLayerOutput> out = TryOnce(layer, x, token_keys, want_probs, &failed);
+    if (out.ok() || failed.empty()) return out;
+    last = out.status();
+    // Tell the router right away (its health checks would notice later), then re-route.
+    for (const std::string& pool : failed) {
+      grpc::ClientContext ctx;
+      SetDeadline(ctx, absl::Seconds(1));
+      moe::v1::ReportPoolFailureRequest req;
+      req.set_pool(pool);
+      req.set_error(std::string(last.message()));
+      moe::v1::ReportPoolFailureResponse resp;
+      (void)router_->ReportPoolFailure(&ctx, req, &resp);
+      logger_->Warn("pool_failed", {{"pool", pool}, {"layer", absl::StrCat(layer)},
+                                    {"error", std::string(last.message())}});
+    }
+  }
+  return last;
+}
+
+absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch::Tensor& x,
+                                                          absl::Span<const uint64_t> token_keys,
+                                                          bool want_probs,
+                                                          std::vector<std::string>* failed) {
+  const absl::Time start = absl::Now();
+  const int64_t n = x.size(0);
+  moe::v1::RouteRequest route_req;
+  route_req.set_layer(layer);
+  EncodeTensor(x, route_req.mutable_hidden());
+  for (uint64_t k : token_keys) route_req.add_token_keys(k);
+  route_req.set_return_probs(want_probs);
+  moe::v1::RouteResponse route;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.route_deadline);
+    grpc::Status st = router_->Route(&ctx, route_req, &route);
+    route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    if (!st.ok()) {
+      absl::Status s = FromGrpcStatus(st);
+      return absl::Status(s.code(), absl::StrCat("router: ", s.message()));
+    }
+  }
+  const int k = route.top_k();
+  if (k <= 0 || route.expert_ids_size() != n * k || route.weights_size() != n * k ||
+      route.pool_index_size() != n * k || route.shared_pool_index_size() != config_.n_shared) {
+    return absl::InternalError("router: malformed Route response");
+  }
+  torch::Tensor ids = torch::empty({n, k}, torch::kInt64);
+  torch::Tensor weights = torch::empty({n, k}, torch::kFloat);
+  for (int64_t i = 0; i < n * k; ++i) {
+    ids.data_ptr<int64_t>()[i] = route.expert_ids(i);
+    weights.data_ptr<float>()[i] = route.weights(i);
+  }
+  DispatchPlan plan = PlanDispatch(ids);
+
+  // One request per pool with work: the layer's tokens once, then each expert's rows.
+  const size_t n_pools = cluster_.pools.size();
+  std::vector<moe::v1::ForwardRequest> reqs(n_pools);
+  std::vector<std::vector<std::pair<int, int>>> slots(n_pools);  // (kind, index) per work item
+  auto pool_of = [&](int index) -> absl::StatusOr<int> {
+    if (index < 0 || index >= route.pools_size()) {
+      return absl::InternalError("router: pool index out of range");
+    }
+    absl::StatusOr<int> p = cluster_.FindPool(route.pools(index));
+    return p;
+  };
+  std::vector<int> group_pool(plan.experts.size());
+  for (size_t g = 0; g < plan.experts.size(); ++g) {
+    // Every slot of an expert has the same pool: take the first.
+    const int first_row = plan.rows[g][0];
+    int index = -1;
+    for (int s = 0; s < k; ++s) {
+      if (route.expert_ids(first_row * k + s) == plan.experts[g]) index = route.pool_index(first_row * k + s);
+    }
+    absl::StatusOr<int> p = pool_of(index);
+    if (!p.ok()) return p.status();
+    group_pool[g] = *p;
+    moe::v1::ExpertWork* w = reqs[*p].add_work();
+    w->set_expert(static_cast<int32_t>(plan.experts[g]));
+    w->mutable_rows()->Add(plan.rows[g].begin(), plan.rows[g].end());
+    slots[*p].push_back({0, static_cast<int>(g)});
+  }
+  std::vector<int> shared_pool(config_.n_shared);
+  for (int s = 0; s < config_.n_shared; ++s) {
+    absl::StatusOr<int> p = pool_of(route.shared_pool_index(s));
+    if (!p.ok()) return p.status();
+    shared_pool[s] = *p;
+    moe::v1::ExpertWork* w = reqs[*p].add_work();
+    w->set_expert(s);
+    w->set_shared(true);
+    for (int64_t r = 0; r < n; ++r) w->add_rows(static_cast<int32_t>(r));
+    slots[*p].push_back({1, s});
+  }
+  moe::v1::Tensor hidden;
+  EncodeTensor(x, &hidden);
+  std::vector<int> busy;
+  for (size_t p = 0; p < n_pools; ++p) {
+    if (reqs[p].work_size() == 0) continue;
+    reqs[p].set_layer(layer);
+    *reqs[p].mutable_hidden() = hidden;
+    busy.push_back(static_cast<int>(p));
+  }
+  // Fan out: all pools at once, then one wait.
+  std::vector<moe::v1::ForwardResponse> resps(n_pools);
+  std::vector<grpc::Status> status(n_pools);
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs(n_pools);
+  absl::BlockingCounter pending(static_cast<int>(busy.size()));
+  for (int p : busy) {
+    ctxs[p] = std::make_unique<grpc::ClientContext>();
+    SetDeadline(*ctxs[p], options_.forward_deadline);
+    const absl::Time sent = absl::Now();
+    pools_[p]->async()->Forward(ctxs[p].get(), &reqs[p], &resps[p],
+                                [&, p, sent](grpc::Status st) {
+                                  status[p] = std::move(st);
+                                  forward_seconds_[p]->Observe(
+                                      absl::ToDoubleSeconds(absl::Now() - sent));
+                                  pending.DecrementCount();
+                                });
+  }
+  pending.Wait();
+
+  std::vector<torch::Tensor> routed(plan.experts.size());
+  std::vector<torch::Tensor> shared(config_.n_shared);
+  absl::Status first_error;
+  for (int p : busy) {
+    const std::string& name = cluster_.pools[p].name;
+    if (!status[p].ok()) {
+      const grpc::StatusCode code = status[p].error_code();
+      // Transport failures mean the pool is gone or stuck: worth a replica. Others are bugs.
+      if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+          code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::UNKNOWN) {
+        failed->push_back(name);
+      }
+      const auto& work = reqs[p].work(0);
+      first_error.Update(absl::UnavailableError(absl::StrCat(
+          "layer ", layer, work.shared() ? " shared expert " : " expert ",
+          work.shared() ? work.expert() : work.expert() / config_.granularity, ": pool ", name,
+          " failed: ", status[p].error_message())));
+      continue;
+    }
+    int64_t total = 0;
+    for (const auto& w : reqs[p].work()) total += w.rows_size();
+    absl::StatusOr<torch::Tensor> out =
+        DecodeTensor(resps[p].output(), absl::StrCat("pool ", name, " output"),
+                     {{total, config_.d_model}, false});
+    if (!out.ok()) {
+      first_error.Update(absl::InternalError(out.status().message()));
+      continue;
+    }
+    int64_t offset = 0;
+    for (size_t i = 0; i < slots[p].size(); ++i) {
+      const int64_t rows = reqs[p].work(static_cast<int>(i)).rows_size();
+      torch::Tensor part = out->narrow(0, offset, rows);
+      offset += rows;
+      if (slots[p][i].first == 0) {
+        routed[slots[p][i].second] = part;
+      } else {
+        shared[slots[p][i].second] = part;
+      }
+    }
+  }
+  if (!first_error.ok()) return first_error;
+
+  MoeLayerOutput result;
+  result.output = CombineExpertOutputs(routed, plan, weights, config_.d_model);
+  for (int s = 0; s < config_.n_shared; ++s) result.output = result.output + shared[s];
+  result.top_k = k;
+  result.expert_ids.assign(route.expert_ids().begin(), route.expert_ids().end());
+  result.weights.assign(route.weights().begin(), route.weights().end());
+  result.pool_index.assign(route.pool_index().begin(), route.pool_index().end());
+  result.pools.assign(route.pools().begin(), route.pools().end());
+  result.shared_pool_index.assign(route.shared_pool_index().begin(),
+                                  route.shared_pool_index().end());
+  if (want_probs && route.has_probs()) {
+    absl::StatusOr<torch::Tensor> probs = DecodeTensor(route.probs(), "probs", {{n, -1}, false});
+    if (probs.ok()) result.probs = ToFloatVector(*probs);
+  }
+  result.dropped = route.dropped_tokens();
+  result.latency_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  return result;
+}
+
+}  // namespace moe
