@@ -246,7 +246,8 @@ start orchestrator "$BUILD_DIR/${BIN[orchestrator]}" --listen="127.0.0.1:${GRPC[
   --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" "${COMMON[@]}"
 wait_healthy orchestrator
 
-start viewer "$BUILD_DIR/${BIN[viewer]}" serve --listen="127.0.0.1:$VIEWER_PORT" --target="127.0.0.1:${GRPC[orchestrator]}"
+start viewer "$BUILD_DIR/${BIN[viewer]}" serve --listen="127.0.0.1:$VIEWER_PORT" \
+  --target="127.0.0.1:${GRPC[orchestrator]}" --router="127.0.0.1:${GRPC[router]}"
 wait_port viewer "$VIEWER_PORT"
 
 cat <<EOF

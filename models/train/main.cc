@@ -1,6 +1,8 @@
 // moe-train: trains a model, evaluates a checkpoint, or profiles its experts.
 //   moe-train train --config=C.json --train=T.ids --val=V.ids --out=DIR [...]
 //   moe-train eval --model=DIR --data=X.ids [--seq_len=N] [--max_tokens=N]
+//   moe-train init --config=C.json --seed=N --out=DIR     a random-init checkpoint
+//   moe-train logits --model=DIR --ids=1,2,3 --out=F.pt  full-forward logits, for references
 //   moe-train analyze --model=DIR --data=test.ids --tags=test.tags --genres=test.genres
 //                     --labels=labels.json [--out=DIR/expert_profiles.json]
 #include <cstdio>
@@ -11,7 +13,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
+#include "models/transformer.h"
 #include "models/embedded.h"
 #include "models/train/analysis.h"
 #include "models/train/trainer.h"
@@ -41,6 +48,7 @@ ABSL_FLAG(std::string, data, "data/brown/test.ids", "eval/analyze: token ids");
 ABSL_FLAG(int64_t, max_tokens, 0, "eval: evaluate at most this many tokens (0 = all)");
 ABSL_FLAG(std::string, tags, "data/brown/test.tags", "analyze: POS tag per token");
 ABSL_FLAG(std::string, genres, "data/brown/test.genres", "analyze: genre per token");
+ABSL_FLAG(std::string, ids, "", "logits: comma-separated token ids");
 ABSL_FLAG(std::string, labels, "data/brown/labels.json", "analyze: tag and genre names");
 
 namespace {
@@ -114,11 +122,44 @@ int RunAnalyze() {
   return 0;
 }
 
+int RunInit() {
+  absl::StatusOr<moe::ModelConfig> config = moe::LoadConfigFile(absl::GetFlag(FLAGS_config));
+  if (!config.ok()) return Fail(config.status());
+  absl::StatusOr<moe::Checkpoint> ckpt = moe::RandomCheckpoint(*config, absl::GetFlag(FLAGS_seed));
+  if (!ckpt.ok()) return Fail(ckpt.status());
+  absl::Status s = moe::SaveCheckpoint(absl::GetFlag(FLAGS_out), *config, ckpt->state, false);
+  return s.ok() ? 0 : Fail(s);
+}
+
+int RunLogits() {
+  absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadCheckpoint(absl::GetFlag(FLAGS_model));
+  if (!ckpt.ok()) return Fail(ckpt.status());
+  std::vector<int64_t> ids;
+  for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_ids), ',', absl::SkipEmpty())) {
+    int64_t id;
+    if (!absl::SimpleAtoi(part, &id) || id < 0 || id >= ckpt->config.vocab_size) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("--ids: bad token id ", part)));
+    }
+    ids.push_back(id);
+  }
+  if (ids.empty() || static_cast<int>(ids.size()) > ckpt->config.context_length) {
+    return Fail(absl::InvalidArgumentError("--ids: give 1..context_length token ids"));
+  }
+  moe::MoeTransformer model(ckpt->config);
+  if (absl::Status s = moe::LoadStateDict(*model, ckpt->state); !s.ok()) return Fail(s);
+  torch::NoGradGuard no_grad;
+  torch::Tensor tokens = torch::tensor(ids).unsqueeze(0);
+  torch::Tensor logits = model->forward(tokens, moe::DefaultPolicy(ckpt->config))[0];
+  absl::Status s = moe::WriteStateFile(absl::GetFlag(FLAGS_out),
+                                       {{"tokens", tokens[0]}, {"logits", logits.contiguous()}});
+  return s.ok() ? 0 : Fail(s);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "moe-train train|eval|analyze [flags]: train a MoE model, evaluate it, profile its "
+      "moe-train train|eval|analyze|init|logits [flags]: train a MoE model, evaluate it, profile its "
       "experts. See --help.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   moe::SetIntraOpThreads(absl::GetFlag(FLAGS_threads));
@@ -126,6 +167,8 @@ int main(int argc, char** argv) {
   if (cmd == "train") return RunTrain();
   if (cmd == "eval") return RunEval();
   if (cmd == "analyze") return RunAnalyze();
-  std::fprintf(stderr, "usage: moe-train train|eval|analyze [flags] (see --help)\n");
+  if (cmd == "init") return RunInit();
+  if (cmd == "logits") return RunLogits();
+  std::fprintf(stderr, "usage: moe-train train|eval|analyze|init|logits [flags] (see --help)\n");
   return 2;
 }

@@ -156,6 +156,7 @@ struct OrchestratorService::Request {
   absl::Time start;
   absl::Time last_token;
   int generated = 0;
+  bool echo_prompt = false;  // the client wants prompt tokens too (events always get them)
   std::function<void(GenerateResponse)> on_message;  // engine thread
   std::function<void(const absl::Status&)> on_finish;
 
@@ -225,6 +226,8 @@ absl::Status OrchestratorService::Start(std::shared_ptr<Request> r,
   r->service = this;
   r->id = NextRequestId();
   r->params = *params;
+  r->echo_prompt = r->params.echo_prompt;
+  r->params.echo_prompt = true;
   r->decoder = std::make_unique<StreamDecoder>(deps_.tokenizer);
   r->start = absl::Now();
   const int m = deps_.config.granularity;
@@ -283,7 +286,7 @@ absl::Status OrchestratorService::Start(std::shared_ptr<Request> r,
         return ev;
       });
     }
-    if (r->on_message) r->on_message(std::move(msg));
+    if (r->on_message && (!t.is_prompt || r->echo_prompt)) r->on_message(std::move(msg));
   };
   cb.on_done = [this, r, hub](const absl::Status& status) {
     RoutingEvent ev;

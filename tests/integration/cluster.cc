@@ -1,0 +1,196 @@
+#include "tests/integration/cluster.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace moe::testing {
+namespace {
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+std::string Cluster::BuildDir() { return MOE_BUILD_DIR; }
+std::string Cluster::SourceDir() { return MOE_SOURCE_DIR; }
+
+int Cluster::RunToCompletion(const std::vector<std::string>& argv, std::string* output) {
+  const std::string log = std::filesystem::temp_directory_path() /
+                          ("moe_run_" + std::to_string(getpid()) + ".log");
+  std::filesystem::remove(log);
+  const pid_t pid = SpawnProcess(argv, log);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(log);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  *output = buf.str();
+  std::filesystem::remove(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
+  dir_ = std::filesystem::temp_directory_path() /
+         absl::StrCat("moe_cluster_", getpid(), "_", reinterpret_cast<uintptr_t>(this));
+  std::filesystem::create_directories(dir_);
+  cluster_file_ = dir_ + "/cluster.json";
+  for (const std::string& name : {std::string("router"), std::string("orchestrator")}) {
+    port_[name] = FreePort();
+    metrics_port_[name] = FreePort();
+  }
+  for (const PoolLayout& p : options_.pools) {
+    port_[p.name] = FreePort();
+    metrics_port_[p.name] = FreePort();
+  }
+}
+
+Cluster::~Cluster() {
+  for (auto& [name, pid] : pid_) {
+    if (pid > 0) kill(pid, SIGTERM);
+  }
+  for (auto& [name, pid] : pid_) {
+    if (pid <= 0) continue;
+    int status;
+    for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::string Cluster::address(const std::string& name) const {
+  return absl::StrCat("127.0.0.1:", port_.at(name));
+}
+
+int Cluster::metrics_port(const std::string& name) const { return metrics_port_.at(name); }
+
+std::string Cluster::Log(const std::string& name) const {
+  std::ifstream in(dir_ + "/" + name + ".log");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+absl::Status Cluster::Start() {
+  std::vector<std::string> pools;
+  for (const PoolLayout& p : options_.pools) {
+    std::string hosts = absl::StrCat("{\"layers\": \"all\", \"experts\": \"", p.experts, "\"");
+    if (!p.shared.empty()) absl::StrAppend(&hosts, ", \"shared\": \"", p.shared, "\"");
+    pools.push_back(absl::StrCat("{\"name\": \"", p.name, "\", \"address\": \"", address(p.name),
+                                 "\", \"hosts\": [", hosts, "}]}"));
+  }
+  std::ofstream(cluster_file_) << absl::StrCat(
+      "{\"router\": {\"address\": \"", address("router"), "\"}, \"orchestrator\": {\"address\": \"",
+      address("orchestrator"), "\"}, \"pools\": [", absl::StrJoin(pools, ", "), "]}\n");
+  for (const PoolLayout& p : options_.pools) {
+    if (absl::Status s = Spawn(p.name); !s.ok()) return s;
+  }
+  if (absl::Status s = Spawn("router"); !s.ok()) return s;
+  if (absl::Status s = Spawn("orchestrator"); !s.ok()) return s;
+  for (const auto& [name, pid] : pid_) {
+    if (absl::Status s = WaitServing(name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cluster::Spawn(const std::string& name) {
+  std::string binary;
+  std::vector<std::string> argv;
+  if (name == "router") {
+    binary = BuildDir() + "/services/router/moe-router";
+  } else if (name == "orchestrator") {
+    binary = BuildDir() + "/services/orchestrator/moe-orchestrator";
+  } else {
+    binary = BuildDir() + "/services/expert_pool/moe-expert-pool";
+    argv.push_back("--pool=" + name);
+  }
+  argv.insert(argv.begin(), binary);
+  argv.push_back("--listen=" + address(name));
+  if (options_.metrics) argv.push_back(absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_[name]));
+  argv.push_back("--cluster=" + cluster_file_);
+  for (const std::string& a : options_.model_args) argv.push_back(a);
+  pid_[name] = SpawnProcess(argv, dir_ + "/" + name + ".log");
+  return pid_[name] > 0 ? absl::OkStatus() : absl::InternalError("fork failed");
+}
+
+absl::Status Cluster::WaitServing(const std::string& name) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(address(name), grpc::InsecureChannelCredentials()));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status;
+    if (waitpid(pid_[name], &status, WNOHANG) == pid_[name]) {
+      pid_[name] = 0;
+      return absl::InternalError(absl::StrCat(name, " exited during start:\n", Log(name)));
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    grpc::health::v1::HealthCheckResponse resp;
+    if (stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok() &&
+        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return absl::OkStatus();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(name, " not SERVING in 60 s:\n", Log(name)));
+}
+
+void Cluster::Kill(const std::string& name) {
+  if (pid_[name] <= 0) return;
+  kill(pid_[name], SIGKILL);
+  int status;
+  waitpid(pid_[name], &status, 0);
+  pid_[name] = 0;
+}
+
+absl::Status Cluster::Restart(const std::string& name) {
+  Kill(name);
+  if (absl::Status s = Spawn(name); !s.ok()) return s;
+  return WaitServing(name);
+}
+
+}  // namespace moe::testing

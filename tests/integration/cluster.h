@@ -1,0 +1,61 @@
+// Test helper: a real cluster of router, expert pools and orchestrator as child processes on
+// free loopback ports, with a generated cluster file. Not thread-safe.
+#ifndef MOE_TESTS_INTEGRATION_CLUSTER_H_
+#define MOE_TESTS_INTEGRATION_CLUSTER_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace moe::testing {
+
+struct PoolLayout {
+  std::string name;
+  std::string experts;  // "0-1", "all", ...
+  std::string shared;   // "" or "all"
+};
+
+struct ClusterOptions {
+  std::vector<std::string> model_args;  // e.g. {"--model=models/brown-moe"}
+  std::vector<PoolLayout> pools;
+  bool metrics = false;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(ClusterOptions options);
+  ~Cluster();
+
+  // Writes the cluster file, starts every process and waits until all are SERVING.
+  absl::Status Start();
+  void Kill(const std::string& name);     // SIGKILL, as if the machine died
+  absl::Status Restart(const std::string& name);  // start again on the same port
+
+  std::string address(const std::string& name) const;  // "127.0.0.1:PORT"
+  int metrics_port(const std::string& name) const;
+  const std::string& cluster_file() const { return cluster_file_; }
+  std::string Log(const std::string& name) const;
+
+  static std::string BuildDir();
+  static std::string SourceDir();
+  // Runs a binary to completion; returns its exit code and combined output.
+  static int RunToCompletion(const std::vector<std::string>& argv, std::string* output);
+
+ private:
+  absl::Status Spawn(const std::string& name);
+  absl::Status WaitServing(const std::string& name);
+
+  ClusterOptions options_;
+  std::string dir_;
+  std::string cluster_file_;
+  std::map<std::string, int> port_, metrics_port_;
+  std::map<std::string, pid_t> pid_;
+};
+
+}  // namespace moe::testing
+
+#endif  // MOE_TESTS_INTEGRATION_CLUSTER_H_

@@ -1,0 +1,477 @@
+// The distributed system as real processes on loopback: same tokens as the embedded oracle,
+// failover to replicas, fast failure without one, validation of every request field,
+// reflection, health, the routing event stream.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "models/embedded.h"
+#include "moe/v1/expert.grpc.pb.h"
+#include "moe/v1/orchestrator.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "tests/integration/cluster.h"
+
+namespace moe {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Cluster;
+using testing::ClusterOptions;
+
+constexpr char kTinyConfig[] = R"({"name": "tiny", "vocab_size": 4096, "d_model": 32,
+  "n_heads": 4, "n_layers": 2, "context_length": 64, "n_experts": 4, "n_shared": 1,
+  "granularity": 2, "top_k": 3, "d_ff": 64})";
+
+std::string TinyConfigFile() {
+  const std::string path = std::filesystem::temp_directory_path() /
+                           absl::StrCat("moe_tiny_", getpid(), ".json");
+  std::ofstream(path) << kTinyConfig;
+  return path;
+}
+
+std::unique_ptr<moe::v1::Orchestrator::Stub> Orchestrator(const Cluster& c) {
+  return moe::v1::Orchestrator::NewStub(
+      grpc::CreateChannel(c.address("orchestrator"), grpc::InsecureChannelCredentials()));
+}
+
+void Deadline(grpc::ClientContext& ctx, int seconds) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+}
+
+moe::v1::GenerateRequest Request(const std::string& prompt, int n, float temperature,
+                                 uint64_t seed) {
+  moe::v1::GenerateRequest r;
+  r.set_prompt(prompt);
+  r.set_max_tokens(n);
+  r.set_temperature(temperature);
+  r.set_seed(seed);
+  return r;
+}
+
+struct StreamResult {
+  std::vector<int> tokens;                     // generated token ids
+  std::map<int, std::vector<std::vector<int>>> routing;  // position -> per layer flat ids
+  grpc::Status status;
+};
+
+// Streams a Generate; `after_token(n)` runs after the n-th generated token arrives.
+StreamResult Stream(moe::v1::Orchestrator::Stub& stub, moe::v1::GenerateRequest req,
+                    const std::function<void(int)>& after_token = nullptr) {
+  StreamResult out;
+  grpc::ClientContext ctx;
+  Deadline(ctx, 120);
+  auto reader = stub.Generate(&ctx, req);
+  moe::v1::GenerateResponse msg;
+  while (reader->Read(&msg)) {
+    std::vector<std::vector<int>> layers;
+    for (const auto& l : msg.routing()) {
+      layers.emplace_back();
+      for (const auto& e : l.experts()) layers.back().push_back(e.id());
+    }
+    out.routing[msg.position()] = layers;
+    if (msg.is_prompt()) continue;
+    out.tokens.push_back(msg.token_id());
+    if (after_token) after_token(static_cast<int>(out.tokens.size()));
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+// The same request through the embedded runner: the oracle.
+StreamResult Embedded(const ModelSource& source, const moe::v1::GenerateRequest& req) {
+  EngineOptions options;
+  auto model = EmbeddedModel::Load(source, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  GenerateParams p;
+  p.prompt = (*model)->tokenizer().Encode(req.prompt());
+  p.max_new_tokens = req.max_tokens();
+  p.sampling.temperature = req.temperature();
+  p.sampling.seed = req.seed();
+  p.sampling.top_k = req.top_k();
+  p.sampling.top_p = req.has_top_p() ? req.top_p() : 1.0f;
+  p.echo_prompt = true;
+  StreamResult out;
+  absl::Status s = (*model)->Generate(p, [&](const TokenOutput& t) {
+    std::vector<std::vector<int>> layers;
+    for (const LayerRoute& r : t.routing) layers.emplace_back(r.ids.begin(), r.ids.end());
+    out.routing[t.position] = layers;
+    if (!t.is_prompt) out.tokens.push_back(t.token_id);
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+ModelSource Shipped() {
+  ModelSource s;
+  s.model_dir = Cluster::SourceDir() + "/models/brown-moe";
+  return s;
+}
+
+class ShippedClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ClusterOptions o;
+    o.model_args = {"--model=" + Cluster::SourceDir() + "/models/brown-moe"};
+    o.pools = {{"pool-a", "0-3", ""}, {"pool-b", "4-7", ""}};
+    o.metrics = true;
+    cluster_ = new Cluster(o);
+    absl::Status s = cluster_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  static void TearDownTestSuite() { delete cluster_; }
+  static Cluster* cluster_;
+};
+Cluster* ShippedClusterTest::cluster_ = nullptr;
+
+TEST_F(ShippedClusterTest, DistributedTokensEqualEmbeddedTokens) {
+  auto stub = Orchestrator(*cluster_);
+  const std::vector<moe::v1::GenerateRequest> reqs = {
+      Request("The jury said", 24, 0.0f, 1), Request("It was a dark and stormy", 24, 0.8f, 7),
+      Request("In the morning the", 24, 1.0f, 12345), Request("\"Yes,\" she said.", 16, 0.0f, 2)};
+  for (const auto& req : reqs) {
+    moe::v1::GenerateRequest with_prompt = req;
+    with_prompt.set_echo_prompt(true);
+    StreamResult remote = Stream(*stub, with_prompt);
+    ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+    StreamResult local = Embedded(Shipped(), req);
+    EXPECT_EQ(remote.tokens, local.tokens) << req.prompt();
+    EXPECT_EQ(remote.routing, local.routing) << req.prompt();
+  }
+}
+
+TEST_F(ShippedClusterTest, CompleteReturnsTheStreamedText) {
+  auto stub = Orchestrator(*cluster_);
+  grpc::ClientContext ctx;
+  Deadline(ctx, 60);
+  moe::v1::CompleteResponse resp;
+  ASSERT_TRUE(stub->Complete(&ctx, Request("The jury said", 12, 0.0f, 1), &resp).ok());
+  StreamResult streamed = Stream(*stub, Request("The jury said", 12, 0.0f, 1));
+  EXPECT_EQ(std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()), streamed.tokens);
+  EXPECT_FALSE(resp.text().empty());
+  EXPECT_EQ(resp.finish_reason(), "length");
+}
+
+TEST_F(ShippedClusterTest, EveryBadFieldGetsInvalidArgumentNamingIt) {
+  auto stub = Orchestrator(*cluster_);
+  struct Case {
+    std::string name;
+    std::function<void(moe::v1::GenerateRequest&)> edit;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {"empty prompt", [](auto& r) { r.set_prompt(""); }, "prompt"},
+      {"long prompt", [](auto& r) { r.set_prompt(std::string(3000, 'x') + " end"); }, "prompt"},
+      {"zero tokens", [](auto& r) { r.set_max_tokens(0); }, "max_tokens"},
+      {"too many tokens", [](auto& r) { r.set_max_tokens(5000); }, "max_tokens"},
+      {"negative temperature", [](auto& r) { r.set_temperature(-0.5f); }, "temperature"},
+      {"top_p zero", [](auto& r) { r.set_top_p(0.0f); }, "top_p"},
+      {"top_p above one", [](auto& r) { r.set_top_p(1.5f); }, "top_p"},
+      {"negative top_k", [](auto& r) { r.set_top_k(-1); }, "top_k"},
+  };
+  for (const Case& c : cases) {
+    moe::v1::GenerateRequest req = Request("Hello", 4, 0.0f, 1);
+    c.edit(req);
+    StreamResult r = Stream(*stub, req);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name;
+    EXPECT_THAT(r.status.error_message(), HasSubstr(c.field)) << c.name;
+    grpc::ClientContext ctx;
+    Deadline(ctx, 10);
+    moe::v1::CompleteResponse resp;
+    EXPECT_EQ(stub->Complete(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.name;
+  }
+  // Temperature 0 is greedy, not an error; omitted fields take defaults.
+  moe::v1::GenerateRequest defaults;
+  defaults.set_prompt("Hello there");
+  StreamResult ok = Stream(*stub, defaults);
+  EXPECT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(ok.tokens.size(), 64u);
+}
+
+TEST_F(ShippedClusterTest, InternalServicesValidateTensorsAndIds) {
+  auto router = moe::v1::Router::NewStub(
+      grpc::CreateChannel(cluster_->address("router"), grpc::InsecureChannelCredentials()));
+  auto pool = moe::v1::ExpertPool::NewStub(
+      grpc::CreateChannel(cluster_->address("pool-a"), grpc::InsecureChannelCredentials()));
+  auto route = [&](const std::function<void(moe::v1::RouteRequest&)>& edit) {
+    moe::v1::RouteRequest req;
+    req.set_layer(0);
+    req.mutable_hidden()->set_dtype(moe::v1::DTYPE_FLOAT32);
+    req.mutable_hidden()->add_shape(2);
+    req.mutable_hidden()->add_shape(192);
+    req.mutable_hidden()->set_data(std::string(2 * 192 * 4, '\0'));
+    edit(req);
+    grpc::ClientContext ctx;
+    Deadline(ctx, 10);
+    moe::v1::RouteResponse resp;
+    return router->Route(&ctx, req, &resp);
+  };
+  EXPECT_TRUE(route([](auto&) {}).ok());
+  grpc::Status s = route([](auto& r) { r.mutable_hidden()->mutable_data()->pop_back(); });
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("hidden.data"));
+  s = route([](auto& r) { r.set_layer(7); });
+  EXPECT_THAT(s.error_message(), HasSubstr("layer"));
+  s = route([](auto& r) {
+    r.mutable_hidden()->set_shape(1, 100);
+    r.mutable_hidden()->set_data(std::string(2 * 100 * 4, '\0'));
+  });
+  EXPECT_THAT(s.error_message(), HasSubstr("hidden.shape"));
+  s = route([](auto& r) {
+    float nan = std::nanf("");
+    r.mutable_hidden()->mutable_data()->replace(0, 4, reinterpret_cast<char*>(&nan), 4);
+  });
+  EXPECT_THAT(s.error_message(), HasSubstr("NaN"));
+  s = route([](auto& r) { r.add_token_keys(1); });
+  EXPECT_THAT(s.error_message(), HasSubstr("token_keys"));
+  s = route([](auto& r) { r.mutable_hidden()->set_dtype(moe::v1::DTYPE_UNSPECIFIED); });
+  EXPECT_THAT(s.error_message(), HasSubstr("hidden.dtype"));
+
+  auto forward = [&](const std::function<void(moe::v1::ForwardRequest&)>& edit) {
+    moe::v1::ForwardRequest req;
+    req.set_layer(1);
+    req.mutable_hidden()->set_dtype(moe::v1::DTYPE_FLOAT32);
+    req.mutable_hidden()->add_shape(2);
+    req.mutable_hidden()->add_shape(192);
+    req.mutable_hidden()->set_data(std::string(2 * 192 * 4, '\0'));
+    moe::v1::ExpertWork* w = req.add_work();
+    w->set_expert(2);
+    w->add_rows(0);
+    w->add_rows(1);
+    edit(req);
+    grpc::ClientContext ctx;
+    Deadline(ctx, 10);
+    moe::v1::ForwardResponse resp;
+    return pool->Forward(&ctx, req, &resp);
+  };
+  EXPECT_TRUE(forward([](auto&) {}).ok());
+  s = forward([](auto& r) { r.mutable_work(0)->set_expert(6); });  // hosted by pool-b
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("layer 1 expert 6: not hosted by pool pool-a"));
+  s = forward([](auto& r) { r.mutable_work(0)->set_expert(99); });
+  EXPECT_THAT(s.error_message(), HasSubstr("work[0].expert"));
+  s = forward([](auto& r) { r.mutable_work(0)->add_rows(5); });
+  EXPECT_THAT(s.error_message(), HasSubstr("work[0].rows"));
+  // The servers are still serving.
+  auto stub = Orchestrator(*cluster_);
+  EXPECT_TRUE(Stream(*stub, Request("Still fine", 3, 0.0f, 1)).status.ok());
+}
+
+TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
+  for (const std::string& name : {"router", "pool-a", "orchestrator"}) {
+    auto channel = grpc::CreateChannel(cluster_->address(name), grpc::InsecureChannelCredentials());
+    auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+    grpc::ClientContext ctx;
+    Deadline(ctx, 10);
+    auto stream = reflection->ServerReflectionInfo(&ctx);
+    grpc::reflection::v1alpha::ServerReflectionRequest req;
+    req.set_list_services("");
+    ASSERT_TRUE(stream->Write(req));
+    grpc::reflection::v1alpha::ServerReflectionResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    stream->WritesDone();
+    std::set<std::string> services;
+    for (const auto& s : resp.list_services_response().service()) services.insert(s.name());
+    const std::string own = name == "router"         ? "moe.v1.Router"
+                            : name == "orchestrator" ? "moe.v1.Orchestrator"
+                                                     : "moe.v1.ExpertPool";
+    EXPECT_TRUE(services.count(own)) << name;
+    EXPECT_TRUE(services.count("grpc.health.v1.Health")) << name;
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext hctx;
+    Deadline(hctx, 5);
+    grpc::health::v1::HealthCheckResponse h;
+    ASSERT_TRUE(health->Check(&hctx, grpc::health::v1::HealthCheckRequest(), &h).ok());
+    EXPECT_EQ(h.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
+  auto stub = Orchestrator(*cluster_);
+  moe::v1::WatchRoutingRequest watch;
+  grpc::ClientContext wctx;
+  Deadline(wctx, 60);
+  auto events = stub->WatchRouting(&wctx, watch);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before generating
+  moe::v1::GenerateRequest req = Request("The jury said", 10, 0.0f, 3);
+  StreamResult remote = Stream(*stub, req);
+  ASSERT_TRUE(remote.status.ok());
+  std::map<int, std::vector<std::vector<int>>> seen;
+  std::string request_id;
+  moe::v1::RoutingEvent ev;
+  while (events->Read(&ev)) {
+    if (ev.has_started()) request_id = ev.started().request_id();
+    if (ev.has_token() && ev.token().request_id() == request_id) {
+      auto& layers = seen[ev.token().position()];
+      layers.resize(3);
+      std::vector<int> ids;
+      for (const auto& e : ev.token().routing().experts()) ids.push_back(e.id());
+      layers[ev.token().routing().layer()] = ids;
+    }
+    if (ev.has_finished() && ev.finished().request_id() == request_id) break;
+  }
+  wctx.TryCancel();
+  StreamResult local = Embedded(Shipped(), req);
+  ASSERT_EQ(seen.size(), local.routing.size());
+  for (const auto& [pos, layers] : local.routing) {
+    for (size_t l = 0; l < layers.size(); ++l) EXPECT_EQ(seen[pos][l], layers[l]) << pos << " " << l;
+  }
+}
+
+TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
+  auto stub = Orchestrator(*cluster_);
+  moe::v1::WatchRoutingRequest watch;
+  watch.add_layers(1);
+  watch.set_request_id("req-does-not-exist");
+  grpc::ClientContext none_ctx;
+  Deadline(none_ctx, 5);
+  auto none = stub->WatchRouting(&none_ctx, watch);
+  watch.clear_request_id();
+  grpc::ClientContext ctx;
+  Deadline(ctx, 30);
+  auto layer1 = stub->WatchRouting(&ctx, watch);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(Stream(*stub, Request("Filters", 5, 0.0f, 1)).status.ok());
+  moe::v1::RoutingEvent ev;
+  int tokens = 0;
+  while (layer1->Read(&ev)) {
+    if (ev.has_token()) {
+      EXPECT_EQ(ev.token().routing().layer(), 1);
+      ++tokens;
+    }
+    if (ev.has_finished()) break;
+  }
+  EXPECT_GT(tokens, 5);
+  ctx.TryCancel();
+  none_ctx.TryCancel();
+  EXPECT_FALSE(none->Read(&ev) && ev.has_token());
+
+  moe::v1::WatchRoutingRequest bad;
+  bad.set_sample_rate(2);
+  grpc::ClientContext bctx;
+  Deadline(bctx, 5);
+  auto b = stub->WatchRouting(&bctx, bad);
+  while (b->Read(&ev)) {
+  }
+  grpc::Status s = b->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("sample_rate"));
+}
+
+// Tiny random model with micro-experts and a shared expert; pool-c replicates pool-b.
+class FailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = TinyConfigFile();
+    source_.random_init_config = config_;
+    source_.seed = 9;
+    source_.tokenizer = Cluster::SourceDir() + "/models/brown-moe/tokenizer.model";
+  }
+  ClusterOptions Options(bool replica) {
+    ClusterOptions o;
+    o.model_args = {"--random_init=" + config_, "--init_seed=9",
+                    "--tokenizer=" + source_.tokenizer};
+    o.pools = {{"pool-a", "0-1", "all"}, {"pool-b", "2-3", ""}};
+    if (replica) o.pools.push_back({"pool-c", "2-3", ""});
+    return o;
+  }
+  std::string config_;
+  ModelSource source_;
+};
+
+TEST_F(FailoverTest, PoolDiesWithReplicaKeepsSameTokens) {
+  Cluster cluster(Options(/*replica=*/true));
+  ASSERT_TRUE(cluster.Start().ok());
+  auto stub = Orchestrator(cluster);
+  moe::v1::GenerateRequest req = Request("Once upon a time", 40, 0.9f, 5);
+  StreamResult remote = Stream(*stub, req, [&](int n) {
+    if (n == 5) cluster.Kill("pool-b");
+  });
+  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+  EXPECT_EQ(remote.tokens, Embedded(source_, req).tokens);
+  EXPECT_THAT(cluster.Log("orchestrator"), HasSubstr("pool_failed"));
+}
+
+TEST_F(FailoverTest, PoolDiesWithoutReplicaFailsFastThenRejoins) {
+  Cluster cluster(Options(/*replica=*/false));
+  ASSERT_TRUE(cluster.Start().ok());
+  auto stub = Orchestrator(cluster);
+  cluster.Kill("pool-b");
+  const auto start = std::chrono::steady_clock::now();
+  StreamResult r = Stream(*stub, Request("Once upon a time", 20, 0.0f, 1));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(r.status.error_message(), HasSubstr("expert"));
+  EXPECT_THAT(r.status.error_message(), HasSubstr("pool-b"));
+  EXPECT_LT(seconds, 5.0);
+  // A restarted pool rejoins once the router's health check sees it.
+  ASSERT_TRUE(cluster.Restart("pool-b").ok());
+  grpc::Status last;
+  for (int i = 0; i < 30; ++i) {
+    StreamResult again = Stream(*stub, Request("Once upon a time", 8, 0.0f, 1));
+    last = again.status;
+    if (last.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(last.ok()) << last.error_message();
+}
+
+TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
+  Cluster cluster(Options(/*replica=*/true));
+  ASSERT_TRUE(cluster.Start().ok());
+  auto stub = Orchestrator(cluster);
+  for (uint64_t seed : {1, 2, 3}) {
+    moe::v1::GenerateRequest req = Request("A tiny model", 20, seed == 1 ? 0.0f : 1.0f, seed);
+    req.set_echo_prompt(true);
+    StreamResult remote = Stream(*stub, req);
+    ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+    StreamResult local = Embedded(source_, req);
+    EXPECT_EQ(remote.tokens, local.tokens);
+    EXPECT_EQ(remote.routing, local.routing);
+  }
+}
+
+TEST(PlacementStartupTest, InvalidPlacementIsRefusedAtStartWithItsName) {
+  const std::string dir = std::filesystem::temp_directory_path();
+  const std::string bad = dir + "/moe_bad_cluster.json";
+  std::ofstream(bad) << R"({"router": {"address": "127.0.0.1:1"}, "pools": [
+      {"name": "a", "address": "127.0.0.1:2", "hosts": [{"layers": "all", "experts": "0-6"}]}]})";
+  const std::string model = "--model=" + Cluster::SourceDir() + "/models/brown-moe";
+  std::string out;
+  EXPECT_EQ(Cluster::RunToCompletion({Cluster::BuildDir() + "/services/router/moe-router",
+                                      "--listen=127.0.0.1:0", "--cluster=" + bad, model},
+                                     &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("layer 0 expert 7: hosted by no pool"));
+  std::ofstream(bad) << R"({"router": {"address": "127.0.0.1:1"}, "pools": [
+      {"name": "a", "address": "127.0.0.1:2", "hosts": [{"layers": "all", "experts": "all"}]},
+      {"name": "b", "address": "127.0.0.1:2", "hosts": []}]})";
+  EXPECT_EQ(Cluster::RunToCompletion({Cluster::BuildDir() + "/services/router/moe-router",
+                                      "--listen=127.0.0.1:0", "--cluster=" + bad, model},
+                                     &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("already used by pool \\\"a\\\""));
+  EXPECT_EQ(Cluster::RunToCompletion(
+                {Cluster::BuildDir() + "/services/expert_pool/moe-expert-pool", "--pool=zzz",
+                 "--listen=127.0.0.1:0", "--cluster=" + Cluster::SourceDir() +
+                 "/deploy/local/cluster.json", model},
+                &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("not in the cluster file"));
+}
+
+}  // namespace
+}  // namespace moe
