@@ -1,0 +1,145 @@
+// Distributed vs embedded, measured in one run on the same model: single-stream decode
+// ms/token, and generated tokens/s with 1, 8 and 32 concurrent streams. The distributed side is
+// real processes on loopback (router, 2 pools, orchestrator; 1 intra-op thread each).
+//   cluster_bench --model=models/brown-moe --tokens=64 --repeats=3
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/time/clock.h"
+#include "models/embedded.h"
+#include "moe/v1/orchestrator.grpc.pb.h"
+#include "tests/integration/cluster.h"
+
+ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
+ABSL_FLAG(int, tokens, 64, "tokens generated per stream");
+ABSL_FLAG(int, repeats, 3, "runs per measurement (best reported)");
+ABSL_FLAG(std::string, streams, "1,8,32", "concurrent streams");
+
+namespace {
+
+constexpr char kPrompt[] = "The jury said it did find that";
+
+// Runs n concurrent Generate streams; returns {wall seconds, tokens, mean ms between tokens}.
+struct Run {
+  double seconds = 0;
+  int64_t tokens = 0;
+  double ms_per_token = 0;  // single stream: time between first and last token / (n - 1)
+};
+
+Run Remote(moe::v1::Orchestrator::Stub& stub, int n, int tokens) {
+  Run r;
+  std::vector<std::thread> threads;
+  std::vector<int64_t> counts(n, 0);
+  std::vector<double> itl(n, 0);
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      grpc::ClientContext ctx;
+      moe::v1::GenerateRequest req;
+      req.set_prompt(kPrompt);
+      req.set_max_tokens(tokens);
+      req.set_temperature(0);
+      req.set_seed(i + 1);
+      auto reader = stub.Generate(&ctx, req);
+      moe::v1::GenerateResponse msg;
+      absl::Time first, last;
+      while (reader->Read(&msg)) {
+        last = absl::Now();
+        if (counts[i]++ == 0) first = last;
+      }
+      if (!reader->Finish().ok()) std::fprintf(stderr, "stream %d failed\n", i);
+      if (counts[i] > 1) itl[i] = absl::ToDoubleMilliseconds(last - first) / (counts[i] - 1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (int i = 0; i < n; ++i) r.tokens += counts[i], r.ms_per_token += itl[i] / n;
+  return r;
+}
+
+Run Local(moe::EmbeddedModel& m, int n, int tokens) {
+  Run r;
+  std::vector<absl::Time> first(n), last(n);
+  std::vector<int64_t> counts(n, 0);
+  for (int i = 0; i < n; ++i) {
+    moe::GenerateParams p;
+    p.prompt = m.tokenizer().Encode(kPrompt);
+    p.max_new_tokens = tokens;
+    p.sampling.temperature = 0;
+    p.sampling.seed = i + 1;
+    moe::GenerateCallbacks cb;
+    cb.on_token = [&, i](const moe::TokenOutput&) {
+      last[i] = absl::Now();
+      if (counts[i]++ == 0) first[i] = last[i];
+    };
+    cb.on_done = [](const absl::Status&) {};
+    (void)m.engine().Submit(p, cb);
+  }
+  const absl::Time start = absl::Now();
+  m.engine().RunUntilIdle();
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (int i = 0; i < n; ++i) {
+    r.tokens += counts[i];
+    r.ms_per_token += absl::ToDoubleMilliseconds(last[i] - first[i]) / (counts[i] - 1) / n;
+  }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int tokens = absl::GetFlag(FLAGS_tokens);
+  const int reps = absl::GetFlag(FLAGS_repeats);
+  moe::SetIntraOpThreads(1);
+  moe::ModelSource source;
+  source.model_dir = absl::GetFlag(FLAGS_model);
+  moe::EngineOptions options;
+  options.max_batch = 32;
+  auto local = moe::EmbeddedModel::Load(source, options);
+  if (!local.ok()) return std::fprintf(stderr, "%s\n", local.status().ToString().c_str()), 1;
+
+  moe::testing::ClusterOptions o;
+  o.model_args = {"--model=" + source.model_dir, "--threads=1"};
+  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  moe::testing::Cluster cluster(o);
+  if (absl::Status s = cluster.Start(); !s.ok()) {
+    return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
+  }
+  auto stub = moe::v1::Orchestrator::NewStub(
+      grpc::CreateChannel(cluster.address("orchestrator"), grpc::InsecureChannelCredentials()));
+  Remote(*stub, 1, 8);  // warm-up
+  Local(**local, 1, 8);
+
+  std::string list = absl::GetFlag(FLAGS_streams);
+  for (size_t pos = 0; pos < list.size();) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    const int n = std::stoi(list.substr(pos, comma - pos));
+    pos = comma + 1;
+    Run best_remote, best_local;
+    best_remote.seconds = best_local.seconds = 1e9;
+    for (int r = 0; r < reps; ++r) {
+      Run a = Remote(*stub, n, tokens);
+      if (a.seconds < best_remote.seconds) best_remote = a;
+      Run b = Local(**local, n, tokens);
+      if (b.seconds < best_local.seconds) best_local = b;
+    }
+    std::printf("{\"streams\": %d, \"embedded_tokens_per_s\": %.0f, \"distributed_tokens_per_s\": "
+                "%.0f, \"ratio\": %.2f, \"embedded_ms_per_token\": %.3f, "
+                "\"distributed_ms_per_token\": %.3f}\n",
+                n, best_local.tokens / best_local.seconds,
+                best_remote.tokens / best_remote.seconds,
+                (best_remote.tokens / best_remote.seconds) / (best_local.tokens / best_local.seconds),
+                best_local.ms_per_token, best_remote.ms_per_token);
+    std::fflush(stdout);
+  }
+  return 0;
+}
