@@ -1,7 +1,13 @@
 // The distributed system as real processes on loopback: same tokens as the embedded oracle,
 // failover to replicas, fast failure without one, validation of every request field,
 // reflection, health, the routing event stream.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <sstream>
 
 #include <chrono>
 #include <filesystem>
@@ -368,6 +374,79 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
   grpc::Status s = b->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("sample_rate"));
+}
+
+// GET http://127.0.0.1:port/metrics, as a scraper would.
+std::string Scrape(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  close(fd);
+  return out;
+}
+
+// Sum of moe_expert_tokens_routed_total per (layer, expert).
+std::map<std::pair<int, int>, double> RoutedCounters(const std::string& text) {
+  std::map<std::pair<int, int>, double> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    int e, l;
+    double v;
+    if (std::sscanf(line.c_str(), "moe_expert_tokens_routed_total{expert=\"%d\",layer=\"%d\"} %lf",
+                    &e, &l, &v) == 3) {
+      out[{l, e}] = v;
+    }
+  }
+  return out;
+}
+
+TEST_F(ShippedClusterTest, RouterExpertCountersEqualTheEventsTokenCounts) {
+  auto stub = Orchestrator(*cluster_);
+  const auto before = RoutedCounters(Scrape(cluster_->metrics_port("router")));
+  ASSERT_EQ(before.size(), 3u * 8u) << "every (layer, expert) is exported from the start";
+  moe::v1::WatchRoutingRequest watch;
+  grpc::ClientContext wctx;
+  Deadline(wctx, 60);
+  auto events = stub->WatchRouting(&wctx, watch);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::set<std::string> ids;
+  for (uint64_t seed : {1, 2, 3}) {
+    ASSERT_TRUE(Stream(*stub, Request("Counting tokens", 12, 0.9f, seed)).status.ok());
+  }
+  std::map<std::pair<int, int>, double> from_events;
+  int finished = 0;
+  moe::v1::RoutingEvent ev;
+  while (finished < 3 && events->Read(&ev)) {
+    if (ev.has_finished()) ++finished;
+    if (!ev.has_token()) continue;
+    for (const auto& e : ev.token().routing().experts()) {
+      from_events[{ev.token().routing().layer(), e.expert()}] += 1;
+    }
+  }
+  wctx.TryCancel();
+  EXPECT_EQ(ev.dropped(), 0u);
+  const auto after = RoutedCounters(Scrape(cluster_->metrics_port("router")));
+  double total = 0;
+  for (const auto& [key, v] : after) {
+    const double delta = v - before.at(key);
+    EXPECT_EQ(delta, from_events[key]) << "layer " << key.first << " expert " << key.second;
+    total += delta;
+  }
+  // 3 requests x (6 prompt + 12 generated tokens) x 3 layers x top-2.
+  EXPECT_EQ(total, 3 * (6 + 12) * 3 * 2);
 }
 
 // Tiny random model with micro-experts and a shared expert; pool-c replicates pool-b.
