@@ -90,7 +90,9 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
     att = att.masked_fill(batch.mask, -std::numeric_limits<float>::infinity());
   }
   att = torch::softmax(att, -1);
-  torch::Tensor y = torch::matmul(att, values).view({b, c});  // [B, H, 1, D] -> [B, C]
+  // A weighted sum over positions: for one query row per head this is about twice as fast as
+  // the equivalent batched matmul, which packs the cache into GEMM panels first.
+  torch::Tensor y = (att.transpose(-1, -2) * values).sum(-2).view({b, c});  // [B, H, D] -> [B, C]
   return x + torch::linear(y, w.proj_w, w.proj_b);
 }
 
