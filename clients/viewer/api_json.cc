@@ -27,15 +27,12 @@ absl::Status FieldError(absl::string_view field, absl::string_view what, const j
 }
 
 absl::StatusOr<json> ParseObject(absl::string_view body) {
-  json j = json::parse(body.begin(), body.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    // Parse again with exceptions for the message: it says where the JSON broke.
-    try {
-      (void)json::parse(body.begin(), body.end());
-    } catch (const json::parse_error& e) {
-      return absl::InvalidArgumentError(absl::StrCat("request body: not valid JSON: ", e.what()));
-    }
-    return absl::InvalidArgumentError("request body: not valid JSON");
+  json j;
+  try {
+    j = json::parse(body.begin(), body.end());
+  } catch (const json::parse_error& e) {
+    // e.what() says where the JSON broke: "parse error at line 1, column 12: ...".
+    return absl::InvalidArgumentError(absl::StrCat("request body: not valid JSON: ", e.what()));
   }
   if (!j.is_object()) {
     return absl::InvalidArgumentError(
@@ -45,8 +42,8 @@ absl::StatusOr<json> ParseObject(absl::string_view body) {
 }
 
 absl::Status UnknownField(absl::string_view field, std::initializer_list<const char*> known) {
-  return absl::InvalidArgumentError(absl::StrCat("\"", field, "\": unknown field (known: ",
-                                                 absl::StrJoin(known, ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", field, "\": unknown field (known: ", absl::StrJoin(known, ", "), ")"));
 }
 
 // An integer that fits in [lo, hi]; integral floats (1e2) count, as JavaScript has no integers.
@@ -116,9 +113,7 @@ json ProtoToJson(const google::protobuf::Message& message) {
   return json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 
-json GenerateTokenJson(const moe::v1::GenerateResponse& response) {
-  return ProtoToJson(response);
-}
+json GenerateTokenJson(const moe::v1::GenerateResponse& response) { return ProtoToJson(response); }
 
 json GenerateDoneJson(const GenerateSummary& summary) {
   return json{{"request_id", summary.request_id},
@@ -146,9 +141,9 @@ json LoadJson(const moe::v1::RoutingEvent& event) {
 
 json InfoJson(const moe::v1::ModelInfo& info, const moe::v1::Placement* placement,
               absl::string_view source) {
-  moe::v1::ModelInfo model = info;
-  model.clear_expert_profiles_json();
-  json out{{"model", ProtoToJson(model)},
+  json model = ProtoToJson(info);
+  model.erase("expert_profiles_json");  // served parsed, as "profiles"
+  json out{{"model", std::move(model)},
            {"placement", placement != nullptr ? ProtoToJson(*placement) : json(nullptr)},
            {"profiles", nullptr},
            {"source", std::string(source)}};
@@ -170,21 +165,33 @@ json ErrorJson(const absl::Status& status) {
 
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kOk:
+      return 200;
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kFailedPrecondition: return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kFailedPrecondition:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kResourceExhausted: return 429;
-    case absl::StatusCode::kCancelled: return 499;  // as nginx: the client went away
-    case absl::StatusCode::kUnimplemented: return 501;
-    case absl::StatusCode::kUnavailable: return 503;
-    case absl::StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kCancelled:
+      return 499;  // as nginx: the client went away
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
   }
 }
 

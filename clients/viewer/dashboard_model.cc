@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace moe::viewer {
 namespace {
 
@@ -12,8 +14,8 @@ constexpr size_t kGroupLookback = 64;
 
 }  // namespace
 
-DashboardModel::DashboardModel(std::string model, std::string target, int granularity,
-                               int n_micro, size_t max_recent)
+DashboardModel::DashboardModel(std::string model, std::string target, int granularity, int n_micro,
+                               size_t max_recent)
     : n_micro_(std::max(0, n_micro)), max_recent_(std::max<size_t>(1, max_recent)) {
   state_.model = std::move(model);
   state_.target = std::move(target);
@@ -25,6 +27,15 @@ void DashboardModel::Add(const moe::v1::RoutingEvent& event) {
   state_.dropped = std::max(state_.dropped, event.dropped());
   if (event.has_load()) {
     have_snapshot_ = true;
+    int64_t total = 0;
+    for (const moe::v1::LayerLoad& l : event.load().layers()) {
+      for (int64_t c : l.tokens()) total += c;
+    }
+    state_.tokens_per_second = event.load().tokens_per_second();
+    // As the web page does: an idle interval keeps the last busy one on screen (marked idle),
+    // so the bars do not blank out the moment traffic stops.
+    idle_ = total == 0 && !state_.layers.empty();
+    if (idle_) return;
     state_.layers.clear();
     for (const moe::v1::LayerLoad& l : event.load().layers()) {
       LayerLoadCounts counts;
@@ -34,7 +45,6 @@ void DashboardModel::Add(const moe::v1::RoutingEvent& event) {
     }
     std::sort(state_.layers.begin(), state_.layers.end(),
               [](const LayerLoadCounts& a, const LayerLoadCounts& b) { return a.layer < b.layer; });
-    state_.tokens_per_second = event.load().tokens_per_second();
   } else if (event.has_token()) {
     AddToken(event.token());
   }
@@ -75,9 +85,8 @@ void DashboardModel::AddToken(const moe::v1::TokenRouted& token) {
     recent_keys_.push_back(key);
     entry = &state_.recent.back();
   }
-  auto pos = std::lower_bound(
-      entry->layers.begin(), entry->layers.end(), layer.layer,
-      [](const TokenLayerExperts& a, int l) { return a.layer < l; });
+  auto pos = std::lower_bound(entry->layers.begin(), entry->layers.end(), layer.layer,
+                              [](const TokenLayerExperts& a, int l) { return a.layer < l; });
   if (pos != entry->layers.end() && pos->layer == layer.layer) {
     *pos = std::move(layer);  // a repeated event (a replay loop) replaces, never duplicates
   } else {
@@ -88,6 +97,7 @@ void DashboardModel::AddToken(const moe::v1::TokenRouted& token) {
 DashboardState DashboardModel::State(bool color) const {
   DashboardState state = state_;
   state.color = color;
+  if (idle_) absl::StrAppend(&state.model, " (idle: last busy interval)");
   if (n_micro_ > 0) {
     for (LayerLoadCounts& l : state.layers) {
       if (l.tokens.size() < static_cast<size_t>(n_micro_)) l.tokens.resize(n_micro_, 0);

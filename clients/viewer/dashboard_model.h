@@ -39,6 +39,7 @@ class DashboardModel {
   // Until the first load snapshot (a trace recorded without them, or before the first interval
   // ends) the bars count the token events seen, per layer.
   bool have_snapshot_ = false;
+  bool idle_ = false;  // the latest snapshot counted nothing; the bars are the last busy one
   std::map<int, std::vector<int64_t>> token_counts_;
   // (request, position) of each entry of state_.recent, to put a token's layers together.
   std::vector<std::pair<std::string, int>> recent_keys_;

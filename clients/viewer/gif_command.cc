@@ -17,18 +17,17 @@ namespace {
 
 absl::Status CheckLayer(int layer, int n_layers, absl::string_view origin) {
   if (n_layers > 0 && layer >= n_layers) {
-    return absl::InvalidArgumentError(absl::StrCat("--layer: must be in [0, ", n_layers,
-                                                   ") (", origin, "), got ", layer));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--layer: must be in [0, ", n_layers, ") (", origin, "), got ", layer));
   }
   return absl::OkStatus();
 }
 
 absl::Status Render(const GifCommandOptions& options, const ModelLayout& layout,
                     const std::vector<FlowToken>& tokens, absl::string_view from) {
-  const absl::Status s =
-      options.png_frame >= 0
-          ? RenderFlowFramePng(layout.flow, tokens, options.gif, options.png_frame)
-          : RenderFlowGif(layout.flow, tokens, options.gif);
+  const absl::Status s = options.png_frame >= 0 ? RenderFlowFramePng(layout.flow, tokens,
+                                                                     options.gif, options.png_frame)
+                                                : RenderFlowGif(layout.flow, tokens, options.gif);
   if (!s.ok()) return s;
   std::fprintf(stderr,
                "viewer gif: wrote %s: %s, %zu tokens of layer %d from %s; layout %d experts x %d "
@@ -101,13 +100,13 @@ absl::Status Live(const GifCommandOptions& options) {
   }
   std::vector<FlowToken> tokens = FlowTokensFromResponses(responses, options.layer);
   if (tokens.empty()) {
-    return absl::InternalError(absl::StrCat("orchestrator ", options.target, ": Generate: ",
-                                            responses.size(), " tokens, none routed in layer ",
-                                            options.layer));
+    return absl::InternalError(absl::StrCat("orchestrator ", options.target,
+                                            ": Generate: ", responses.size(),
+                                            " tokens, none routed in layer ", options.layer));
   }
-  return Render(options, layout, tokens,
-                absl::StrCat("a generation of ", options.max_tokens, " tokens on ",
-                             options.target));
+  return Render(
+      options, layout, tokens,
+      absl::StrCat("a generation of ", options.max_tokens, " tokens on ", options.target));
 }
 
 }  // namespace
@@ -131,7 +130,8 @@ std::vector<FlowToken> FlowTokensFromEvents(absl::Span<const moe::v1::RoutingEve
   for (const moe::v1::RoutingEvent& e : events) {
     if (!e.has_token() || e.token().routing().layer() != layer) continue;
     if (!request_id.empty() && e.token().request_id() != request_id) continue;
-    out.push_back(FlowTokenFromRouting(e.token().routing(), e.token().text(), e.token().is_prompt()));
+    out.push_back(
+        FlowTokenFromRouting(e.token().routing(), e.token().text(), e.token().is_prompt()));
   }
   return out;
 }
@@ -141,7 +141,8 @@ std::vector<FlowToken> FlowTokensFromResponses(
   std::vector<FlowToken> out;
   for (const moe::v1::GenerateResponse& r : responses) {
     for (const moe::v1::LayerRouting& routing : r.routing()) {
-      if (routing.layer() == layer) out.push_back(FlowTokenFromRouting(routing, r.text(), r.is_prompt()));
+      if (routing.layer() == layer)
+        out.push_back(FlowTokenFromRouting(routing, r.text(), r.is_prompt()));
     }
   }
   return out;

@@ -47,8 +47,8 @@ absl::StatusOr<std::vector<int>> ParseIntList(absl::string_view text, absl::stri
     int lo = 0;
     int hi = 0;
     if (!absl::SimpleAtoi(lo_text, &lo) || !absl::SimpleAtoi(hi_text, &hi) || lo < 0) {
-      return Invalid(flag, absl::StrCat("\"", part,
-                                        "\" is not a number or range (want e.g. \"0-3,6\")"));
+      return Invalid(flag,
+                     absl::StrCat("\"", part, "\" is not a number or range (want e.g. \"0-3,6\")"));
     }
     if (hi < lo) return Invalid(flag, absl::StrCat("range \"", part, "\" is empty"));
     if (hi - lo > 100000) return Invalid(flag, absl::StrCat("range \"", part, "\" is too large"));
@@ -82,9 +82,9 @@ absl::Status ValidateWatchOptions(const WatchOptions& options) {
     return Invalid("--sample_rate", absl::StrCat("must be in (0, 1], got ", options.sample_rate));
   }
   if (options.snapshot_interval_ms < 0) {
-    return Invalid("--snapshot_interval_ms",
-                   absl::StrCat("must be >= 0 (0 = no load snapshots), got ",
-                                options.snapshot_interval_ms));
+    return Invalid(
+        "--snapshot_interval_ms",
+        absl::StrCat("must be >= 0 (0 = no load snapshots), got ", options.snapshot_interval_ms));
   }
   for (int layer : options.layers) {
     if (layer < 0) return Invalid("--layers", absl::StrCat("layer ", layer, " is negative"));
@@ -105,7 +105,10 @@ absl::Status ValidateServeOptions(const ServeOptions& options) {
   if (options.watch.snapshot_interval_ms == 0) {
     return Invalid("--snapshot_interval_ms", "must be > 0: the page's load bars need snapshots");
   }
-  if (absl::Status s = NonNegative(options.speed, "--speed"); !s.ok()) return s;
+  if (!(options.speed > 0)) {
+    // The page's replay loops forever: without pacing it would spin a core.
+    return Invalid("--speed", absl::StrCat("must be > 0 for serve, got ", options.speed));
+  }
   if (options.http_threads < 2 || options.http_threads > 1024) {
     return Invalid("--http_threads",
                    absl::StrCat("must be in [2, 1024], got ", options.http_threads));
@@ -160,7 +163,8 @@ absl::Status ValidateGifCommandOptions(const GifCommandOptions& options) {
   } else if (!options.prompt.empty()) {
     return Invalid("--prompt", "only with --target (a trace already holds its prompts)");
   }
-  if (options.layer < 0) return Invalid("--layer", absl::StrCat("must be >= 0, got ", options.layer));
+  if (options.layer < 0)
+    return Invalid("--layer", absl::StrCat("must be >= 0, got ", options.layer));
   if (options.png_frame >= options.gif.frames) {
     return Invalid("--png_frame", absl::StrCat("must be < --frames (", options.gif.frames,
                                                "), got ", options.png_frame));

@@ -18,11 +18,11 @@ namespace moe::viewer {
 
 // What every live subscription to WatchRouting asks for.
 struct WatchOptions {
-  std::vector<int> layers;       // --layers: only these layers; empty = all
-  double sample_rate = 1.0;      // --sample_rate: fraction of token events kept, in (0, 1]
+  std::vector<int> layers;         // --layers: only these layers; empty = all
+  double sample_rate = 1.0;        // --sample_rate: fraction of token events kept, in (0, 1]
   int snapshot_interval_ms = 500;  // --snapshot_interval_ms: load snapshots; 0 = none
-  bool include_probs = false;    // --include_probs
-  std::string request_id;        // --request_id: only this request's events; empty = all
+  bool include_probs = false;      // --include_probs
+  std::string request_id;          // --request_id: only this request's events; empty = all
 };
 
 struct ServeOptions {
@@ -32,17 +32,17 @@ struct ServeOptions {
   std::string trace;                      // --trace: replay this file instead of --target
   std::string web_root;                   // --web_root: the page's files (resolved, see web_root.h)
   WatchOptions watch;                     // what /api/events subscribes to
-  double speed = 1.0;                     // --speed: trace replay speed; 0 = no pacing
+  double speed = 1.0;                     // --speed: trace replay speed, > 0 (it loops)
   int http_threads = 32;                  // --http_threads: each open event stream holds one
   double deadline_s = 300;                // --deadline_s: deadline of one generation
 };
 
 struct TopOptions {
-  std::string target;     // --target
-  std::string trace;      // --trace: replay instead of --target
-  WatchOptions watch;     // --layers, --sample_rate, --snapshot_interval_ms
-  double duration_s = 0;  // --duration_s: exit after this long; 0 = until 'q' or the end
-  double speed = 1.0;     // --speed: trace replay speed; 0 = no pacing
+  std::string target;          // --target
+  std::string trace;           // --trace: replay instead of --target
+  WatchOptions watch;          // --layers, --sample_rate, --snapshot_interval_ms
+  double duration_s = 0;       // --duration_s: exit after this long; 0 = until 'q' or the end
+  double speed = 1.0;          // --speed: trace replay speed; 0 = no pacing
   std::string color = "auto";  // --color: auto | always | never
 };
 
@@ -55,17 +55,17 @@ struct RecordOptions {
 };
 
 struct GifCommandOptions {
-  GifOptions gif;               // --out, --frames, --fps, --dot_period, --width, --height, --seed
-  std::string trace;            // --trace: render a recorded trace
-  std::string target;           // --target: or run a generation live
-  std::string prompt;           // --prompt: live: the prompt (its tokens are animated too)
-  int layer = 0;                // --layer: the MoE layer whose routing is drawn
-  std::string request_id;       // --request_id: trace: only this request; empty = all
-  int max_tokens = 24;          // --max_tokens: live: tokens to generate
-  double temperature = 0.0;     // --temperature: live; 0 = greedy, the same GIF every run
+  GifOptions gif;            // --out, --frames, --fps, --dot_period, --width, --height, --seed
+  std::string trace;         // --trace: render a recorded trace
+  std::string target;        // --target: or run a generation live
+  std::string prompt;        // --prompt: live: the prompt (its tokens are animated too)
+  int layer = 0;             // --layer: the MoE layer whose routing is drawn
+  std::string request_id;    // --request_id: trace: only this request; empty = all
+  int max_tokens = 24;       // --max_tokens: live: tokens to generate
+  double temperature = 0.0;  // --temperature: live; 0 = greedy, the same GIF every run
   std::optional<uint64_t> sample_seed;  // --sample_seed: live sampling seed; unset = server's
-  int png_frame = -1;           // --png_frame: >= 0: write this one frame as a PNG instead
-  double deadline_s = 120;      // --deadline_s: live: deadline of the generation
+  int png_frame = -1;                   // --png_frame: >= 0: write this one frame as a PNG instead
+  double deadline_s = 300;              // --deadline_s: live: deadline of the generation
 };
 
 // "0-3,6" or "0,1,2" -> {0, 1, 2, 3, 6}, sorted and unique; "" or "all" -> {}. Errors name `flag`.

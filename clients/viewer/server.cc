@@ -44,8 +44,8 @@ bool Write(mg_connection* conn, absl::string_view data) {
   return data.empty() || mg_write(conn, data.data(), data.size()) == static_cast<int>(data.size());
 }
 
-int Respond(mg_connection* conn, int status, absl::string_view content_type,
-            absl::string_view body, bool head = false, absl::string_view extra_headers = "") {
+int Respond(mg_connection* conn, int status, absl::string_view content_type, absl::string_view body,
+            bool head = false, absl::string_view extra_headers = "") {
   const std::string headers = absl::StrFormat(
       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
       "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n%s\r\n",
@@ -122,7 +122,8 @@ absl::StatusOr<std::unique_ptr<ViewerServer>> ViewerServer::Start(const ServeOpt
   if (absl::Status s = ValidateServeOptions(options); !s.ok()) return s;
   if (options.web_root.empty()) return absl::InvalidArgumentError("--web_root: required");
   if (!std::ifstream(options.web_root + "/index.html")) {
-    return absl::NotFoundError(absl::StrCat("--web_root: ", options.web_root, " has no index.html"));
+    return absl::NotFoundError(
+        absl::StrCat("--web_root: ", options.web_root, " has no index.html"));
   }
   std::unique_ptr<ViewerServer> server(new ViewerServer(options));
   if (!options.trace.empty()) {
@@ -130,8 +131,8 @@ absl::StatusOr<std::unique_ptr<ViewerServer>> ViewerServer::Start(const ServeOpt
     if (!trace.ok()) return trace.status();
     absl::StatusOr<ModelLayout> layout = TraceLayout(*trace);
     if (!layout.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--trace: ", options.trace, ": ",
-                                                     layout.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--trace: ", options.trace, ": ", layout.status().message()));
     }
     server->trace_layout_ = *layout;
     server->trace_header_ = trace->header;
@@ -145,13 +146,11 @@ absl::StatusOr<std::unique_ptr<ViewerServer>> ViewerServer::Start(const ServeOpt
   std::call_once(init_once, [] { mg_init_library(0); });
   const std::string listen = CivetListen(options.listen);
   const std::string threads = absl::StrCat(options.http_threads);
-  const char* civet_options[] = {"listening_ports", listen.c_str(),
-                                 "num_threads", threads.c_str(),
+  const char* civet_options[] = {"listening_ports", listen.c_str(), "num_threads", threads.c_str(),
                                  "enable_keep_alive", "no",
                                  // Also the send timeout: a client that stops reading an event
                                  // stream for this long is dropped.
-                                 "request_timeout_ms", "10000",
-                                 nullptr};
+                                 "request_timeout_ms", "10000", nullptr};
   mg_callbacks callbacks = {};
   callbacks.log_message = LogMessage;
   mg_init_data init = {};
@@ -166,8 +165,8 @@ absl::StatusOr<std::unique_ptr<ViewerServer>> ViewerServer::Start(const ServeOpt
   error.text_buffer_size = sizeof(error_text);
   server->context_ = mg_start2(&init, &error);
   if (server->context_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("--listen=", options.listen,
-                                               ": cannot start the HTTP server: ", error_text));
+    return absl::UnavailableError(
+        absl::StrCat("--listen=", options.listen, ": cannot start the HTTP server: ", error_text));
   }
   mg_set_request_handler(server->context_, "/", &ViewerServer::HandleRequest, server.get());
   mg_server_port ports[4] = {};
@@ -196,7 +195,8 @@ int ViewerServer::Dispatch(mg_connection* conn) {
   const absl::string_view path = ri->local_uri != nullptr ? ri->local_uri : "";
   const bool get = method == "GET";
   const bool post = method == "POST";
-  if (path == "/api/info") return get ? ServeInfo(conn) : MethodNotAllowed(conn, method, path, "GET");
+  if (path == "/api/info")
+    return get ? ServeInfo(conn) : MethodNotAllowed(conn, method, path, "GET");
   if (path == "/api/policy") {
     if (get) return ServeGetPolicy(conn);
     if (post) return ServeSetPolicy(conn);
@@ -213,7 +213,8 @@ int ViewerServer::Dispatch(mg_connection* conn) {
                                   path, ": no such API (see clients/viewer/README.md)")));
   }
   if (path == "/healthz") {
-    return get ? Respond(conn, 200, "text/plain", "ok\n") : MethodNotAllowed(conn, method, path, "GET");
+    return get ? Respond(conn, 200, "text/plain", "ok\n")
+               : MethodNotAllowed(conn, method, path, "GET");
   }
   if (get || method == "HEAD") return ServeStatic(conn, path, /*head=*/!get);
   return MethodNotAllowed(conn, method, path, "GET, HEAD");
@@ -300,9 +301,9 @@ int ViewerServer::ServeGenerate(mg_connection* conn) {
   absl::StatusOr<moe::v1::GenerateRequest> request = ParseGenerateBody(*body);
   if (!request.ok()) return RespondError(conn, request.status());
   if (cluster_ == nullptr) {
-    return RespondError(conn, absl::UnavailableError(absl::StrCat(
-                                  "replaying the trace ", options_.trace,
-                                  ": generation needs a cluster (--target)")));
+    return RespondError(
+        conn, absl::UnavailableError(absl::StrCat("replaying the trace ", options_.trace,
+                                                  ": generation needs a cluster (--target)")));
   }
   moe::v1::Orchestrator::Stub* stub = cluster_->orchestrator();
   StreamMux<moe::v1::GenerateRequest, moe::v1::GenerateResponse> mux(kGenerateQueue);
@@ -327,8 +328,8 @@ int ViewerServer::ServeGenerate(mg_connection* conn) {
   for (;;) {
     if (stopping_) {
       mux.Cancel();
-      Write(conn, SseEvent("error", ErrorJson(absl::UnavailableError("the viewer is stopping"))
-                                        .dump()));
+      Write(conn,
+            SseEvent("error", ErrorJson(absl::UnavailableError("the viewer is stopping")).dump()));
       return 200;
     }
     bool ok = true;
@@ -412,12 +413,12 @@ absl::Status ServeCommand(ServeOptions options) {
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::fprintf(stderr, "viewer: serving http://%s:%d/ (%s; page from %s)\n",
                host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host.c_str(), (*server)->port(),
-               options.trace.empty()
-                   ? absl::StrCat("cluster ", options.target,
-                                  options.router.empty() ? ", no router"
-                                                         : absl::StrCat(", router ", options.router))
-                         .c_str()
-                   : absl::StrCat("replaying ", options.trace).c_str(),
+               options.trace.empty() ? absl::StrCat("cluster ", options.target,
+                                                    options.router.empty()
+                                                        ? ", no router"
+                                                        : absl::StrCat(", router ", options.router))
+                                           .c_str()
+                                     : absl::StrCat("replaying ", options.trace).c_str(),
                options.web_root.c_str());
   const int sig = [] {
     for (;;) {

@@ -45,8 +45,9 @@ class ViewerServer {
   // The port listened on (the real one when --listen asked for port 0).
   int port() const { return port_; }
 
-  // Ends the open event streams (within about a second), cancels their gRPC calls and stops
-  // listening. Idempotent.
+  // Ends the open event streams (each within a second), cancels their gRPC calls and stops
+  // listening; CivetWeb's listener polls every two seconds, so this takes up to about that long.
+  // Idempotent.
   void Stop();
 
  private:

@@ -27,8 +27,8 @@ void BlockStopSignals() {
 
 int WaitStopSignal(absl::Duration timeout) {
   const sigset_t set = StopSet();
-  const timespec ts = absl::ToTimespec(timeout < absl::ZeroDuration() ? absl::ZeroDuration()
-                                                                       : timeout);
+  const timespec ts =
+      absl::ToTimespec(timeout < absl::ZeroDuration() ? absl::ZeroDuration() : timeout);
   for (;;) {
     const int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig > 0) return sig;

@@ -10,6 +10,7 @@
 #define MOE_CLIENTS_VIEWER_STREAM_MUX_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_callback.h>
 
 #include <deque>
 #include <functional>
@@ -54,7 +55,8 @@ class StreamMux {
   void Add(Request request, absl::Time deadline, const StartFn& start) {
     auto stream = std::make_unique<Stream>(this, static_cast<int>(streams_.size()));
     stream->request = std::move(request);
-    if (deadline != absl::InfiniteFuture()) stream->context.set_deadline(absl::ToChronoTime(deadline));
+    if (deadline != absl::InfiniteFuture())
+      stream->context.set_deadline(absl::ToChronoTime(deadline));
     Stream* s = stream.get();
     {
       absl::MutexLock lock(&mu_);

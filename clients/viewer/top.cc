@@ -30,7 +30,8 @@ constexpr absl::Duration kLiveDeadline = absl::Hours(24);
 // terminal back however RunTop returns.
 class TerminalSession {
  public:
-  TerminalSession(std::FILE* out, int in_fd, bool interactive) : out_(out), interactive_(interactive) {
+  TerminalSession(std::FILE* out, int in_fd, bool interactive)
+      : out_(out), interactive_(interactive) {
     if (!interactive_) return;
     std::fputs("\x1b[?1049h\x1b[?25l\x1b[2J", out_);
     std::fflush(out_);
@@ -102,9 +103,7 @@ void DrawInPlace(const std::vector<std::string>& lines, std::FILE* out) {
 std::vector<moe::v1::RoutingEvent> KeepLayers(std::vector<moe::v1::RoutingEvent> events,
                                               const std::vector<int>& layers) {
   if (layers.empty()) return events;
-  auto wanted = [&](int layer) {
-    return std::binary_search(layers.begin(), layers.end(), layer);
-  };
+  auto wanted = [&](int layer) { return std::binary_search(layers.begin(), layers.end(), layer); };
   std::vector<moe::v1::RoutingEvent> out;
   for (moe::v1::RoutingEvent& e : events) {
     if (e.has_token() && !wanted(e.token().routing().layer())) continue;
@@ -123,9 +122,9 @@ std::vector<moe::v1::RoutingEvent> KeepLayers(std::vector<moe::v1::RoutingEvent>
 
 absl::Status RunTop(const TopOptions& options, EventSource& source, DashboardModel& model,
                     const TopIo& io) {
-  const absl::Time deadline =
-      options.duration_s > 0 ? absl::Now() + absl::Seconds(options.duration_s)
-                             : absl::InfiniteFuture();
+  const absl::Time deadline = options.duration_s > 0
+                                  ? absl::Now() + absl::Seconds(options.duration_s)
+                                  : absl::InfiniteFuture();
   bool ended = false;
   {
     TerminalSession terminal(io.out, io.in_fd, io.interactive);
@@ -168,7 +167,8 @@ absl::Status RunTop(const TopOptions& options, EventSource& source, DashboardMod
   if (ended) {
     const absl::Status s = source.status();
     if (!s.ok() && model.events() == 0) return s;
-    if (!s.ok()) std::fprintf(stderr, "viewer top: the event stream ended: %s\n", s.ToString().c_str());
+    if (!s.ok())
+      std::fprintf(stderr, "viewer top: the event stream ended: %s\n", s.ToString().c_str());
   }
   return absl::OkStatus();
 }
@@ -197,8 +197,8 @@ absl::Status TopCommand(const TopOptions& options) {
     absl::StatusOr<moe::v1::ModelInfo> info = client->GetModelInfo(absl::Seconds(10));
     if (!info.ok()) return info.status();
     const int m = std::max(1, info->granularity());
-    model = std::make_unique<DashboardModel>(info->name(), options.target, m,
-                                             info->n_experts() * m);
+    model =
+        std::make_unique<DashboardModel>(info->name(), options.target, m, info->n_experts() * m);
     const absl::Duration life =
         options.duration_s > 0 ? absl::Seconds(options.duration_s + 10) : kLiveDeadline;
     source = WatchCluster(client->orchestrator(), options.watch, absl::Now() + life);

@@ -61,7 +61,8 @@ absl::Status TraceWriter::StreamError(const char* what) {
 absl::StatusOr<Trace> ReadTrace(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("trace ", path, ": cannot open: ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("trace ", path, ": cannot open: ", std::strerror(errno)));
   }
   char magic[kTraceMagicSize] = {};
   in.read(magic, kTraceMagicSize);
@@ -110,7 +111,7 @@ ModelLayout LayoutFromModelInfo(const moe::v1::ModelInfo& info) {
 
 absl::StatusOr<ModelLayout> InferLayout(absl::Span<const moe::v1::RoutingEvent> events) {
   int max_id = -1;
-  int width = 0;          // n_experts * m when a load snapshot or probs told us
+  int width = 0;  // n_experts * m when a load snapshot or probs told us
   bool width_exact = false;
   int m_from_choice = 0;  // m from a choice with expert > 0
   int max_micro = -1;
@@ -131,7 +132,8 @@ absl::StatusOr<ModelLayout> InferLayout(absl::Span<const moe::v1::RoutingEvent> 
           m_from_choice = (c.id() - c.micro()) / c.expert();
         }
       }
-      for (const moe::v1::SharedChoice& s : r.shared()) n_shared = std::max(n_shared, s.expert() + 1);
+      for (const moe::v1::SharedChoice& s : r.shared())
+        n_shared = std::max(n_shared, s.expert() + 1);
       if (!width_exact) width = std::max(width, r.probs_size());
     } else if (event.has_load()) {
       ++used;

@@ -1,0 +1,127 @@
+// The routing event stream under load: generation throughput (8 concurrent streams) with 0, 1
+// and 8 subscribers reading everything, and with one stalled subscriber that never reads; the
+// events per second one subscriber receives; the drops counted for the stalled one.
+//   events_bench --model=models/brown-moe --tokens=48 --repeats=3
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/clock.h"
+#include "moe/v1/orchestrator.grpc.pb.h"
+#include "tests/integration/cluster.h"
+
+ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
+ABSL_FLAG(int, tokens, 48, "tokens per generation stream");
+ABSL_FLAG(int, streams, 8, "concurrent generation streams");
+ABSL_FLAG(int, repeats, 3, "runs per measurement (best reported)");
+
+namespace {
+
+double Generate(moe::v1::Orchestrator::Stub& stub, int n, int tokens) {
+  std::vector<std::thread> threads;
+  std::atomic<int64_t> total{0};
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      grpc::ClientContext ctx;
+      moe::v1::GenerateRequest req;
+      req.set_prompt("The jury said it did find that");
+      req.set_max_tokens(tokens);
+      req.set_temperature(0);
+      req.set_seed(i + 1);
+      auto reader = stub.Generate(&ctx, req);
+      moe::v1::GenerateResponse msg;
+      while (reader->Read(&msg)) ++total;
+      (void)reader->Finish();
+    });
+  }
+  for (auto& t : threads) t.join();
+  return total / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+// Subscribers that read as fast as they can, counting events, until cancelled.
+struct Readers {
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctx;
+  std::vector<std::thread> threads;
+  std::atomic<int64_t> events{0};
+  Readers(moe::v1::Orchestrator::Stub& stub, int n) {
+    for (int i = 0; i < n; ++i) {
+      ctx.push_back(std::make_unique<grpc::ClientContext>());
+      grpc::ClientContext* c = ctx.back().get();
+      threads.emplace_back([this, &stub, c] {
+        auto reader = stub.WatchRouting(c, moe::v1::WatchRoutingRequest());
+        moe::v1::RoutingEvent ev;
+        while (reader->Read(&ev)) ++events;
+        (void)reader->Finish();
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  ~Readers() {
+    for (auto& c : ctx) c->TryCancel();
+    for (auto& t : threads) t.join();
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  moe::testing::ClusterOptions o;
+  o.model_args = {"--model=" + absl::GetFlag(FLAGS_model), "--threads=1"};
+  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  moe::testing::Cluster cluster(o);
+  if (absl::Status s = cluster.Start(); !s.ok()) {
+    return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
+  }
+  auto stub = moe::v1::Orchestrator::NewStub(
+      grpc::CreateChannel(cluster.address("orchestrator"), grpc::InsecureChannelCredentials()));
+  const int n = absl::GetFlag(FLAGS_streams), tokens = absl::GetFlag(FLAGS_tokens);
+  Generate(*stub, 2, 8);  // warm-up
+  auto best = [&](const std::function<double()>& f) {
+    double b = 0;
+    for (int r = 0; r < absl::GetFlag(FLAGS_repeats); ++r) b = std::max(b, f());
+    return b;
+  };
+  const double base = best([&] { return Generate(*stub, n, tokens); });
+  std::printf("{\"subscribers\": 0, \"tokens_per_s\": %.0f}\n", base);
+  std::fflush(stdout);
+  for (int subs : {1, 8}) {
+    Readers readers(*stub, subs);
+    const absl::Time start = absl::Now();
+    const int64_t before = readers.events;
+    const double tps = best([&] { return Generate(*stub, n, tokens); });
+    const double eps = (readers.events - before) / absl::ToDoubleSeconds(absl::Now() - start) / subs;
+    std::printf("{\"subscribers\": %d, \"tokens_per_s\": %.0f, \"slowdown\": %.3f, "
+                "\"events_per_s_per_subscriber\": %.0f}\n",
+                subs, tps, 1 - tps / base, eps);
+    std::fflush(stdout);
+  }
+  {
+    // A subscriber that never reads: the server must drop its oldest events, not slow down.
+    grpc::ClientContext ctx;
+    moe::v1::WatchRoutingRequest req;
+    req.set_queue_size(256);
+    auto stalled = stub->WatchRouting(&ctx, req);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const double tps = best([&] { return Generate(*stub, n, tokens); });
+    // Now drain what is left; the count rides on every event after the drops.
+    std::thread stopper([&ctx] {
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+      ctx.TryCancel();
+    });
+    moe::v1::RoutingEvent ev;
+    uint64_t dropped = 0;
+    while (stalled->Read(&ev)) dropped = std::max<uint64_t>(dropped, ev.dropped());
+    stopper.join();
+    std::printf("{\"subscribers\": \"1 stalled\", \"tokens_per_s\": %.0f, \"slowdown\": %.3f, "
+                "\"dropped_events\": %llu}\n",
+                tps, 1 - tps / base, static_cast<unsigned long long>(dropped));
+  }
+  return 0;
+}
