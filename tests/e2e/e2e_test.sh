@@ -22,6 +22,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "e2e: FAIL: $*" >&2; exit 1; }
 
+if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund >/dev/null)
+fi
+
 BUILD_DIR=$build deploy/local/run_cluster.sh --detach --no-build --run-dir="$run/cluster" \
   --threads=1 >"$run/launcher.log" 2>&1 || { cat "$run/launcher.log"; fail "cluster did not start"; }
 target=127.0.0.1:50050
