@@ -2,11 +2,11 @@
 // ms/token, and generated tokens/s with 1, 8 and 32 concurrent streams. The distributed side is
 // real processes on loopback (router, 2 pools, orchestrator; 1 intra-op thread each).
 //   cluster_bench --model=models/brown-moe --tokens=64 --repeats=3
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -132,13 +132,13 @@ int main(int argc, char** argv) {
       Run b = Local(**local, n, tokens);
       if (b.seconds < best_local.seconds) best_local = b;
     }
-    std::printf("{\"streams\": %d, \"embedded_tokens_per_s\": %.0f, \"distributed_tokens_per_s\": "
-                "%.0f, \"ratio\": %.2f, \"embedded_ms_per_token\": %.3f, "
-                "\"distributed_ms_per_token\": %.3f}\n",
-                n, best_local.tokens / best_local.seconds,
-                best_remote.tokens / best_remote.seconds,
-                (best_remote.tokens / best_remote.seconds) / (best_local.tokens / best_local.seconds),
-                best_local.ms_per_token, best_remote.ms_per_token);
+    std::printf(
+        "{\"streams\": %d, \"embedded_tokens_per_s\": %.0f, \"distributed_tokens_per_s\": "
+        "%.0f, \"ratio\": %.2f, \"embedded_ms_per_token\": %.3f, "
+        "\"distributed_ms_per_token\": %.3f}\n",
+        n, best_local.tokens / best_local.seconds, best_remote.tokens / best_remote.seconds,
+        (best_remote.tokens / best_remote.seconds) / (best_local.tokens / best_local.seconds),
+        best_local.ms_per_token, best_remote.ms_per_token);
     std::fflush(stdout);
   }
   return 0;

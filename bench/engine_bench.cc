@@ -21,7 +21,8 @@ namespace {
 
 moe::GenerateParams Params(int prompt_len, int new_tokens, uint64_t seed) {
   moe::GenerateParams p;
-  for (int i = 0; i < prompt_len; ++i) p.prompt.push_back(3 + (i * 37 + static_cast<int>(seed)) % 250);
+  for (int i = 0; i < prompt_len; ++i)
+    p.prompt.push_back(3 + (i * 37 + static_cast<int>(seed)) % 250);
   p.max_new_tokens = new_tokens;
   p.sampling.temperature = 0;  // greedy: no early stop by sampling end-of-text
   p.sampling.seed = seed;
@@ -67,8 +68,10 @@ int main(int argc, char** argv) {
   const int plen = absl::GetFlag(FLAGS_prompt_tokens);
   double best = 1e9;
   for (int r = 0; r < reps; ++r) best = std::min(best, Run(**model, 1, plen, 1).first);
-  std::printf("{\"measure\": \"prefill\", \"threads\": %d, \"prompt_tokens\": %d, "
-              "\"tokens_per_s\": %.0f}\n", threads, plen, plen / best);
+  std::printf(
+      "{\"measure\": \"prefill\", \"threads\": %d, \"prompt_tokens\": %d, "
+      "\"tokens_per_s\": %.0f}\n",
+      threads, plen, plen / best);
 
   const int ntok = absl::GetFlag(FLAGS_decode_tokens);
   std::string batches = absl::GetFlag(FLAGS_batches);
@@ -88,9 +91,10 @@ int main(int argc, char** argv) {
     }
     const double decode_s = best_full - best_base;
     const double decode_tokens = static_cast<double>(tokens - batch);
-    std::printf("{\"measure\": \"decode\", \"threads\": %d, \"batch\": %d, \"ms_per_step\": %.3f, "
-                "\"tokens_per_s\": %.0f}\n",
-                threads, batch, 1000 * decode_s / (ntok - 1), decode_tokens / decode_s);
+    std::printf(
+        "{\"measure\": \"decode\", \"threads\": %d, \"batch\": %d, \"ms_per_step\": %.3f, "
+        "\"tokens_per_s\": %.0f}\n",
+        threads, batch, 1000 * decode_s / (ntok - 1), decode_tokens / decode_s);
   }
   return 0;
 }

@@ -2,12 +2,12 @@
 // and 8 subscribers reading everything, and with one stalled subscriber that never reads; the
 // events per second one subscriber receives; the drops counted for the stalled one.
 //   events_bench --model=models/brown-moe --tokens=48 --repeats=3
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <cstdio>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -96,10 +96,12 @@ int main(int argc, char** argv) {
     const absl::Time start = absl::Now();
     const int64_t before = readers.events;
     const double tps = best([&] { return Generate(*stub, n, tokens); });
-    const double eps = (readers.events - before) / absl::ToDoubleSeconds(absl::Now() - start) / subs;
-    std::printf("{\"subscribers\": %d, \"tokens_per_s\": %.0f, \"slowdown\": %.3f, "
-                "\"events_per_s_per_subscriber\": %.0f}\n",
-                subs, tps, 1 - tps / base, eps);
+    const double eps =
+        (readers.events - before) / absl::ToDoubleSeconds(absl::Now() - start) / subs;
+    std::printf(
+        "{\"subscribers\": %d, \"tokens_per_s\": %.0f, \"slowdown\": %.3f, "
+        "\"events_per_s_per_subscriber\": %.0f}\n",
+        subs, tps, 1 - tps / base, eps);
     std::fflush(stdout);
   }
   {
@@ -119,9 +121,10 @@ int main(int argc, char** argv) {
     uint64_t dropped = 0;
     while (stalled->Read(&ev)) dropped = std::max<uint64_t>(dropped, ev.dropped());
     stopper.join();
-    std::printf("{\"subscribers\": \"1 stalled\", \"tokens_per_s\": %.0f, \"slowdown\": %.3f, "
-                "\"dropped_events\": %llu}\n",
-                tps, 1 - tps / base, static_cast<unsigned long long>(dropped));
+    std::printf(
+        "{\"subscribers\": \"1 stalled\", \"tokens_per_s\": %.0f, \"slowdown\": %.3f, "
+        "\"dropped_events\": %llu}\n",
+        tps, 1 - tps / base, static_cast<unsigned long long>(dropped));
   }
   return 0;
 }

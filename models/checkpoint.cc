@@ -142,8 +142,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const ModelSource& s
     // A random model may borrow any tokenizer of its vocabulary size; a checkpoint may not.
     if (!random_init) {
       if (!tok.ok()) return tok.status();
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer has ",
-                                                     (*tok)->vocab_size(),
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer has ", (*tok)->vocab_size(),
                                                      " ids, the model's vocab_size is ",
                                                      config.vocab_size));
     }

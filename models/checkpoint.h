@@ -3,12 +3,12 @@
 #ifndef MOE_MODELS_CHECKPOINT_H_
 #define MOE_MODELS_CHECKPOINT_H_
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "models/config.h"
@@ -24,8 +24,8 @@ inline constexpr char kProfilesFile[] = "expert_profiles.json";
 struct Checkpoint {
   ModelConfig config;
   std::map<std::string, torch::Tensor> state;  // float32, CPU
-  std::string dir;                              // empty for random init
-  std::string profiles_json;                    // expert_profiles.json contents, if any
+  std::string dir;                             // empty for random init
+  std::string profiles_json;                   // expert_profiles.json contents, if any
 };
 
 // Reads and validates a checkpoint: every tensor the config implies must be present with its

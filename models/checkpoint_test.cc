@@ -1,10 +1,10 @@
 #include "models/checkpoint.h"
 
-#include <filesystem>
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "models/test_util.h"
 

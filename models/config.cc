@@ -23,9 +23,9 @@ absl::Status CheckRange(const char* field, int64_t value, int64_t lo, int64_t hi
 
 int64_t ModelConfig::ParameterCount() const {
   const int64_t c = d_model;
-  int64_t per_layer = 2 * 2 * c                      // ln1, ln2
-                      + 3 * c * c + 3 * c + c * c + c  // qkv, proj
-                      + static_cast<int64_t>(n_routed()) * c          // gate
+  int64_t per_layer = 2 * 2 * c                               // ln1, ln2
+                      + 3 * c * c + 3 * c + c * c + c         // qkv, proj
+                      + static_cast<int64_t>(n_routed()) * c  // gate
                       + static_cast<int64_t>(n_experts + n_shared) * 2 * c * d_ff;
   return static_cast<int64_t>(vocab_size) * c + static_cast<int64_t>(context_length) * c +
          n_layers * per_layer + 2 * c;
@@ -63,12 +63,12 @@ absl::Status ValidateConfig(const ModelConfig& c) {
   if (!s.ok()) return s;
   s.Update(CheckRange("top_k", c.top_k, 1, c.n_routed()));
   if (c.d_model % c.n_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "d_model: %d is not divisible by n_heads %d", c.d_model, c.n_heads));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("d_model: %d is not divisible by n_heads %d", c.d_model, c.n_heads));
   }
   if (c.d_ff % c.granularity != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "d_ff: %d is not divisible by granularity %d", c.d_ff, c.granularity));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("d_ff: %d is not divisible by granularity %d", c.d_ff, c.granularity));
   }
   if (!(c.noise_std >= 0)) return absl::InvalidArgumentError("noise_std: must be >= 0");
   if (!(c.capacity_factor >= 0)) {
@@ -87,9 +87,8 @@ absl::Status ValidatePolicy(const RoutingPolicy& p, const ModelConfig& c) {
         absl::StrCat("noise_std: must be in [0, 100], got ", p.noise_std));
   }
   if (!(p.capacity_factor >= 0 && p.capacity_factor <= 1000)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("capacity_factor: must be 0 (dropless) or in (0, 1000], got ",
-                     p.capacity_factor));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "capacity_factor: must be 0 (dropless) or in (0, 1000], got ", p.capacity_factor));
   }
   return absl::OkStatus();
 }
@@ -100,10 +99,10 @@ absl::StatusOr<ModelConfig> ParseConfigJson(const std::string& json_text) {
     return absl::InvalidArgumentError("config: not a JSON object");
   }
   ModelConfig c;
-  static const char* const kKnown[] = {
-      "name",  "vocab_size", "d_model", "n_heads", "n_layers",  "context_length",
-      "n_experts", "n_shared", "granularity", "top_k", "d_ff", "eos_id", "noise_std",
-      "capacity_factor", "training"};
+  static const char* const kKnown[] = {"name",        "vocab_size",      "d_model",   "n_heads",
+                                       "n_layers",    "context_length",  "n_experts", "n_shared",
+                                       "granularity", "top_k",           "d_ff",      "eos_id",
+                                       "noise_std",   "capacity_factor", "training"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKnown) known |= it.key() == k;
@@ -156,7 +155,8 @@ absl::StatusOr<ModelConfig> LoadConfigFile(const std::string& path) {
   std::stringstream buf;
   buf << in.rdbuf();
   absl::StatusOr<ModelConfig> c = ParseConfigJson(buf.str());
-  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
+  if (!c.ok())
+    return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
   return c;
 }
 

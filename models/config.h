@@ -18,13 +18,13 @@ struct ModelConfig {
   int n_heads = 6;
   int n_layers = 3;
   int context_length = 256;
-  int n_experts = 8;    // routed experts
-  int n_shared = 0;     // always-on shared experts
-  int granularity = 1;  // m: each expert is split into m micro-experts of width d_ff / m
-  int top_k = 2;        // over all n_experts * m micro-experts
-  int d_ff = 384;       // width of one routed (and shared) expert
-  int eos_id = 2;       // end-of-text token
-  float noise_std = 0;  // default inference routing noise
+  int n_experts = 8;          // routed experts
+  int n_shared = 0;           // always-on shared experts
+  int granularity = 1;        // m: each expert is split into m micro-experts of width d_ff / m
+  int top_k = 2;              // over all n_experts * m micro-experts
+  int d_ff = 384;             // width of one routed (and shared) expert
+  int eos_id = 2;             // end-of-text token
+  float noise_std = 0;        // default inference routing noise
   float capacity_factor = 0;  // default: dropless
 
   int n_routed() const { return n_experts * granularity; }  // micro-experts the gate scores

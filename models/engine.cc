@@ -6,6 +6,7 @@
 #include "models/inference.h"
 #include "models/kv_cache.h"
 #include "models/moe_executor.h"
+#include "models/splitmix.h"
 
 namespace moe {
 
@@ -24,13 +25,6 @@ struct Engine::Sequence {
 };
 
 namespace {
-
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // Row `row` of a layer's executor output as the engine reports it.
 LayerRoute RouteOfRow(const MoeLayerOutput& out, int layer, int64_t row, int n_routed,
@@ -61,7 +55,7 @@ std::vector<float> RowToVector(const torch::Tensor& logits, int64_t row) {
 }  // namespace
 
 uint64_t TokenKey(uint64_t seed, int position) {
-  return Mix(Mix(seed) ^ static_cast<uint64_t>(position));
+  return SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(position));
 }
 
 Engine::Engine(const InferenceModel* model, MoeExecutor* executor, const EngineOptions& options)
@@ -203,9 +197,10 @@ void Engine::Admit(std::unique_ptr<Sequence> seq) {
   const int64_t t = static_cast<int64_t>(seq->params.prompt.size());
   std::vector<int64_t> ids(seq->params.prompt.begin(), seq->params.prompt.end());
   std::vector<uint64_t> keys(t);
-  for (int64_t p = 0; p < t; ++p) keys[p] = TokenKey(seq->params.sampling.seed, static_cast<int>(p));
-  torch::Tensor x = model_->Embed(torch::tensor(ids, torch::kInt64),
-                                  torch::arange(t, torch::kInt64));
+  for (int64_t p = 0; p < t; ++p)
+    keys[p] = TokenKey(seq->params.sampling.seed, static_cast<int>(p));
+  torch::Tensor x =
+      model_->Embed(torch::tensor(ids, torch::kInt64), torch::arange(t, torch::kInt64));
   std::vector<MoeLayerOutput> layers;
   for (int l = 0; l < c.n_layers; ++l) {
     torch::Tensor h = model_->AttendPrefill(l, x, *cache_, slot);

@@ -31,11 +31,11 @@ class MoeExecutor;
 // The routing of one token in one layer, as the engine reports it.
 struct LayerRoute {
   int layer = 0;
-  std::vector<int32_t> ids;         // flat micro-expert ids, highest weight first; no dropped
+  std::vector<int32_t> ids;  // flat micro-expert ids, highest weight first; no dropped
   std::vector<float> weights;
-  std::vector<std::string> pools;   // per chosen expert; empty names when in-process
+  std::vector<std::string> pools;         // per chosen expert; empty names when in-process
   std::vector<std::string> shared_pools;  // per shared expert
-  std::vector<float> probs;         // [n_routed] when asked
+  std::vector<float> probs;               // [n_routed] when asked
   float latency_ms = 0;
 };
 
@@ -46,7 +46,7 @@ struct TokenOutput {
   bool is_prompt = false;
   std::vector<LayerRoute> routing;  // one per layer
   bool last = false;
-  std::string finish_reason;        // on the last token: "length" or "stop"
+  std::string finish_reason;  // on the last token: "length" or "stop"
 };
 
 struct GenerateParams {

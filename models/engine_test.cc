@@ -1,9 +1,9 @@
 #include "models/engine.h"
 
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "absl/synchronization/notification.h"
 #include "models/checkpoint.h"
@@ -82,8 +82,7 @@ TEST_F(EngineTest, SameSeedSameTokensOtherSeedOtherTokens) {
 
 TEST_F(EngineTest, SequencesJoiningMidwayGetTheirSoloTokens) {
   std::vector<GenerateParams> reqs = {Params({5, 6, 7, 8, 9}, 14, 0.0f, 0),
-                                      Params({100}, 6, 0.9f, 3),
-                                      Params({42, 43}, 10, 1.2f, 9),
+                                      Params({100}, 6, 0.9f, 3), Params({42, 43}, 10, 1.2f, 9),
                                       Params({7, 7, 7, 7, 7, 7, 7}, 9, 0.0f, 0),
                                       Params({250, 1}, 11, 0.7f, 12)};
   std::vector<std::vector<int>> solo;

@@ -58,7 +58,7 @@ torch::Tensor CombineExpertOutputs(const std::vector<torch::Tensor>& outputs,
   torch::Tensor all = torch::cat(parts, 0);  // [total_rows + 1, C]
   torch::Tensor slots = all.index_select(0, plan.inverse.to(all.device()))
                             .view({plan.n_tokens, plan.top_k, c});  // [N, k, C]
-  return (slots * weights.unsqueeze(-1)).sum(1);                   // [N, C]
+  return (slots * weights.unsqueeze(-1)).sum(1);                    // [N, C]
 }
 
 absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
@@ -113,10 +113,9 @@ torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tenso
   const Weights* w = shared ? Shared(layer, id) : Routed(layer, id);
   torch::Tensor input = x;
   if (!rows.empty()) {
-    torch::Tensor index =
-        torch::from_blob(const_cast<int32_t*>(rows.data()), {static_cast<int64_t>(rows.size())},
-                         torch::kInt32)
-            .to(torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+    torch::Tensor index = torch::from_blob(const_cast<int32_t*>(rows.data()),
+                                           {static_cast<int64_t>(rows.size())}, torch::kInt32)
+                              .to(torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
     input = x.index_select(0, index);
   }
   return ExpertForward(input, w->w1, w->w2);

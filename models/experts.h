@@ -4,14 +4,14 @@
 #ifndef MOE_MODELS_EXPERTS_H_
 #define MOE_MODELS_EXPERTS_H_
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"

@@ -63,8 +63,8 @@ torch::Tensor InferenceModel::AttendPrefill(int layer, const torch::Tensor& x, K
   const Layer& w = layers_[layer];
   const int64_t t = x.size(0);
   torch::Tensor u = torch::layer_norm(x, {config_.d_model}, w.ln1_w, w.ln1_b);
-  AttentionOutput a = CausalSelfAttention(u.unsqueeze(0), w.qkv_w, w.qkv_b, w.proj_w, w.proj_b,
-                                          config_.n_heads);
+  AttentionOutput a =
+      CausalSelfAttention(u.unsqueeze(0), w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, config_.n_heads);
   // k, v [1, H, T, D] -> cache slot positions [0, T)
   cache.keys(layer)[slot].narrow(1, 0, t).copy_(a.k[0]);
   cache.values(layer)[slot].narrow(1, 0, t).copy_(a.v[0]);

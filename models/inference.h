@@ -4,11 +4,11 @@
 #ifndef MOE_MODELS_INFERENCE_H_
 #define MOE_MODELS_INFERENCE_H_
 
+#include <torch/torch.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "models/config.h"

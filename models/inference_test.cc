@@ -33,8 +33,8 @@ class InferenceTest : public ::testing::Test {
     return m->forward(torch::tensor(ids).unsqueeze(0), exec_->policy())[0];
   }
 
-  torch::Tensor RunLayers(torch::Tensor x, const std::function<torch::Tensor(int, torch::Tensor)>&
-                                               attend) {
+  torch::Tensor RunLayers(torch::Tensor x,
+                          const std::function<torch::Tensor(int, torch::Tensor)>& attend) {
     for (int l = 0; l < config_.n_layers; ++l) {
       torch::Tensor h = attend(l, x);
       auto out = exec_->Forward(l, model_->Ln2(l, h), {}, false);
@@ -57,16 +57,14 @@ TEST_F(InferenceTest, KvCacheDecodingEqualsFullRecompute) {
   const int prompt = 4;
   std::vector<int64_t> head(ids.begin(), ids.begin() + prompt);
   torch::Tensor x = model_->Embed(torch::tensor(head), torch::arange(prompt));
-  torch::Tensor logits = RunLayers(x, [&](int l, torch::Tensor in) {
-    return model_->AttendPrefill(l, in, cache, 0);
-  });
+  torch::Tensor logits =
+      RunLayers(x, [&](int l, torch::Tensor in) { return model_->AttendPrefill(l, in, cache, 0); });
   EXPECT_TRUE(torch::allclose(logits, full.narrow(0, 0, prompt), 1e-4, 1e-5));
   for (size_t p = prompt; p < ids.size(); ++p) {
     DecodeBatch batch = DecodeBatch::Make({static_cast<int64_t>(p)});
     torch::Tensor xt = model_->Embed(torch::tensor({ids[p]}), batch.pos);
-    torch::Tensor step = RunLayers(xt, [&](int l, torch::Tensor in) {
-      return model_->AttendDecode(l, in, cache, batch);
-    });
+    torch::Tensor step = RunLayers(
+        xt, [&](int l, torch::Tensor in) { return model_->AttendDecode(l, in, cache, batch); });
     EXPECT_TRUE(torch::allclose(step[0], full[p], 1e-4, 1e-5))
         << "position " << p << " max diff " << (step[0] - full[p]).abs().max().item<float>();
   }
@@ -87,9 +85,8 @@ TEST_F(InferenceTest, BatchedDecodeOfUnequalLengthsEqualsEachAlone) {
   DecodeBatch batch = DecodeBatch::Make({3, 6});
   ASSERT_TRUE(batch.mask.defined());
   torch::Tensor x = model_->Embed(torch::tensor({a.back(), b.back()}), batch.pos);
-  torch::Tensor step = RunLayers(x, [&](int l, torch::Tensor in) {
-    return model_->AttendDecode(l, in, cache, batch);
-  });
+  torch::Tensor step = RunLayers(
+      x, [&](int l, torch::Tensor in) { return model_->AttendDecode(l, in, cache, batch); });
   EXPECT_TRUE(torch::allclose(step[0], FullLogits(a)[3], 1e-4, 1e-5));
   EXPECT_TRUE(torch::allclose(step[1], FullLogits(b)[6], 1e-4, 1e-5));
 }
@@ -102,10 +99,9 @@ TEST_F(InferenceTest, SlotMoveKeepsASequenceDecodable) {
             [&](int l, torch::Tensor in) { return model_->AttendPrefill(l, in, cache, 2); });
   cache.MoveSlot(2, 0, 4);
   DecodeBatch batch = DecodeBatch::Make({4});
-  torch::Tensor step = RunLayers(model_->Embed(torch::tensor({ids.back()}), batch.pos),
-                                 [&](int l, torch::Tensor in) {
-                                   return model_->AttendDecode(l, in, cache, batch);
-                                 });
+  torch::Tensor step =
+      RunLayers(model_->Embed(torch::tensor({ids.back()}), batch.pos),
+                [&](int l, torch::Tensor in) { return model_->AttendDecode(l, in, cache, batch); });
   EXPECT_TRUE(torch::allclose(step[0], FullLogits(ids)[4], 1e-4, 1e-5));
 }
 

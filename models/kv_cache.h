@@ -4,9 +4,9 @@
 #ifndef MOE_MODELS_KV_CACHE_H_
 #define MOE_MODELS_KV_CACHE_H_
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "models/config.h"
 

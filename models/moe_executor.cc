@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<LocalMoeExecutor>> LocalMoeExecutor::Create(
   for (int l = 0; l < config.n_layers; ++l) {
     auto it = state.find(absl::StrCat("blocks.", l, ".moe.router.gate.weight"));
     if (it == state.end()) {
-      return absl::NotFoundError(absl::StrCat("missing tensor blocks.", l, ".moe.router.gate.weight"));
+      return absl::NotFoundError(
+          absl::StrCat("missing tensor blocks.", l, ".moe.router.gate.weight"));
     }
     gates.push_back(it->second.contiguous());
   }
@@ -35,7 +36,9 @@ absl::StatusOr<std::unique_ptr<LocalMoeExecutor>> LocalMoeExecutor::Create(
 
 LocalMoeExecutor::LocalMoeExecutor(const ModelConfig& config, std::vector<torch::Tensor> gates,
                                    ExpertBank bank)
-    : config_(config), gates_(std::move(gates)), bank_(std::move(bank)),
+    : config_(config),
+      gates_(std::move(gates)),
+      bank_(std::move(bank)),
       policy_(DefaultPolicy(config)) {}
 
 absl::Status LocalMoeExecutor::SetPolicy(const RoutingPolicy& policy) {
@@ -63,8 +66,8 @@ absl::StatusOr<MoeLayerOutput> LocalMoeExecutor::Forward(int layer, const torch:
   std::vector<torch::Tensor> outputs;
   outputs.reserve(plan.experts.size());
   for (size_t g = 0; g < plan.experts.size(); ++g) {
-    outputs.push_back(bank_.Run(layer, static_cast<int>(plan.experts[g]), /*shared=*/false, x,
-                                plan.rows[g]));
+    outputs.push_back(
+        bank_.Run(layer, static_cast<int>(plan.experts[g]), /*shared=*/false, x, plan.rows[g]));
   }
   MoeLayerOutput out;
   out.output = CombineExpertOutputs(outputs, plan, r.weights, config_.d_model);

@@ -4,12 +4,12 @@
 #ifndef MOE_MODELS_MOE_EXECUTOR_H_
 #define MOE_MODELS_MOE_EXECUTOR_H_
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -21,7 +21,7 @@
 namespace moe {
 
 struct MoeLayerOutput {
-  torch::Tensor output;                    // [N, C]: sum_k w_k E_k(x) + shared experts
+  torch::Tensor output;  // [N, C]: sum_k w_k E_k(x) + shared experts
   int top_k = 0;
   std::vector<int32_t> expert_ids;         // [N*k] flat micro-expert ids; -1 = dropped
   std::vector<float> weights;              // [N*k]
@@ -30,7 +30,7 @@ struct MoeLayerOutput {
   std::vector<int32_t> shared_pool_index;  // [n_shared]; empty when in-process
   std::vector<float> probs;                // [N * n_routed] when asked
   int64_t dropped = 0;
-  double latency_ms = 0;                   // wall time of this call
+  double latency_ms = 0;  // wall time of this call
 };
 
 // Thread-safe.

@@ -2,18 +2,9 @@
 
 #include <cmath>
 
+#include "models/splitmix.h"
+
 namespace moe {
-namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
 double KeyedGaussian(uint64_t seed, int layer, uint64_t token_key, int expert) {
   uint64_t h = SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(layer) + 0x51ed27ull));
   h = SplitMix64(h ^ token_key);
@@ -86,10 +77,10 @@ torch::Tensor LoadBalancingLoss(const RoutingResult& r) {
   const int64_t e = r.probs.size(1);
   torch::Tensor ids = r.expert_ids.reshape({-1});
   torch::Tensor kept = ids.ge(0);
-  torch::Tensor counts = torch::zeros({e}, r.probs.options())
-                             .index_add(0, ids.masked_select(kept),
-                                        torch::ones({kept.sum().item<int64_t>()},
-                                                    r.probs.options()));
+  torch::Tensor counts =
+      torch::zeros({e}, r.probs.options())
+          .index_add(0, ids.masked_select(kept),
+                     torch::ones({kept.sum().item<int64_t>()}, r.probs.options()));
   torch::Tensor f = counts / std::max<int64_t>(1, ids.numel());
   torch::Tensor p = r.probs.mean(0);
   return static_cast<double>(e) * (f * p).sum();

@@ -4,10 +4,10 @@
 #ifndef MOE_MODELS_ROUTING_H_
 #define MOE_MODELS_ROUTING_H_
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/types/span.h"
 #include "models/config.h"

@@ -1,8 +1,8 @@
 #include "models/routing.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace moe {
 namespace {
@@ -18,8 +18,8 @@ RoutingPolicy Policy(int k) {
 
 TEST(RoutingTest, TopTwoWeightsAreRenormalizedProbabilities) {
   // softmax(log p) = p = [0.1, 0.2, 0.3, 0.4]: top-2 = {3, 2}, weights 0.4/0.7 and 0.3/0.7.
-  torch::Tensor h = torch::tensor({{std::log(0.1f), std::log(0.2f), std::log(0.3f),
-                                    std::log(0.4f)}});
+  torch::Tensor h =
+      torch::tensor({{std::log(0.1f), std::log(0.2f), std::log(0.3f), std::log(0.4f)}});
   RoutingResult r = RouteTokens(h, Identity(4), Policy(2), 0, {});
   EXPECT_EQ(r.expert_ids[0][0].item<int64_t>(), 3);
   EXPECT_EQ(r.expert_ids[0][1].item<int64_t>(), 2);
@@ -106,13 +106,13 @@ TEST(RoutingTest, NoiseDependsOnTheTokenKeyNotTheBatch) {
 TEST(RoutingTest, LoadBalancingLossIsOneWhenBalanced) {
   // Token 0 -> expert 0 with p [0.75, 0.25]; token 1 -> expert 1 with p [0.25, 0.75].
   // f = [0.5, 0.5], P = [0.5, 0.5]: 2 * (0.25 + 0.25) = 1.
-  torch::Tensor h = torch::tensor({{std::log(0.75f), std::log(0.25f)},
-                                   {std::log(0.25f), std::log(0.75f)}});
+  torch::Tensor h =
+      torch::tensor({{std::log(0.75f), std::log(0.25f)}, {std::log(0.25f), std::log(0.75f)}});
   RoutingResult r = RouteTokens(h, Identity(2), Policy(1), 0, {});
   EXPECT_NEAR(LoadBalancingLoss(r).item<float>(), 1.0f, 1e-6);
   // All tokens on expert 0 with p [0.75, 0.25]: f = [1, 0], P = [0.75, 0.25] -> 1.5.
-  torch::Tensor skew = torch::tensor({{std::log(0.75f), std::log(0.25f)},
-                                      {std::log(0.75f), std::log(0.25f)}});
+  torch::Tensor skew =
+      torch::tensor({{std::log(0.75f), std::log(0.25f)}, {std::log(0.75f), std::log(0.25f)}});
   EXPECT_NEAR(LoadBalancingLoss(RouteTokens(skew, Identity(2), Policy(1), 0, {})).item<float>(),
               1.5f, 1e-6);
 }

@@ -6,12 +6,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "models/splitmix.h"
 
 namespace moe {
 
 absl::Status ValidateSampling(const SamplingParams& p) {
   if (!(p.temperature >= 0) || !std::isfinite(p.temperature)) {
-    return absl::InvalidArgumentError(absl::StrCat("temperature: must be >= 0, got ", p.temperature));
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature: must be >= 0, got ", p.temperature));
   }
   if (p.top_k < 0) {
     return absl::InvalidArgumentError(absl::StrCat("top_k: must be >= 0, got ", p.top_k));
@@ -25,12 +27,10 @@ absl::Status ValidateSampling(const SamplingParams& p) {
 Sampler::Sampler(const SamplingParams& params) : params_(params), state_(params.seed) {}
 
 double Sampler::NextUniform() {
-  // SplitMix64: tiny, fast, and identical on every platform.
-  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
+  // SplitMix64 over a Weyl sequence: tiny, fast, and identical on every platform.
+  const uint64_t x = state_;
+  state_ += 0x9e3779b97f4a7c15ull;
+  return static_cast<double>(SplitMix64(x) >> 11) * 0x1.0p-53;
 }
 
 int Sampler::Sample(absl::Span<const float> logits) {
@@ -43,7 +43,9 @@ int Sampler::Sample(absl::Span<const float> logits) {
   int keep = n;
   if (params_.top_k > 0 && params_.top_k < n) keep = params_.top_k;
   // Highest logits first; ties in id order so the result is the same everywhere.
-  auto by_logit = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  auto by_logit = [&](int a, int b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
   if (keep < n || params_.top_p < 1) {
     std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), by_logit);
   }

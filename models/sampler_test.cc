@@ -1,9 +1,9 @@
 #include "models/sampler.h"
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace moe {
 namespace {

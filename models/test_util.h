@@ -30,8 +30,9 @@ inline ModelConfig TinyConfig() {
 // A fresh directory under the test's temporary directory.
 inline std::string TempDir(const std::string& name) {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::filesystem::path p = std::filesystem::path(base ? base : std::filesystem::temp_directory_path()) /
-                            ("moe_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::path p =
+      std::filesystem::path(base ? base : std::filesystem::temp_directory_path()) /
+      ("moe_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();

@@ -1,12 +1,11 @@
 #include "models/tokenizer.h"
 
-
-#include "absl/strings/str_cat.h"
 #include <cstring>
 #include <fstream>
 #include <queue>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
 namespace moe {
@@ -88,11 +87,16 @@ class WireReader {
     uint32_t f;
     std::string_view b;
     switch (wire) {
-      case 0: return Varint(&v);
-      case 1: return end_ - p_ >= 8 ? (p_ += 8, true) : false;
-      case 2: return Bytes(&b);
-      case 5: return Fixed32(&f);
-      default: return false;
+      case 0:
+        return Varint(&v);
+      case 1:
+        return end_ - p_ >= 8 ? (p_ += 8, true) : false;
+      case 2:
+        return Bytes(&b);
+      case 5:
+        return Fixed32(&f);
+      default:
+        return false;
     }
   }
 
@@ -102,7 +106,14 @@ class WireReader {
 };
 
 // SentencePiece piece types (sentencepiece_model.proto).
-enum PieceType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum PieceType {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
 struct Piece {
   std::string text;
@@ -180,7 +191,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& pa
   std::stringstream buf;
   buf << in.rdbuf();
   absl::StatusOr<std::vector<Piece>> pieces = ParseModel(buf.str());
-  if (!pieces.ok()) return absl::Status(pieces.status().code(), absl::StrCat(path, ": ", pieces.status().message()));
+  if (!pieces.ok())
+    return absl::Status(pieces.status().code(),
+                        absl::StrCat(path, ": ", pieces.status().message()));
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   t->sentencepiece_ = true;
   const int n = static_cast<int>(pieces->size());
@@ -211,8 +224,8 @@ std::vector<int> Tokenizer::EncodeValidUtf8(std::string_view text) const {
   // SentencePiece's BPE: start from characters, repeatedly merge the adjacent pair whose
   // concatenation is the highest-scoring piece (leftmost first on ties), then map leftovers
   // that are not pieces to their bytes.
-  const std::string s = absl::StrReplaceAll(absl::string_view(text.data(), text.size()),
-                                            {{" ", kSpaceMark}});
+  const std::string s =
+      absl::StrReplaceAll(absl::string_view(text.data(), text.size()), {{" ", kSpaceMark}});
   struct Symbol {
     size_t begin, size;
     int prev, next;

@@ -40,8 +40,8 @@ class Tokenizer {
 
   bool sentencepiece_ = false;
   absl::flat_hash_map<std::string, std::pair<float, int>> merges_;  // piece -> (score, id)
-  std::vector<std::string> bytes_;  // id -> decoded bytes
-  int byte_piece_[256] = {};        // byte -> id of its <0xNN> piece
+  std::vector<std::string> bytes_;                                  // id -> decoded bytes
+  int byte_piece_[256] = {};  // byte -> id of its <0xNN> piece
 };
 
 // Replaces every invalid UTF-8 sequence with U+FFFD (protobuf strings must be valid UTF-8).

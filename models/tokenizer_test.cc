@@ -1,14 +1,13 @@
 #include "models/tokenizer.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
 
-#include "nlohmann/json.hpp"
-
-#include <gtest/gtest.h>
-
 #include "models/test_util.h"
+#include "nlohmann/json.hpp"
 
 namespace moe {
 namespace {
@@ -77,7 +76,9 @@ TEST_F(TokenizerTest, NeverMapsToUnknown) {
 }
 
 TEST_F(TokenizerTest, StreamDecoderKeepsMultiByteCharactersWhole) {
-  const std::string text = "a\xF0\x9F\x98\x80" "b\xC3\xA9";
+  const std::string text =
+      "a\xF0\x9F\x98\x80"
+      "b\xC3\xA9";
   std::vector<int> ids = tokenizer_->Encode(text);
   StreamDecoder decoder(tokenizer_);
   std::string out;
@@ -92,7 +93,10 @@ TEST_F(TokenizerTest, StreamDecoderKeepsMultiByteCharactersWhole) {
 
 TEST(SanitizeUtf8Test, ReplacesInvalidSequences) {
   EXPECT_EQ(SanitizeUtf8("ok"), "ok");
-  EXPECT_EQ(SanitizeUtf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(SanitizeUtf8("a\xff"
+                         "b"),
+            "a\xef\xbf\xbd"
+            "b");
   EXPECT_EQ(SanitizeUtf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate
 }
 

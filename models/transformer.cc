@@ -54,8 +54,8 @@ AttentionOutput CausalSelfAttention(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& proj_b, int n_heads) {
   const int64_t b = x.size(0), t = x.size(1), c = x.size(2), d = c / n_heads;
   // [B, T, 3C] -> [3, B, H, T, D]
-  torch::Tensor qkv = torch::linear(x, qkv_w, qkv_b).view({b, t, 3, n_heads, d}).permute(
-      {2, 0, 3, 1, 4});
+  torch::Tensor qkv =
+      torch::linear(x, qkv_w, qkv_b).view({b, t, 3, n_heads, d}).permute({2, 0, 3, 1, 4});
   torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(d)));
   torch::Tensor mask = torch::ones({t, t}, torch::dtype(torch::kBool).device(x.device())).triu(1);

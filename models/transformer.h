@@ -4,11 +4,11 @@
 #ifndef MOE_MODELS_TRANSFORMER_H_
 #define MOE_MODELS_TRANSFORMER_H_
 
+#include <torch/torch.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "models/config.h"
 #include "models/routing.h"

@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
   const std::string prompt = absl::StrJoin(rest, " ");
   const std::string target = absl::GetFlag(FLAGS_target);
   auto need_target = [&]() {
-    if (target.empty()) std::fprintf(stderr, "moectl %s: --target=HOST:PORT is required\n",
-                                     cmd.c_str());
+    if (target.empty())
+      std::fprintf(stderr, "moectl %s: --target=HOST:PORT is required\n", cmd.c_str());
     return !target.empty();
   };
   if (cmd == "generate" || cmd == "complete") {
@@ -115,22 +115,23 @@ int main(int argc, char** argv) {
   }
   if (cmd == "info" || cmd == "placement") {
     if (!need_target()) return 2;
-    absl::StatusOr<std::string> out = cmd == "info" ? moe::cli::ModelInfoJson(target)
-                                                    : moe::cli::PlacementJson(target);
+    absl::StatusOr<std::string> out =
+        cmd == "info" ? moe::cli::ModelInfoJson(target) : moe::cli::PlacementJson(target);
     if (!out.ok()) return Fail(out.status());
     std::printf("%s\n", out->c_str());
     return 0;
   }
   if (cmd == "policy") {
     if (!need_target()) return 2;
-    absl::StatusOr<std::string> out = moe::cli::Policy(
-        target, absl::GetFlag(FLAGS_route_top_k), absl::GetFlag(FLAGS_noise_std),
-        absl::GetFlag(FLAGS_capacity_factor));
+    absl::StatusOr<std::string> out =
+        moe::cli::Policy(target, absl::GetFlag(FLAGS_route_top_k), absl::GetFlag(FLAGS_noise_std),
+                         absl::GetFlag(FLAGS_capacity_factor));
     if (!out.ok()) return Fail(out.status());
     std::printf("%s\n", out->c_str());
     return 0;
   }
-  std::fprintf(stderr, "usage: moectl generate|complete|info|placement|policy|health [flags] "
-                       "[prompt] (see --help)\n");
+  std::fprintf(stderr,
+               "usage: moectl generate|complete|info|placement|policy|health [flags] "
+               "[prompt] (see --help)\n");
   return 2;
 }

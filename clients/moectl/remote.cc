@@ -99,7 +99,8 @@ absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& arg
     row.text = SanitizeUtf8(tok.TokenBytes(t.token_id));
     for (const LayerRoute& r : t.routing) {
       row.layers.emplace_back();
-      for (size_t i = 0; i < r.ids.size(); ++i) row.layers.back().push_back({r.ids[i], r.weights[i], ""});
+      for (size_t i = 0; i < r.ids.size(); ++i)
+        row.layers.back().push_back({r.ids[i], r.weights[i], ""});
     }
     std::string chunk;
     if (!t.is_prompt && t.token_id != (*model)->config().eos_id) chunk = decoder.Next(t.token_id);
@@ -112,8 +113,7 @@ absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& arg
   return absl::OkStatus();
 }
 
-absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
-                            Printer& printer) {
+absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args, Printer& printer) {
   auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
   if (args.routing) {
     // Micro-expert ids print as expert.micro, which needs m.

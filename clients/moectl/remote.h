@@ -41,8 +41,7 @@ class Printer {
 
 absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& args, int threads,
                               Printer& printer);
-absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
-                            Printer& printer);
+absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args, Printer& printer);
 absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args);
 absl::Status WaitHealthy(const std::string& target, double timeout_s);
 absl::StatusOr<std::string> ModelInfoJson(const std::string& target);

@@ -21,9 +21,8 @@ std::string FormatRoutingRow(const RoutingRow& row, int granularity, bool show_p
   for (size_t l = 0; l < row.layers.size(); ++l) {
     absl::StrAppend(&out, l == 0 ? " " : " |", " L", l);
     for (const ExpertCell& e : row.layers[l]) {
-      std::string id = granularity > 1
-                           ? absl::StrCat(e.id / granularity, ".", e.id % granularity)
-                           : absl::StrCat(e.id);
+      std::string id = granularity > 1 ? absl::StrCat(e.id / granularity, ".", e.id % granularity)
+                                       : absl::StrCat(e.id);
       absl::StrAppend(&out, " ", id, ":", absl::StrFormat("%.2f", e.weight));
       if (show_pools && !e.pool.empty()) absl::StrAppend(&out, "@", e.pool);
     }

@@ -1,12 +1,12 @@
 #include "models/train/analysis.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -38,8 +38,8 @@ nlohmann::ordered_json TopLifts(const std::vector<int64_t>& at_expert,
   std::vector<std::pair<double, int>> lifts;
   for (size_t i = 0; i < names.size(); ++i) {
     if (at_expert[i] < min_count || overall[i] == 0 || n_e == 0) continue;
-    const double lift = (static_cast<double>(at_expert[i]) / n_e) /
-                        (static_cast<double>(overall[i]) / n);
+    const double lift =
+        (static_cast<double>(at_expert[i]) / n_e) / (static_cast<double>(overall[i]) / n);
     lifts.emplace_back(lift, static_cast<int>(i));
   }
   std::sort(lifts.begin(), lifts.end(), [](auto& a, auto& b) { return a.first > b.first; });
@@ -91,8 +91,7 @@ absl::StatusOr<std::string> AnalyzeExperts(const AnalysisInputs& in, const std::
   std::vector<std::vector<std::vector<int64_t>>> tag_at(
       c.n_layers, std::vector<std::vector<int64_t>>(E, std::vector<int64_t>(tag_names.size())));
   std::vector<std::vector<std::vector<int64_t>>> genre_at(
-      c.n_layers,
-      std::vector<std::vector<int64_t>>(E, std::vector<int64_t>(genre_names.size())));
+      c.n_layers, std::vector<std::vector<int64_t>>(E, std::vector<int64_t>(genre_names.size())));
   std::vector<std::vector<std::map<int, int64_t>>> tok_at(c.n_layers,
                                                           std::vector<std::map<int, int64_t>>(E));
   std::vector<int64_t> tag_all(tag_names.size()), genre_all(genre_names.size());

@@ -5,10 +5,10 @@
 //   moe-train logits --model=DIR --ids=1,2,3 --out=F.pt  full-forward logits, for references
 //   moe-train analyze --model=DIR --data=test.ids --tags=test.tags --genres=test.genres
 //                     --labels=labels.json [--out=DIR/expert_profiles.json]
+#include <torch/torch.h>
+
 #include <cstdio>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -18,10 +18,10 @@
 #include "absl/strings/str_split.h"
 #include "models/checkpoint.h"
 #include "models/config.h"
-#include "models/transformer.h"
 #include "models/embedded.h"
 #include "models/train/analysis.h"
 #include "models/train/trainer.h"
+#include "models/transformer.h"
 
 ABSL_FLAG(std::string, config, "", "train: model config JSON");
 ABSL_FLAG(std::string, train, "data/brown/train.ids", "train: training token ids");
@@ -90,16 +90,17 @@ int RunTrain() {
   absl::StatusOr<moe::TrainReport> r = moe::Train(*config, o);
   if (!r.ok()) return Fail(r.status());
   std::printf("done: %lld steps in %.0f s on %s (%.0f tokens/s), best val loss %.4f (ppl %.2f)\n",
-              static_cast<long long>(r->steps), r->seconds, r->device.c_str(),
-              r->tokens_per_second, r->best_val_loss, std::exp(r->best_val_loss));
+              static_cast<long long>(r->steps), r->seconds, r->device.c_str(), r->tokens_per_second,
+              r->best_val_loss, std::exp(r->best_val_loss));
   return 0;
 }
 
 int RunEval() {
   absl::StatusOr<std::vector<uint16_t>> ids = moe::ReadTokenFile(absl::GetFlag(FLAGS_data));
   if (!ids.ok()) return Fail(ids.status());
-  absl::StatusOr<moe::EvalReport> r = moe::Evaluate(
-      absl::GetFlag(FLAGS_model), *ids, absl::GetFlag(FLAGS_seq_len), absl::GetFlag(FLAGS_max_tokens));
+  absl::StatusOr<moe::EvalReport> r =
+      moe::Evaluate(absl::GetFlag(FLAGS_model), *ids, absl::GetFlag(FLAGS_seq_len),
+                    absl::GetFlag(FLAGS_max_tokens));
   if (!r.ok()) return Fail(r.status());
   std::printf("{\"cross_entropy\": %.6f, \"perplexity\": %.4f, \"tokens\": %lld}\n",
               r->cross_entropy, r->perplexity, static_cast<long long>(r->tokens));
@@ -159,7 +160,8 @@ int RunLogits() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "moe-train train|eval|analyze|init|logits [flags]: train a MoE model, evaluate it, profile its "
+      "moe-train train|eval|analyze|init|logits [flags]: train a MoE model, evaluate it, profile "
+      "its "
       "experts. See --help.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   moe::SetIntraOpThreads(absl::GetFlag(FLAGS_threads));

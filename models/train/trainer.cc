@@ -1,5 +1,6 @@
 #include "models/train/trainer.h"
 
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-
-#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -57,9 +56,8 @@ std::pair<torch::Tensor, torch::Tensor> SampleBatch(const std::vector<uint16_t>&
 
 double LearningRate(const TrainOptions& o, int64_t step) {
   if (step < o.warmup_steps) return o.lr * (step + 1) / o.warmup_steps;
-  const double progress =
-      std::min(1.0, static_cast<double>(step - o.warmup_steps) /
-                        std::max<int64_t>(1, o.steps - o.warmup_steps));
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) /
+                                            std::max<int64_t>(1, o.steps - o.warmup_steps));
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * progress));
 }
 
@@ -160,12 +158,12 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     (is_matrix ? decay : no_decay).push_back(p.value());
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(
-                                     o.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                    torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(
-                                        0.0)));
+  groups.emplace_back(
+      decay, std::make_unique<torch::optim::AdamWOptions>(
+                 torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay)));
+  groups.emplace_back(no_decay,
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0.0)));
   torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr));
   const fs::path optimizer_file = last_dir / "optimizer.pt";
   if (o.resume && fs::exists(optimizer_file)) torch::load(optimizer, optimizer_file.string());
@@ -211,8 +209,8 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     auto [x, y] = SampleBatch(*train, o.batch_size, o.seq_len, rng);
     ForwardStats stats;
     torch::Tensor logits = model->forward(x.to(device), policy, &stats);
-    torch::Tensor ce = torch::nn::functional::cross_entropy(
-        logits.view({-1, config.vocab_size}), y.to(device).view({-1}));
+    torch::Tensor ce = torch::nn::functional::cross_entropy(logits.view({-1, config.vocab_size}),
+                                                            y.to(device).view({-1}));
     torch::Tensor loss = ce + o.aux_loss_coef * stats.aux_loss + o.z_loss_coef * stats.z_loss;
     optimizer.zero_grad();
     loss.backward();

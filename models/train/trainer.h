@@ -24,14 +24,14 @@ struct TrainOptions {
   double min_lr = 3e-4;
   double weight_decay = 0.1;
   double grad_clip = 1.0;
-  double aux_loss_coef = 0.01;     // load-balancing loss
-  double z_loss_coef = 0.001;      // router z-loss; 0 = off
+  double aux_loss_coef = 0.01;  // load-balancing loss
+  double z_loss_coef = 0.001;   // router z-loss; 0 = off
   int eval_every = 200;
-  int eval_batches = 40;           // validation windows per evaluation (0 = whole split)
+  int eval_batches = 40;  // validation windows per evaluation (0 = whole split)
   uint64_t seed = 1;
-  bool resume = false;             // continue from out_dir/last
-  bool half_best = true;           // store out_dir/best in float16
-  int64_t time_budget_s = 0;       // stop early (with a final eval) after this many seconds
+  bool resume = false;        // continue from out_dir/last
+  bool half_best = true;      // store out_dir/best in float16
+  int64_t time_budget_s = 0;  // stop early (with a final eval) after this many seconds
 };
 
 struct TrainReport {
@@ -48,7 +48,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
 struct EvalReport {
   double cross_entropy = 0;  // nats per token
   double perplexity = 0;
-  int64_t tokens = 0;        // predicted tokens
+  int64_t tokens = 0;  // predicted tokens
 };
 
 // Cross-entropy of a checkpoint over non-overlapping windows of `seq_len` tokens (the last, short

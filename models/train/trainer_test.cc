@@ -1,10 +1,10 @@
 #include "models/train/trainer.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "models/checkpoint.h"
 #include "models/test_util.h"

@@ -4,12 +4,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <prometheus/text_serializer.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
-
-#include <prometheus/text_serializer.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -22,8 +21,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   int port = -1;
   if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
       port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("--metrics_listen=", address,
-                                                   ": expected HOST:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_listen=", address, ": expected HOST:PORT"));
   }
   std::string host = address.substr(0, colon);
   if (host.empty()) host = "0.0.0.0";
@@ -31,8 +30,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("--metrics_listen=", address,
-                                                   ": cannot resolve ", host));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_listen=", address, ": cannot resolve ", host));
   }
   sockaddr_in addr = *reinterpret_cast<sockaddr_in*>(res->ai_addr);
   freeaddrinfo(res);
@@ -92,9 +91,9 @@ void MetricsServer::Serve(int client) {
     type = "text/plain";
     body = "only GET /metrics here\n";
   }
-  const std::string out = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
-                                       "\r\nContent-Length: ", body.size(),
-                                       "\r\nConnection: close\r\n\r\n", body);
+  const std::string out =
+      absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
+                   "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
   size_t sent = 0;
   while (sent < out.size()) {
     const ssize_t n = send(client, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);

@@ -4,12 +4,12 @@
 #ifndef MOE_SERVICES_COMMON_METRICS_SERVER_H_
 #define MOE_SERVICES_COMMON_METRICS_SERVER_H_
 
+#include <prometheus/registry.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <prometheus/registry.h>
 
 #include "absl/status/statusor.h"
 

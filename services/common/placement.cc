@@ -97,8 +97,8 @@ absl::StatusOr<int> ClusterSpec::FindPool(const std::string& name) const {
     if (pools[i].name == name) return static_cast<int>(i);
     names.push_back(pools[i].name);
   }
-  return absl::NotFoundError(absl::StrCat("pool \"", name, "\": not in the cluster file (pools: ",
-                                          absl::StrJoin(names, ", "), ")"));
+  return absl::NotFoundError(absl::StrCat(
+      "pool \"", name, "\": not in the cluster file (pools: ", absl::StrJoin(names, ", "), ")"));
 }
 
 absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const ModelConfig& config) {
@@ -131,20 +131,22 @@ absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const Mod
     pool.name = pj["name"].get<std::string>();
     for (const PoolSpec& other : spec.pools) {
       if (other.name == pool.name) {
-        return absl::InvalidArgumentError(absl::StrCat("pool \"", pool.name, "\": name used twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("pool \"", pool.name, "\": name used twice"));
       }
     }
     absl::StatusOr<std::string> addr = Address(pj, absl::StrCat("pool \"", pool.name, "\""));
     if (!addr.ok()) return addr.status();
     pool.address = *addr;
-    auto [it, fresh] = address_owner.emplace(pool.address, absl::StrCat("pool \"", pool.name, "\""));
+    auto [it, fresh] =
+        address_owner.emplace(pool.address, absl::StrCat("pool \"", pool.name, "\""));
     if (!fresh) {
-      return absl::InvalidArgumentError(absl::StrCat("pool \"", pool.name, "\": address ",
-                                                     pool.address, " already used by ",
-                                                     it->second));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "pool \"", pool.name, "\": address ", pool.address, " already used by ", it->second));
     }
     if (!pj.contains("hosts") || !pj["hosts"].is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat("pool \"", pool.name, "\".hosts: required list"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("pool \"", pool.name, "\".hosts: required list"));
     }
     for (size_t h = 0; h < pj["hosts"].size(); ++h) {
       const nlohmann::json& hj = pj["hosts"][h];

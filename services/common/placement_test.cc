@@ -70,10 +70,9 @@ TEST(PlacementTest, OutOfRangeAndMalformedEntriesAreNamed) {
   EXPECT_THAT(ParseCluster(bad, Config()).status().message(),
               HasSubstr("pool \"a\".hosts[0].experts: 4 out of range [0, 4)"));
   EXPECT_THAT(ParseCluster("{", Config()).status().message(), HasSubstr("not a JSON object"));
-  EXPECT_THAT(ParseCluster(R"({"router": {"address": "nope"}, "pools": []})", Config())
-                  .status()
-                  .message(),
-              HasSubstr("router.address"));
+  EXPECT_THAT(
+      ParseCluster(R"({"router": {"address": "nope"}, "pools": []})", Config()).status().message(),
+      HasSubstr("router.address"));
   std::string dup = kGood;
   dup.replace(dup.find("\"name\": \"b\""), 11, "\"name\": \"a\"");
   EXPECT_THAT(ParseCluster(dup, Config()).status().message(), HasSubstr("name used twice"));

@@ -4,12 +4,12 @@
 #ifndef MOE_SERVICES_COMMON_SERVER_H_
 #define MOE_SERVICES_COMMON_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <prometheus/registry.h>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"

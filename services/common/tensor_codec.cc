@@ -13,22 +13,33 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "big-endian hosts need 
 
 int ElementSize(moe::v1::DType d) {
   switch (d) {
-    case moe::v1::DTYPE_FLOAT32: return 4;
-    case moe::v1::DTYPE_FLOAT16: return 2;
-    case moe::v1::DTYPE_BFLOAT16: return 2;
-    case moe::v1::DTYPE_INT32: return 4;
-    case moe::v1::DTYPE_INT64: return 8;
-    default: return 0;
+    case moe::v1::DTYPE_FLOAT32:
+      return 4;
+    case moe::v1::DTYPE_FLOAT16:
+      return 2;
+    case moe::v1::DTYPE_BFLOAT16:
+      return 2;
+    case moe::v1::DTYPE_INT32:
+      return 4;
+    case moe::v1::DTYPE_INT64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 torch::ScalarType TorchType(moe::v1::DType d) {
   switch (d) {
-    case moe::v1::DTYPE_FLOAT16: return torch::kHalf;
-    case moe::v1::DTYPE_BFLOAT16: return torch::kBFloat16;
-    case moe::v1::DTYPE_INT32: return torch::kInt;
-    case moe::v1::DTYPE_INT64: return torch::kLong;
-    default: return torch::kFloat;
+    case moe::v1::DTYPE_FLOAT16:
+      return torch::kHalf;
+    case moe::v1::DTYPE_BFLOAT16:
+      return torch::kBFloat16;
+    case moe::v1::DTYPE_INT32:
+      return torch::kInt;
+    case moe::v1::DTYPE_INT64:
+      return torch::kLong;
+    default:
+      return torch::kFloat;
   }
 }
 
@@ -59,15 +70,15 @@ absl::StatusOr<torch::Tensor> DecodeTensor(const moe::v1::Tensor& t, const std::
   int64_t numel = 1;
   for (int64_t d : shape) {
     if (d < 0 || d > (int64_t{1} << 32)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".shape: bad dimension ", d, " in [", absl::StrJoin(shape, ", "), "]"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".shape: bad dimension ", d, " in [",
+                                                     absl::StrJoin(shape, ", "), "]"));
     }
     numel *= d;
   }
   if (static_cast<int64_t>(t.data().size()) != numel * size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".data: ", t.data().size(), " bytes, but dtype x shape [", absl::StrJoin(shape, ", "),
-        "] needs ", numel * size));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".data: ", t.data().size(), " bytes, but dtype x shape [",
+                     absl::StrJoin(shape, ", "), "] needs ", numel * size));
   }
   if (!spec.shape.empty()) {
     bool match = spec.shape.size() == shape.size();

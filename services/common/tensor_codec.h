@@ -2,10 +2,10 @@
 #ifndef MOE_SERVICES_COMMON_TENSOR_CODEC_H_
 #define MOE_SERVICES_COMMON_TENSOR_CODEC_H_
 
+#include <torch/torch.h>
+
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "moe/v1/tensor.pb.h"

@@ -1,9 +1,9 @@
 #include "services/common/tensor_codec.h"
 
-#include <cmath>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace moe {
 namespace {

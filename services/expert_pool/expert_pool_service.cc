@@ -8,10 +8,7 @@ namespace moe {
 
 ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank,
                                      std::string device, prometheus::Registry& registry)
-    : config_(config),
-      pool_(std::move(pool)),
-      bank_(std::move(bank)),
-      device_(std::move(device)) {
+    : config_(config), pool_(std::move(pool)), bank_(std::move(bank)), device_(std::move(device)) {
   auto& computed = prometheus::BuildCounter()
                        .Name("moe_expert_tokens_computed_total")
                        .Help("Tokens each hosted expert computed (expert sN = shared expert N)")
@@ -28,10 +25,9 @@ ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, E
                           .Name("moe_forward_duration_seconds")
                           .Help("Forward calls, server side")
                           .Register(registry)
-                          .Add({{"pool", pool_.name}},
-                               prometheus::Histogram::BucketBoundaries{
-                                   5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
-                                   0.1, 1});
+                          .Add({{"pool", pool_.name}}, prometheus::Histogram::BucketBoundaries{
+                                                           5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+                                                           5e-3, 1e-2, 2.5e-2, 0.1, 1});
 }
 
 grpc::Status ExpertPoolService::Forward(grpc::ServerContext*, const moe::v1::ForwardRequest* req,
@@ -59,9 +55,10 @@ grpc::Status ExpertPoolService::Forward(grpc::ServerContext*, const moe::v1::For
     }
     const int base = work.shared() ? work.expert() : work.expert() / config_.granularity;
     if (!pool_.Hosts(layer, base, work.shared())) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ",
-                                       base, ": not hosted by pool ", pool_.name));
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ", base,
+                       ": not hosted by pool ", pool_.name));
     }
     for (int32_t r : work.rows()) {
       if (r < 0 || r >= n) {

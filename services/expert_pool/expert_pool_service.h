@@ -4,14 +4,14 @@
 #ifndef MOE_SERVICES_EXPERT_POOL_EXPERT_POOL_SERVICE_H_
 #define MOE_SERVICES_EXPERT_POOL_EXPERT_POOL_SERVICE_H_
 
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <prometheus/counter.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "models/config.h"
 #include "models/experts.h"
@@ -22,8 +22,8 @@ namespace moe {
 
 class ExpertPoolService final : public moe::v1::ExpertPool::Service {
  public:
-  ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank,
-                    std::string device, prometheus::Registry& registry);
+  ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank, std::string device,
+                    prometheus::Registry& registry);
 
   grpc::Status Forward(grpc::ServerContext* ctx, const moe::v1::ForwardRequest* req,
                        moe::v1::ForwardResponse* resp) override;

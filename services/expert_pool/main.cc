@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   moe::ExpertPoolService service(ckpt->config, pool, std::move(*bank), device.str(),
                                  host.registry());
   host.AddService(&service);
-  if (absl::Status s = host.Start(); !s.ok()) return log.Error("start", {{"error", s.ToString()}}), 1;
+  if (absl::Status s = host.Start(); !s.ok())
+    return log.Error("start", {{"error", s.ToString()}}), 1;
   host.SetServing(true);
   log.Info("serving", {{"port", absl::StrCat(host.port())},
                        {"device", device.str()},

@@ -4,16 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "models/splitmix.h"
 
 namespace moe {
 namespace {
-
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
@@ -73,10 +67,10 @@ absl::StatusOr<std::shared_ptr<EventHub::Subscriber>> EventHub::Subscribe(
     return absl::InvalidArgumentError(
         absl::StrCat("sample_rate: must be in (0, 1] (0 = all), got ", req.sample_rate()));
   }
-  if (req.snapshot_interval_ms() < 0 || (req.snapshot_interval_ms() > 0 &&
-                                         req.snapshot_interval_ms() < 50)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "snapshot_interval_ms: must be 0 or >= 50, got ", req.snapshot_interval_ms()));
+  if (req.snapshot_interval_ms() < 0 ||
+      (req.snapshot_interval_ms() > 0 && req.snapshot_interval_ms() < 50)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot_interval_ms: must be 0 or >= 50, got ", req.snapshot_interval_ms()));
   }
   if (req.queue_size() < 0 || req.queue_size() > 1'000'000) {
     return absl::InvalidArgumentError(
@@ -155,7 +149,7 @@ void EventHub::PublishToken(const std::string& request_id, int position, int lay
       if (!s->layers_.empty() && !s->layers_.count(layer)) continue;
       if (f.sample_rate() > 0 && f.sample_rate() < 1) {
         // Per token, not per event: a sampled token keeps all its layers.
-        const uint64_t h = Mix(std::hash<std::string>()(request_id) ^ Mix(position));
+        const uint64_t h = SplitMix64(std::hash<std::string>()(request_id) ^ SplitMix64(position));
         if (static_cast<double>(h >> 11) * 0x1.0p-53 >= f.sample_rate()) continue;
       }
       targets.push_back(s);
@@ -172,8 +166,7 @@ void EventHub::PublishToken(const std::string& request_id, int position, int lay
   }
 }
 
-void EventHub::PublishLifecycle(const std::string& request_id,
-                                const moe::v1::RoutingEvent& event) {
+void EventHub::PublishLifecycle(const std::string& request_id, const moe::v1::RoutingEvent& event) {
   std::vector<std::shared_ptr<Subscriber>> targets;
   {
     absl::MutexLock lock(&mu_);

@@ -4,6 +4,10 @@
 #ifndef MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
 #define MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -12,10 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   if (!tokenizer.ok()) return log.Error("tokenizer", {{"error", tokenizer.status().ToString()}}), 1;
   absl::StatusOr<moe::ClusterSpec> cluster = moe::LoadCluster(flags.cluster, ckpt->config);
   if (!cluster.ok()) return log.Error("cluster", {{"error", cluster.status().ToString()}}), 1;
-  absl::StatusOr<moe::InferenceModel> model = moe::InferenceModel::Create(ckpt->config, ckpt->state);
+  absl::StatusOr<moe::InferenceModel> model =
+      moe::InferenceModel::Create(ckpt->config, ckpt->state);
   if (!model.ok()) return log.Error("model", {{"error", model.status().ToString()}}), 1;
 
   moe::ServiceHost host({"orchestrator", flags.listen, flags.metrics_listen});
@@ -49,13 +50,13 @@ int main(int argc, char** argv) {
   engine_options.on_decode_step = [&batch_sizes](int b) { batch_sizes.Observe(b); };
   moe::Engine engine(&*model, &executor, engine_options);
   moe::EventHub hub(ckpt->config, host.registry());
-  moe::OrchestratorService service(
-      {ckpt->config, tokenizer->get(), &engine, &hub, &executor.router(), ckpt->profiles_json,
-       &log},
-      host.registry());
+  moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub,
+                                    &executor.router(), ckpt->profiles_json, &log},
+                                   host.registry());
   ckpt->state.clear();
   host.AddService(&service);
-  if (absl::Status s = host.Start(); !s.ok()) return log.Error("start", {{"error", s.ToString()}}), 1;
+  if (absl::Status s = host.Start(); !s.ok())
+    return log.Error("start", {{"error", s.ToString()}}), 1;
   engine.Start();
   host.SetServing(true);
   log.Info("serving", {{"port", absl::StrCat(host.port())},

@@ -1,10 +1,10 @@
 #include "services/orchestrator/orchestrator_service.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <deque>
 #include <memory>
 #include <random>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -122,13 +122,13 @@ absl::StatusOr<GenerateParams> ParseGenerateRequest(const moe::v1::GenerateReque
   GenerateParams p;
   if (req.prompt().empty()) return absl::InvalidArgumentError("prompt: must not be empty");
   if (req.prompt().size() > kMaxPromptBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt: ", req.prompt().size(),
-                                                   " bytes, at most ", kMaxPromptBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt: ", req.prompt().size(), " bytes, at most ", kMaxPromptBytes));
   }
   p.max_new_tokens = req.has_max_tokens() ? req.max_tokens() : kDefaultMaxTokens;
   if (p.max_new_tokens < 1 || p.max_new_tokens > kMaxTokensLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("max_tokens: must be in [1, ", kMaxTokensLimit,
-                                                   "], got ", p.max_new_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens: must be in [1, ", kMaxTokensLimit, "], got ", p.max_new_tokens));
   }
   p.sampling.temperature = req.has_temperature() ? req.temperature() : kDefaultTemperature;
   p.sampling.top_k = req.has_top_k() ? req.top_k() : 0;
@@ -139,7 +139,8 @@ absl::StatusOr<GenerateParams> ParseGenerateRequest(const moe::v1::GenerateReque
   if (static_cast<int>(p.prompt.size()) >= config.context_length) {
     return absl::InvalidArgumentError(absl::StrCat(
         "prompt: ", p.prompt.size(), " tokens; the context holds ", config.context_length,
-        ", so a prompt may have at most ", config.context_length - 1, " (prompts are refused, not "
+        ", so a prompt may have at most ", config.context_length - 1,
+        " (prompts are refused, not "
         "truncated)"));
   }
   p.echo_prompt = req.echo_prompt();
@@ -294,9 +295,9 @@ absl::Status OrchestratorService::Start(std::shared_ptr<Request> r,
     moe::v1::RequestFinished* f = ev.mutable_finished();
     f->set_request_id(r->id);
     f->set_generated_tokens(r->generated);
-    f->set_finish_reason(status.ok() ? "done" : status.code() == absl::StatusCode::kCancelled
-                                                    ? "cancelled"
-                                                    : "error");
+    f->set_finish_reason(status.ok()                                     ? "done"
+                         : status.code() == absl::StatusCode::kCancelled ? "cancelled"
+                                                                         : "error");
     if (!status.ok()) f->set_error(std::string(status.message()));
     hub->PublishLifecycle(r->id, ev);
     CountFinished(ToGrpcStatus(status).error_code());
@@ -474,15 +475,12 @@ grpc::ServerUnaryReactor* OrchestratorService::GetPlacement(grpc::CallbackServer
   };
   auto call = std::make_shared<Call>();
   call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  deps_.router->async()->GetPlacement(&call->ctx, &call->req, resp,
-                                      [reactor, call](grpc::Status st) {
-                                        reactor->Finish(st.ok() ? st
-                                                                : grpc::Status(
-                                                                      st.error_code(),
-                                                                      absl::StrCat(
-                                                                          "router: ",
-                                                                          st.error_message())));
-                                      });
+  deps_.router->async()->GetPlacement(
+      &call->ctx, &call->req, resp, [reactor, call](grpc::Status st) {
+        reactor->Finish(
+            st.ok() ? st
+                    : grpc::Status(st.error_code(), absl::StrCat("router: ", st.error_message())));
+      });
   return reactor;
 }
 

@@ -4,14 +4,14 @@
 #ifndef MOE_SERVICES_ORCHESTRATOR_ORCHESTRATOR_SERVICE_H_
 #define MOE_SERVICES_ORCHESTRATOR_ORCHESTRATOR_SERVICE_H_
 
-#include <atomic>
-#include <string>
-
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <atomic>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "models/config.h"

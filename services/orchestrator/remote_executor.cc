@@ -72,8 +72,9 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch
       req.set_error(std::string(last.message()));
       moe::v1::ReportPoolFailureResponse resp;
       (void)router_->ReportPoolFailure(&ctx, req, &resp);
-      logger_->Warn("pool_failed", {{"pool", pool}, {"layer", absl::StrCat(layer)},
-                                    {"error", std::string(last.message())}});
+      logger_->Warn(
+          "pool_failed",
+          {{"pool", pool}, {"layer", absl::StrCat(layer)}, {"error", std::string(last.message())}});
     }
   }
   return last;
@@ -131,7 +132,8 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
     const int first_row = plan.rows[g][0];
     int index = -1;
     for (int s = 0; s < k; ++s) {
-      if (route.expert_ids(first_row * k + s) == plan.experts[g]) index = route.pool_index(first_row * k + s);
+      if (route.expert_ids(first_row * k + s) == plan.experts[g])
+        index = route.pool_index(first_row * k + s);
     }
     absl::StatusOr<int> p = pool_of(index);
     if (!p.ok()) return p.status();
@@ -170,13 +172,11 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
     ctxs[p] = std::make_unique<grpc::ClientContext>();
     SetDeadline(*ctxs[p], options_.forward_deadline);
     const absl::Time sent = absl::Now();
-    pools_[p]->async()->Forward(ctxs[p].get(), &reqs[p], &resps[p],
-                                [&, p, sent](grpc::Status st) {
-                                  status[p] = std::move(st);
-                                  forward_seconds_[p]->Observe(
-                                      absl::ToDoubleSeconds(absl::Now() - sent));
-                                  pending.DecrementCount();
-                                });
+    pools_[p]->async()->Forward(ctxs[p].get(), &reqs[p], &resps[p], [&, p, sent](grpc::Status st) {
+      status[p] = std::move(st);
+      forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent));
+      pending.DecrementCount();
+    });
   }
   pending.Wait();
 
@@ -193,10 +193,10 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
         failed->push_back(name);
       }
       const auto& work = reqs[p].work(0);
-      first_error.Update(absl::UnavailableError(absl::StrCat(
-          "layer ", layer, work.shared() ? " shared expert " : " expert ",
-          work.shared() ? work.expert() : work.expert() / config_.granularity, ": pool ", name,
-          " failed: ", status[p].error_message())));
+      first_error.Update(absl::UnavailableError(
+          absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ",
+                       work.shared() ? work.expert() : work.expert() / config_.granularity,
+                       ": pool ", name, " failed: ", status[p].error_message())));
       continue;
     }
     int64_t total = 0;

@@ -5,12 +5,12 @@
 #ifndef MOE_SERVICES_ORCHESTRATOR_REMOTE_EXECUTOR_H_
 #define MOE_SERVICES_ORCHESTRATOR_REMOTE_EXECUTOR_H_
 
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "absl/time/time.h"
 #include "models/moe_executor.h"

@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   moe::RouterService service(ckpt->config, std::move(gates), *cluster, moe::RouterOptions(),
                              host.registry(), &log);
   host.AddService(&service);
-  if (absl::Status s = host.Start(); !s.ok()) return log.Error("start", {{"error", s.ToString()}}), 1;
+  if (absl::Status s = host.Start(); !s.ok())
+    return log.Error("start", {{"error", s.ToString()}}), 1;
   service.StartHealthChecks();
   host.SetServing(true);
   log.Info("serving", {{"port", absl::StrCat(host.port())}, {"model", moe::ModelId(ckpt->config)}});

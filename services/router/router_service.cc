@@ -1,8 +1,8 @@
 #include "services/router/router_service.h"
 
-#include <cmath>
-
 #include <grpcpp/grpcpp.h>
+
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -62,7 +62,8 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
       routed_counters_[l].push_back(
           &routed.Add({{"layer", absl::StrCat(l)}, {"expert", absl::StrCat(e)}}));
     }
-    for (int s = 0; s < config.n_shared; ++s) shared_hosts_[l].push_back(cluster_.Hosts(l, s, true));
+    for (int s = 0; s < config.n_shared; ++s)
+      shared_hosts_[l].push_back(cluster_.Hosts(l, s, true));
     dropped_counters_.push_back(&dropped.Add({{"layer", absl::StrCat(l)}}));
   }
   route_seconds_ = &prometheus::BuildHistogram()
@@ -97,10 +98,12 @@ void RouterService::HealthLoop() {
   while (!stop_.WaitForNotificationWithTimeout(options_.health_interval)) {
     for (size_t i = 0; i < pools_.size(); ++i) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_timeout)));
+      ctx.set_deadline(
+          std::chrono::system_clock::now() +
+          std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_timeout)));
       grpc::health::v1::HealthCheckResponse resp;
-      grpc::Status st = pools_[i]->health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+      grpc::Status st =
+          pools_[i]->health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
       const bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
       SetHealthy(static_cast<int>(i), ok, st.ok() ? "not serving" : st.error_message());
     }
@@ -138,8 +141,8 @@ grpc::Status RouterService::Route(grpc::ServerContext*, const moe::v1::RouteRequ
   if (!hidden.ok()) return Invalid(std::string(hidden.status().message()));
   const int64_t n = hidden->size(0);
   if (req->token_keys_size() != 0 && req->token_keys_size() != n) {
-    return Invalid(absl::StrCat("token_keys: ", req->token_keys_size(),
-                                " keys for ", n, " tokens (give one per token, or none)"));
+    return Invalid(absl::StrCat("token_keys: ", req->token_keys_size(), " keys for ", n,
+                                " tokens (give one per token, or none)"));
   }
   RoutingPolicy policy;
   {
@@ -169,10 +172,10 @@ grpc::Status RouterService::Route(grpc::ServerContext*, const moe::v1::RouteRequ
     if (replica[e] < 0) {
       std::vector<std::string> names;
       for (int h : routed_hosts_[layer][e]) names.push_back(cluster_.pools[h].name);
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat("layer ", layer, " expert ", e,
-                                       ": no healthy pool (hosted by ", absl::StrJoin(names, ", "),
-                                       ")"));
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("layer ", layer, " expert ", e, ": no healthy pool (hosted by ",
+                       absl::StrJoin(names, ", "), ")"));
     }
     routed_counters_[layer][e]->Increment(static_cast<double>(per_expert[e]));
   }

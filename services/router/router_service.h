@@ -3,17 +3,17 @@
 #ifndef MOE_SERVICES_ROUTER_ROUTER_SERVICE_H_
 #define MOE_SERVICES_ROUTER_ROUTER_SERVICE_H_
 
-#include <atomic>
-#include <memory>
-#include <string>
-#include <thread>
-#include <vector>
-
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <torch/torch.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -35,8 +35,7 @@ class RouterService final : public moe::v1::Router::Service {
  public:
   // gates: per layer [n_experts * m, d_model].
   RouterService(const ModelConfig& config, std::vector<torch::Tensor> gates, ClusterSpec cluster,
-                const RouterOptions& options, prometheus::Registry& registry,
-                const Logger* logger);
+                const RouterOptions& options, prometheus::Registry& registry, const Logger* logger);
   ~RouterService() override;
 
   // Polls every pool's grpc.health.v1 in the background.

@@ -1,6 +1,7 @@
 #include "tests/integration/cluster.h"
 
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,8 +14,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -56,8 +55,8 @@ std::string Cluster::BuildDir() { return MOE_BUILD_DIR; }
 std::string Cluster::SourceDir() { return MOE_SOURCE_DIR; }
 
 int Cluster::RunToCompletion(const std::vector<std::string>& argv, std::string* output) {
-  const std::string log = std::filesystem::temp_directory_path() /
-                          ("moe_run_" + std::to_string(getpid()) + ".log");
+  const std::string log =
+      std::filesystem::temp_directory_path() / ("moe_run_" + std::to_string(getpid()) + ".log");
   std::filesystem::remove(log);
   const pid_t pid = SpawnProcess(argv, log);
   int status = 0;
@@ -150,7 +149,8 @@ absl::Status Cluster::Spawn(const std::string& name) {
   }
   argv.insert(argv.begin(), binary);
   argv.push_back("--listen=" + address(name));
-  if (options_.metrics) argv.push_back(absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_[name]));
+  if (options_.metrics)
+    argv.push_back(absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_[name]));
   argv.push_back("--cluster=" + cluster_file_);
   for (const std::string& a : options_.model_args) argv.push_back(a);
   pid_[name] = SpawnProcess(argv, dir_ + "/" + name + ".log");

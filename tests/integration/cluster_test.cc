@@ -1,24 +1,24 @@
 // The distributed system as real processes on loopback: same tokens as the embedded oracle,
 // failover to replicas, fast failure without one, validation of every request field,
 // reflection, health, the routing event stream.
+#include "tests/integration/cluster.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <sstream>
-
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
-
-#include <gmock/gmock.h>
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -27,22 +27,21 @@
 #include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
-#include "tests/integration/cluster.h"
 
 namespace moe {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Cluster;
 using testing::ClusterOptions;
+using ::testing::HasSubstr;
 
 constexpr char kTinyConfig[] = R"({"name": "tiny", "vocab_size": 4096, "d_model": 32,
   "n_heads": 4, "n_layers": 2, "context_length": 64, "n_experts": 4, "n_shared": 1,
   "granularity": 2, "top_k": 3, "d_ff": 64})";
 
 std::string TinyConfigFile() {
-  const std::string path = std::filesystem::temp_directory_path() /
-                           absl::StrCat("moe_tiny_", getpid(), ".json");
+  const std::string path =
+      std::filesystem::temp_directory_path() / absl::StrCat("moe_tiny_", getpid(), ".json");
   std::ofstream(path) << kTinyConfig;
   return path;
 }
@@ -67,7 +66,7 @@ moe::v1::GenerateRequest Request(const std::string& prompt, int n, float tempera
 }
 
 struct StreamResult {
-  std::vector<int> tokens;                     // generated token ids
+  std::vector<int> tokens;                               // generated token ids
   std::map<int, std::vector<std::vector<int>>> routing;  // position -> per layer flat ids
   grpc::Status status;
 };
@@ -332,7 +331,8 @@ TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
   StreamResult local = Embedded(Shipped(), req);
   ASSERT_EQ(seen.size(), local.routing.size());
   for (const auto& [pos, layers] : local.routing) {
-    for (size_t l = 0; l < layers.size(); ++l) EXPECT_EQ(seen[pos][l], layers[l]) << pos << " " << l;
+    for (size_t l = 0; l < layers.size(); ++l)
+      EXPECT_EQ(seen[pos][l], layers[l]) << pos << " " << l;
   }
 }
 
@@ -545,8 +545,8 @@ TEST(PlacementStartupTest, InvalidPlacementIsRefusedAtStartWithItsName) {
   EXPECT_THAT(out, HasSubstr("already used by pool \\\"a\\\""));
   EXPECT_EQ(Cluster::RunToCompletion(
                 {Cluster::BuildDir() + "/services/expert_pool/moe-expert-pool", "--pool=zzz",
-                 "--listen=127.0.0.1:0", "--cluster=" + Cluster::SourceDir() +
-                 "/deploy/local/cluster.json", model},
+                 "--listen=127.0.0.1:0",
+                 "--cluster=" + Cluster::SourceDir() + "/deploy/local/cluster.json", model},
                 &out),
             1);
   EXPECT_THAT(out, HasSubstr("not in the cluster file"));
