@@ -30,8 +30,24 @@ ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, E
                                                            5e-3, 1e-2, 2.5e-2, 0.1, 1});
 }
 
-grpc::Status ExpertPoolService::Forward(grpc::ServerContext*, const moe::v1::ForwardRequest* req,
-                                        moe::v1::ForwardResponse* resp) {
+grpc::ServerUnaryReactor* ExpertPoolService::Forward(grpc::CallbackServerContext* ctx,
+                                                     const moe::v1::ForwardRequest* req,
+                                                     moe::v1::ForwardResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(DoForward(req, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ExpertPoolService::Describe(grpc::CallbackServerContext* ctx,
+                                                      const moe::v1::DescribeRequest*,
+                                                      moe::v1::DescribeResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(DoDescribe(resp));
+  return reactor;
+}
+
+grpc::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest* req,
+                                          moe::v1::ForwardResponse* resp) {
   const absl::Time start = absl::Now();
   auto invalid = [](const std::string& m) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, m);
@@ -85,8 +101,7 @@ grpc::Status ExpertPoolService::Forward(grpc::ServerContext*, const moe::v1::For
   return grpc::Status::OK;
 }
 
-grpc::Status ExpertPoolService::Describe(grpc::ServerContext*, const moe::v1::DescribeRequest*,
-                                         moe::v1::DescribeResponse* resp) {
+grpc::Status ExpertPoolService::DoDescribe(moe::v1::DescribeResponse* resp) {
   resp->set_pool(pool_.name);
   resp->set_device(device_);
   resp->set_model_id(ModelId(config_));

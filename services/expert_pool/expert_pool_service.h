@@ -20,17 +20,23 @@
 
 namespace moe {
 
-class ExpertPoolService final : public moe::v1::ExpertPool::Service {
+class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
  public:
   ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank, std::string device,
                     prometheus::Registry& registry);
 
-  grpc::Status Forward(grpc::ServerContext* ctx, const moe::v1::ForwardRequest* req,
-                       moe::v1::ForwardResponse* resp) override;
-  grpc::Status Describe(grpc::ServerContext* ctx, const moe::v1::DescribeRequest* req,
-                        moe::v1::DescribeResponse* resp) override;
+  // Computed inline on gRPC's callback thread (see RouterService).
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx,
+                                    const moe::v1::ForwardRequest* req,
+                                    moe::v1::ForwardResponse* resp) override;
+  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx,
+                                     const moe::v1::DescribeRequest* req,
+                                     moe::v1::DescribeResponse* resp) override;
 
  private:
+  grpc::Status DoForward(const moe::v1::ForwardRequest* req, moe::v1::ForwardResponse* resp);
+  grpc::Status DoDescribe(moe::v1::DescribeResponse* resp);
+
   const ModelConfig config_;
   const PoolSpec pool_;
   const ExpertBank bank_;

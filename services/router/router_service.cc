@@ -129,8 +129,8 @@ int RouterService::PickReplica(const std::vector<int>& hosts, double tokens) {
   return best;
 }
 
-grpc::Status RouterService::Route(grpc::ServerContext*, const moe::v1::RouteRequest* req,
-                                  moe::v1::RouteResponse* resp) {
+grpc::Status RouterService::DoRoute(const moe::v1::RouteRequest* req,
+                                    moe::v1::RouteResponse* resp) {
   const absl::Time start = absl::Now();
   const int layer = req->layer();
   if (layer < 0 || layer >= config_.n_layers) {
@@ -200,8 +200,7 @@ grpc::Status RouterService::Route(grpc::ServerContext*, const moe::v1::RouteRequ
   return grpc::Status::OK;
 }
 
-grpc::Status RouterService::GetPolicy(grpc::ServerContext*, const moe::v1::GetPolicyRequest*,
-                                      moe::v1::RoutingPolicy* resp) {
+grpc::Status RouterService::DoGetPolicy(moe::v1::RoutingPolicy* resp) {
   absl::MutexLock lock(&mu_);
   resp->set_top_k(policy_.top_k);
   resp->set_noise_std(policy_.noise_std);
@@ -210,9 +209,8 @@ grpc::Status RouterService::GetPolicy(grpc::ServerContext*, const moe::v1::GetPo
   return grpc::Status::OK;
 }
 
-grpc::Status RouterService::SetPolicy(grpc::ServerContext* ctx,
-                                      const moe::v1::SetPolicyRequest* req,
-                                      moe::v1::RoutingPolicy* resp) {
+grpc::Status RouterService::DoSetPolicy(const moe::v1::SetPolicyRequest* req,
+                                        moe::v1::RoutingPolicy* resp) {
   RoutingPolicy p;
   p.top_k = req->policy().top_k() == 0 ? config_.top_k : req->policy().top_k();
   p.noise_std = req->policy().noise_std();
@@ -228,11 +226,10 @@ grpc::Status RouterService::SetPolicy(grpc::ServerContext* ctx,
   logger_->Info("policy_set", {{"top_k", absl::StrCat(p.top_k)},
                                {"noise_std", absl::StrCat(p.noise_std)},
                                {"capacity_factor", absl::StrCat(p.capacity_factor)}});
-  return GetPolicy(ctx, nullptr, resp);
+  return DoGetPolicy(resp);
 }
 
-grpc::Status RouterService::GetPlacement(grpc::ServerContext*, const moe::v1::GetPlacementRequest*,
-                                         moe::v1::Placement* resp) {
+grpc::Status RouterService::DoGetPlacement(moe::v1::Placement* resp) {
   for (size_t i = 0; i < cluster_.pools.size(); ++i) {
     const PoolSpec& p = cluster_.pools[i];
     moe::v1::PoolInfo* info = resp->add_pools();
@@ -254,13 +251,51 @@ grpc::Status RouterService::GetPlacement(grpc::ServerContext*, const moe::v1::Ge
   return grpc::Status::OK;
 }
 
-grpc::Status RouterService::ReportPoolFailure(grpc::ServerContext*,
-                                              const moe::v1::ReportPoolFailureRequest* req,
-                                              moe::v1::ReportPoolFailureResponse*) {
+grpc::Status RouterService::DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest* req) {
   absl::StatusOr<int> pool = cluster_.FindPool(req->pool());
   if (!pool.ok()) return Invalid(absl::StrCat("pool: ", pool.status().message()));
   SetHealthy(*pool, false, req->error());
   return grpc::Status::OK;
+}
+
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RouterService::Route(grpc::CallbackServerContext* ctx,
+                                               const moe::v1::RouteRequest* req,
+                                               moe::v1::RouteResponse* resp) {
+  return Done(ctx, DoRoute(req, resp));
+}
+
+grpc::ServerUnaryReactor* RouterService::GetPolicy(grpc::CallbackServerContext* ctx,
+                                                   const moe::v1::GetPolicyRequest*,
+                                                   moe::v1::RoutingPolicy* resp) {
+  return Done(ctx, DoGetPolicy(resp));
+}
+
+grpc::ServerUnaryReactor* RouterService::SetPolicy(grpc::CallbackServerContext* ctx,
+                                                   const moe::v1::SetPolicyRequest* req,
+                                                   moe::v1::RoutingPolicy* resp) {
+  return Done(ctx, DoSetPolicy(req, resp));
+}
+
+grpc::ServerUnaryReactor* RouterService::GetPlacement(grpc::CallbackServerContext* ctx,
+                                                      const moe::v1::GetPlacementRequest*,
+                                                      moe::v1::Placement* resp) {
+  return Done(ctx, DoGetPlacement(resp));
+}
+
+grpc::ServerUnaryReactor* RouterService::ReportPoolFailure(
+    grpc::CallbackServerContext* ctx, const moe::v1::ReportPoolFailureRequest* req,
+    moe::v1::ReportPoolFailureResponse*) {
+  return Done(ctx, DoReportPoolFailure(req));
 }
 
 }  // namespace moe

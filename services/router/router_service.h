@@ -31,7 +31,7 @@ struct RouterOptions {
   absl::Duration health_timeout = absl::Milliseconds(400);
 };
 
-class RouterService final : public moe::v1::Router::Service {
+class RouterService final : public moe::v1::Router::CallbackService {
  public:
   // gates: per layer [n_experts * m, d_model].
   RouterService(const ModelConfig& config, std::vector<torch::Tensor> gates, ClusterSpec cluster,
@@ -41,19 +41,31 @@ class RouterService final : public moe::v1::Router::Service {
   // Polls every pool's grpc.health.v1 in the background.
   void StartHealthChecks();
 
-  grpc::Status Route(grpc::ServerContext* ctx, const moe::v1::RouteRequest* req,
-                     moe::v1::RouteResponse* resp) override;
-  grpc::Status GetPolicy(grpc::ServerContext* ctx, const moe::v1::GetPolicyRequest* req,
-                         moe::v1::RoutingPolicy* resp) override;
-  grpc::Status SetPolicy(grpc::ServerContext* ctx, const moe::v1::SetPolicyRequest* req,
-                         moe::v1::RoutingPolicy* resp) override;
-  grpc::Status GetPlacement(grpc::ServerContext* ctx, const moe::v1::GetPlacementRequest* req,
-                            moe::v1::Placement* resp) override;
-  grpc::Status ReportPoolFailure(grpc::ServerContext* ctx,
-                                 const moe::v1::ReportPoolFailureRequest* req,
-                                 moe::v1::ReportPoolFailureResponse* resp) override;
+  // Unary handlers run inline on gRPC's callback threads: no hand-off to a thread pool, which
+  // on a loaded machine costs more than the routing itself.
+  grpc::ServerUnaryReactor* Route(grpc::CallbackServerContext* ctx,
+                                  const moe::v1::RouteRequest* req,
+                                  moe::v1::RouteResponse* resp) override;
+  grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* ctx,
+                                      const moe::v1::GetPolicyRequest* req,
+                                      moe::v1::RoutingPolicy* resp) override;
+  grpc::ServerUnaryReactor* SetPolicy(grpc::CallbackServerContext* ctx,
+                                      const moe::v1::SetPolicyRequest* req,
+                                      moe::v1::RoutingPolicy* resp) override;
+  grpc::ServerUnaryReactor* GetPlacement(grpc::CallbackServerContext* ctx,
+                                         const moe::v1::GetPlacementRequest* req,
+                                         moe::v1::Placement* resp) override;
+  grpc::ServerUnaryReactor* ReportPoolFailure(grpc::CallbackServerContext* ctx,
+                                              const moe::v1::ReportPoolFailureRequest* req,
+                                              moe::v1::ReportPoolFailureResponse* resp) override;
 
  private:
+  grpc::Status DoRoute(const moe::v1::RouteRequest* req, moe::v1::RouteResponse* resp);
+  grpc::Status DoGetPolicy(moe::v1::RoutingPolicy* resp);
+  grpc::Status DoSetPolicy(const moe::v1::SetPolicyRequest* req, moe::v1::RoutingPolicy* resp);
+  grpc::Status DoGetPlacement(moe::v1::Placement* resp);
+  grpc::Status DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest* req);
+
   struct PoolState {
     std::unique_ptr<grpc::health::v1::Health::Stub> health;
     std::atomic<bool> healthy{true};
