@@ -80,8 +80,8 @@ absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
       for (int j = 0; j < config.granularity; ++j) {
-        Weights w{w1->narrow(0, j * dm, dm).contiguous().to(device),
-                  w2->narrow(1, j * dm, dm).contiguous().to(device)};
+        Weights w{w1->narrow(0, j * dm, dm).t().contiguous().to(device),
+                  w2->narrow(1, j * dm, dm).t().contiguous().to(device)};
         bank.routed_[{l, e * config.granularity + j}] = std::move(w);
       }
     }
@@ -92,7 +92,7 @@ absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
       absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
-      bank.shared_[{l, s}] = Weights{w1->contiguous().to(device), w2->contiguous().to(device)};
+      bank.shared_[{l, s}] = Weights{w1->t().contiguous().to(device), w2->t().contiguous().to(device)};
     }
   }
   return bank;
@@ -118,7 +118,7 @@ torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tenso
                               .to(torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
     input = x.index_select(0, index);
   }
-  return ExpertForward(input, w->w1, w->w2);
+  return torch::matmul(torch::gelu(torch::matmul(input, w->w1t)), w->w2t);
 }
 
 }  // namespace moe

@@ -89,7 +89,7 @@ TEST(ExpertsTest, BankKeepsOnlyHostedExperts) {
   EXPECT_EQ(bank->Routed(1, 5), nullptr);
   EXPECT_EQ(bank->Routed(0, 6), nullptr);
   EXPECT_EQ(bank->Shared(1, 0), nullptr);
-  EXPECT_EQ(bank->Routed(1, 6)->w1.size(0), c.d_micro());
+  EXPECT_EQ(bank->Routed(1, 6)->w1t.size(1), c.d_micro());
 }
 
 }  // namespace

@@ -50,6 +50,11 @@ absl::StatusOr<InferenceModel> InferenceModel::Create(
                               get(p + "ln2.weight"), get(p + "ln2.bias")});
   }
   if (!missing.ok()) return missing;
+  for (Layer& l : m.layers_) {
+    l.qkv_wt = l.qkv_w.t().contiguous();
+    l.proj_wt = l.proj_w.t().contiguous();
+  }
+  m.tok_emb_t_ = m.tok_emb_.t().contiguous();
   return m;
 }
 
@@ -76,7 +81,7 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
   const Layer& w = layers_[layer];
   const int64_t b = x.size(0), c = config_.d_model, h = config_.n_heads, d = c / h;
   torch::Tensor u = torch::layer_norm(x, {c}, w.ln1_w, w.ln1_b);
-  torch::Tensor qkv = torch::linear(u, w.qkv_w, w.qkv_b).view({b, 3, h, d});  // [B, 3, H, D]
+  torch::Tensor qkv = torch::addmm(w.qkv_b, u, w.qkv_wt).view({b, 3, h, d});  // [B, 3, H, D]
   torch::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
   torch::Tensor slots = torch::arange(b, torch::kInt64);
   cache.keys(layer).index_put_({slots, Slice(), batch.pos}, k);
@@ -93,7 +98,7 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
   // A weighted sum over positions: for one query row per head this is about twice as fast as
   // the equivalent batched matmul, which packs the cache into GEMM panels first.
   torch::Tensor y = (att.transpose(-1, -2) * values).sum(-2).view({b, c});  // [B, H, D] -> [B, C]
-  return x + torch::linear(y, w.proj_w, w.proj_b);
+  return x + torch::addmm(w.proj_b, y, w.proj_wt);
 }
 
 torch::Tensor InferenceModel::Ln2(int layer, const torch::Tensor& x) const {
@@ -102,7 +107,7 @@ torch::Tensor InferenceModel::Ln2(int layer, const torch::Tensor& x) const {
 }
 
 torch::Tensor InferenceModel::Logits(const torch::Tensor& x) const {
-  return torch::linear(torch::layer_norm(x, {config_.d_model}, lnf_w_, lnf_b_), tok_emb_);
+  return torch::matmul(torch::layer_norm(x, {config_.d_model}, lnf_w_, lnf_b_), tok_emb_t_);
 }
 
 }  // namespace moe

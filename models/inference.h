@@ -45,10 +45,12 @@ class InferenceModel {
  private:
   struct Layer {
     torch::Tensor ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b;
+    torch::Tensor qkv_wt, proj_wt;  // transposed copies for decode (see ExpertBank::Weights)
   };
   InferenceModel() = default;
   ModelConfig config_;
   torch::Tensor tok_emb_, pos_emb_, lnf_w_, lnf_b_;
+  torch::Tensor tok_emb_t_;  // [C, vocab]: the tied LM head, transposed
   std::vector<Layer> layers_;
 };
 
