@@ -92,7 +92,8 @@ absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
       absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
-      bank.shared_[{l, s}] = Weights{w1->t().contiguous().to(device), w2->t().contiguous().to(device)};
+      bank.shared_[{l, s}] =
+          Weights{w1->t().contiguous().to(device), w2->t().contiguous().to(device)};
     }
   }
   return bank;
