@@ -167,18 +167,31 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   std::vector<moe::v1::ForwardResponse> resps(n_pools);
   std::vector<grpc::Status> status(n_pools);
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs(n_pools);
-  absl::BlockingCounter pending(static_cast<int>(busy.size()));
+  // Issued together on one completion queue that this (the engine's) thread drains itself:
+  // replies are picked up here directly, with no hop through a gRPC callback thread.
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<moe::v1::ForwardResponse>>> calls(
+      n_pools);
+  std::vector<absl::Time> sent(n_pools);
   for (int p : busy) {
     ctxs[p] = std::make_unique<grpc::ClientContext>();
     SetDeadline(*ctxs[p], options_.forward_deadline);
-    const absl::Time sent = absl::Now();
-    pools_[p]->async()->Forward(ctxs[p].get(), &reqs[p], &resps[p], [&, p, sent](grpc::Status st) {
-      status[p] = std::move(st);
-      forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent));
-      pending.DecrementCount();
-    });
+    sent[p] = absl::Now();
+    calls[p] = pools_[p]->AsyncForward(ctxs[p].get(), reqs[p], &cq);
+    calls[p]->Finish(&resps[p], &status[p], reinterpret_cast<void*>(static_cast<intptr_t>(p)));
   }
-  pending.Wait();
+  for (size_t done = 0; done < busy.size(); ++done) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    const int p = static_cast<int>(reinterpret_cast<intptr_t>(tag));
+    forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent[p]));
+  }
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
 
   std::vector<torch::Tensor> routed(plan.experts.size());
   std::vector<torch::Tensor> shared(config_.n_shared);
