@@ -38,8 +38,9 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
                       .Register(registry);
   for (const PoolSpec& p : cluster_.pools) {
     auto state = std::make_unique<PoolState>();
-    state->health = grpc::health::v1::Health::NewStub(
-        grpc::CreateChannel(p.address, grpc::InsecureChannelCredentials()));
+    auto channel = grpc::CreateChannel(p.address, grpc::InsecureChannelCredentials());
+    state->health = grpc::health::v1::Health::NewStub(channel);
+    state->pool = moe::v1::ExpertPool::NewStub(channel);
     state->healthy_gauge = &healthy.Add({{"pool", p.name}});
     state->healthy_gauge->Set(1);
     pools_.push_back(std::move(state));
@@ -105,6 +106,27 @@ void RouterService::HealthLoop() {
       grpc::Status st =
           pools_[i]->health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
       const bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+      if (ok) {
+        PoolState& p = *pools_[i];
+        bool known;
+        {
+          absl::MutexLock lock(&p.mu);
+          if (!p.healthy.load()) p.device.clear();  // a restarted pool may run elsewhere
+          known = !p.device.empty();
+        }
+        if (!known) {
+          // What the pool runs on, for GetPlacement (the cluster file does not say).
+          grpc::ClientContext dctx;
+          dctx.set_deadline(
+              std::chrono::system_clock::now() +
+              std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_timeout)));
+          moe::v1::DescribeResponse d;
+          if (p.pool->Describe(&dctx, moe::v1::DescribeRequest(), &d).ok()) {
+            absl::MutexLock lock(&p.mu);
+            p.device = d.device();
+          }
+        }
+      }
       SetHealthy(static_cast<int>(i), ok, st.ok() ? "not serving" : st.error_message());
     }
   }
@@ -236,6 +258,10 @@ grpc::Status RouterService::DoGetPlacement(moe::v1::Placement* resp) {
     info->set_name(p.name);
     info->set_address(p.address);
     info->set_healthy(pools_[i]->healthy.load());
+    {
+      absl::MutexLock lock(&pools_[i]->mu);
+      info->set_device(pools_[i]->device);
+    }
     info->set_outstanding_tokens(static_cast<int64_t>(pools_[i]->load.load()));
     for (int l = 0; l < config_.n_layers; ++l) {
       moe::v1::HostedExperts* h = info->add_hosts();

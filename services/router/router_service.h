@@ -20,6 +20,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "models/config.h"
+#include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/log.h"
 #include "services/common/placement.h"
@@ -68,6 +69,9 @@ class RouterService final : public moe::v1::Router::CallbackService {
 
   struct PoolState {
     std::unique_ptr<grpc::health::v1::Health::Stub> health;
+    std::unique_ptr<moe::v1::ExpertPool::Stub> pool;
+    std::string device ABSL_GUARDED_BY(mu);  // from Describe, once the pool is healthy
+    absl::Mutex mu;
     std::atomic<bool> healthy{true};
     std::atomic<double> load{0};  // tokens assigned recently (halves every second)
     prometheus::Gauge* healthy_gauge = nullptr;

@@ -303,6 +303,29 @@ TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
   }
 }
 
+TEST_F(ShippedClusterTest, PlacementReportsHealthAndDeviceOfEveryPool) {
+  auto stub = Orchestrator(*cluster_);
+  moe::v1::Placement placement;
+  for (int i = 0; i < 30; ++i) {  // devices are learned with the first health checks
+    grpc::ClientContext ctx;
+    Deadline(ctx, 5);
+    placement.Clear();
+    ASSERT_TRUE(stub->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &placement).ok());
+    if (placement.pools_size() == 2 && !placement.pools(0).device().empty() &&
+        !placement.pools(1).device().empty()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(placement.pools_size(), 2);
+  for (const auto& p : placement.pools()) {
+    EXPECT_TRUE(p.healthy()) << p.name();
+    EXPECT_EQ(p.device(), "cpu") << p.name();
+    ASSERT_EQ(p.hosts_size(), 3);
+    EXPECT_EQ(p.hosts(0).experts_size(), 4);
+  }
+}
+
 TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
   auto stub = Orchestrator(*cluster_);
   moe::v1::WatchRoutingRequest watch;
