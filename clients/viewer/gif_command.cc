@@ -42,13 +42,10 @@ absl::Status Render(const GifCommandOptions& options, const ModelLayout& layout,
 }
 
 absl::Status FromTrace(const GifCommandOptions& options) {
-  absl::StatusOr<Trace> trace = ReadTrace(options.trace);
-  if (!trace.ok()) return trace.status();
-  absl::StatusOr<ModelLayout> layout = TraceLayout(*trace);
-  if (!layout.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--trace: ", options.trace, ": ", layout.status().message()));
-  }
+  absl::StatusOr<LoadedTrace> loaded = LoadTraceFlag(options.trace);
+  if (!loaded.ok()) return loaded.status();
+  const Trace* trace = &loaded->trace;
+  const ModelLayout* layout = &loaded->layout;
   if (absl::Status s = CheckLayer(options.layer, layout->n_layers, layout->origin); !s.ok()) {
     return s;
   }

@@ -127,13 +127,10 @@ absl::StatusOr<std::unique_ptr<ViewerServer>> ViewerServer::Start(const ServeOpt
   }
   std::unique_ptr<ViewerServer> server(new ViewerServer(options));
   if (!options.trace.empty()) {
-    absl::StatusOr<Trace> trace = ReadTrace(options.trace);
-    if (!trace.ok()) return trace.status();
-    absl::StatusOr<ModelLayout> layout = TraceLayout(*trace);
-    if (!layout.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--trace: ", options.trace, ": ", layout.status().message()));
-    }
+    absl::StatusOr<LoadedTrace> loaded = LoadTraceFlag(options.trace);
+    if (!loaded.ok()) return loaded.status();
+    Trace* trace = &loaded->trace;
+    const ModelLayout* layout = &loaded->layout;
     server->trace_layout_ = *layout;
     server->trace_header_ = trace->header;
     server->trace_events_ =

@@ -179,13 +179,10 @@ absl::Status TopCommand(const TopOptions& options) {
   std::unique_ptr<EventSource> source;
   std::unique_ptr<DashboardModel> model;
   if (!options.trace.empty()) {
-    absl::StatusOr<Trace> trace = ReadTrace(options.trace);
-    if (!trace.ok()) return trace.status();
-    absl::StatusOr<ModelLayout> layout = TraceLayout(*trace);
-    if (!layout.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--trace: ", options.trace, ": ", layout.status().message()));
-    }
+    absl::StatusOr<LoadedTrace> loaded = LoadTraceFlag(options.trace);
+    if (!loaded.ok()) return loaded.status();
+    Trace* trace = &loaded->trace;
+    const ModelLayout* layout = &loaded->layout;
     model = std::make_unique<DashboardModel>(
         layout->name.empty() ? "trace" : layout->name, absl::StrCat("trace ", options.trace),
         layout->flow.granularity, layout->flow.n_experts * layout->flow.granularity);

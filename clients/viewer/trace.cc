@@ -171,4 +171,15 @@ absl::StatusOr<ModelLayout> TraceLayout(const Trace& trace) {
   return InferLayout(trace.events);
 }
 
+absl::StatusOr<LoadedTrace> LoadTraceFlag(const std::string& path) {
+  absl::StatusOr<Trace> trace = ReadTrace(path);
+  if (!trace.ok()) return trace.status();
+  absl::StatusOr<ModelLayout> layout = TraceLayout(*trace);
+  if (!layout.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--trace: ", path, ": ", layout.status().message()));
+  }
+  return LoadedTrace{std::move(*trace), std::move(*layout)};
+}
+
 }  // namespace moe::viewer

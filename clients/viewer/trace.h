@@ -89,6 +89,13 @@ absl::StatusOr<ModelLayout> InferLayout(absl::Span<const moe::v1::RoutingEvent> 
 // The header's layout if the trace has one, else InferLayout.
 absl::StatusOr<ModelLayout> TraceLayout(const Trace& trace);
 
+// What every mode's --trace flag needs: the trace and its layout; errors name the flag.
+struct LoadedTrace {
+  Trace trace;
+  ModelLayout layout;
+};
+absl::StatusOr<LoadedTrace> LoadTraceFlag(const std::string& path);
+
 }  // namespace moe::viewer
 
 #endif  // MOE_CLIENTS_VIEWER_TRACE_H_
