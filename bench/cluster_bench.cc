@@ -21,6 +21,9 @@ ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
 ABSL_FLAG(int, tokens, 64, "tokens generated per stream");
 ABSL_FLAG(int, repeats, 3, "runs per measurement (best reported)");
 ABSL_FLAG(std::string, streams, "1,8,32", "concurrent streams");
+ABSL_FLAG(int, lanes, 2, "the orchestrator's --lanes");
+ABSL_FLAG(bool, embedded, true,
+          "also run the embedded model (false: distributed only, e.g. to profile)");
 
 namespace {
 
@@ -109,6 +112,7 @@ int main(int argc, char** argv) {
   moe::testing::ClusterOptions o;
   o.model_args = {"--model=" + source.model_dir, "--threads=1"};
   o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  o.orchestrator_args = {absl::StrCat("--lanes=", absl::GetFlag(FLAGS_lanes))};
   moe::testing::Cluster cluster(o);
   if (absl::Status s = cluster.Start(); !s.ok()) {
     return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
@@ -129,6 +133,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < reps; ++r) {
       Run a = Remote(*stub, n, tokens);
       if (a.seconds < best_remote.seconds) best_remote = a;
+      if (!absl::GetFlag(FLAGS_embedded)) continue;
       Run b = Local(**local, n, tokens);
       if (b.seconds < best_local.seconds) best_local = b;
     }

@@ -20,6 +20,8 @@ void SetIntraOpThreads(int threads) {
   }
 }
 
+MoeExecutor& EmbeddedModel::executor() { return *executor_; }
+
 EmbeddedModel::~EmbeddedModel() {
   if (engine_ != nullptr) engine_->Stop(/*drain=*/false);
 }

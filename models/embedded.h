@@ -18,6 +18,7 @@ namespace moe {
 struct ModelSource;
 class InferenceModel;
 class LocalMoeExecutor;
+class MoeExecutor;
 
 // LibTorch's intra-op thread count for this process (torch-free callers).
 void SetIntraOpThreads(int threads);
@@ -32,6 +33,9 @@ class EmbeddedModel {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const std::string& profiles_json() const { return profiles_json_; }
   Engine& engine() { return *engine_; }
+  // The parts the engine runs on, to build other engines over the same weights (EngineLanes).
+  const InferenceModel& inference_model() const { return *model_; }
+  MoeExecutor& executor();  // thread-safe
   absl::Status SetPolicy(const RoutingPolicy& policy);
   RoutingPolicy policy() const;
 

@@ -62,7 +62,8 @@ Engine::Engine(const InferenceModel* model, MoeExecutor* executor, const EngineO
     : model_(model),
       executor_(executor),
       options_(options),
-      cache_(std::make_unique<KvCache>(model->config(), options.max_batch)) {}
+      cache_(std::make_unique<KvCache>(model->config(), options.max_batch)),
+      next_id_(options.first_id) {}
 
 Engine::~Engine() { Stop(/*drain=*/false); }
 
@@ -88,7 +89,8 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerateParams params, GenerateCallbacks
   auto seq = std::make_unique<Sequence>(std::move(params), std::move(callbacks));
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("engine: shutting down");
-  seq->id = next_id_++;
+  seq->id = next_id_;
+  next_id_ += options_.id_stride;
   const uint64_t id = seq->id;
   pending_.push_back(std::move(seq));
   return id;
@@ -297,6 +299,46 @@ void Engine::Finish(size_t index, const absl::Status& status) {
   }
   live_.pop_back();
   seq->callbacks.on_done(status);
+}
+
+EngineLanes::EngineLanes(const InferenceModel* model, MoeExecutor* executor,
+                         const EngineOptions& options, int lanes) {
+  for (int i = 0; i < lanes; ++i) {
+    EngineOptions o = options;
+    o.first_id = static_cast<uint64_t>(i) + 1;
+    o.id_stride = static_cast<uint64_t>(lanes);
+    lanes_.push_back(std::make_unique<Engine>(model, executor, o));
+  }
+}
+
+absl::StatusOr<uint64_t> EngineLanes::Submit(GenerateParams params, GenerateCallbacks callbacks) {
+  absl::MutexLock lock(&submit_mu_);
+  Engine* best = lanes_[0].get();
+  int best_load = best->load();
+  for (size_t i = 1; i < lanes_.size() && best_load > 0; ++i) {
+    const int load = lanes_[i]->load();
+    if (load < best_load) best = lanes_[i].get(), best_load = load;
+  }
+  return best->Submit(std::move(params), std::move(callbacks));
+}
+
+void EngineLanes::Cancel(uint64_t request_id) {
+  if (request_id == 0) return;
+  lanes_[(request_id - 1) % lanes_.size()]->Cancel(request_id);
+}
+
+void EngineLanes::Start() {
+  for (auto& lane : lanes_) lane->Start();
+}
+
+void EngineLanes::Stop(bool drain) {
+  for (auto& lane : lanes_) lane->Stop(drain);
+}
+
+int EngineLanes::load() const {
+  int total = 0;
+  for (const auto& lane : lanes_) total += lane->load();
+  return total;
 }
 
 }  // namespace moe

@@ -66,6 +66,10 @@ struct GenerateCallbacks {
 struct EngineOptions {
   int max_batch = 32;
   std::function<void(int batch_size)> on_decode_step;  // optional, for metrics
+  // Request ids are first_id, first_id + id_stride, ...: engines side by side (EngineLanes)
+  // hand out ids that never collide.
+  uint64_t first_id = 1;
+  uint64_t id_stride = 1;
 };
 
 // Seeds of the routing noise: one per (sequence seed, position).
@@ -116,6 +120,30 @@ class Engine {
   // Owned by the stepping thread.
   std::vector<std::unique_ptr<Sequence>> live_;
   std::thread thread_;
+};
+
+// Several engines over one model and one executor, each with its own thread, KV cache and batch
+// (up to max_batch sequences per lane). With a remote executor a lane spends most of a step
+// waiting on the router and the pools; another lane computes its dense layers meanwhile, so the
+// orchestrator and the pools overlap instead of taking turns. A request stays in the lane that
+// was least loaded when it arrived; its tokens are the same in any lane (routing noise is keyed
+// per token, not per batch). Thread-safe.
+class EngineLanes {
+ public:
+  // REQUIRES: lanes >= 1; model and executor outlive this; the executor is thread-safe.
+  EngineLanes(const InferenceModel* model, MoeExecutor* executor, const EngineOptions& options,
+              int lanes);
+
+  absl::StatusOr<uint64_t> Submit(GenerateParams params, GenerateCallbacks callbacks);
+  void Cancel(uint64_t request_id);
+  void Start();
+  void Stop(bool drain);
+  int load() const;
+  int lanes() const { return static_cast<int>(lanes_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<Engine>> lanes_;
+  absl::Mutex submit_mu_;  // so that simultaneous arrivals see each other's load
 };
 
 }  // namespace moe

@@ -14,7 +14,7 @@ ABSL_FLAG(std::string, pool, "", "this pool's name in the cluster file");
 ABSL_FLAG(std::string, device, "cpu", "where experts run: cpu or cuda:N");
 
 int main(int argc, char** argv) {
-  moe::BlockShutdownSignals();
+  moe::InitServiceProcess();
   absl::SetProgramUsageMessage("moe-expert-pool --pool=NAME --cluster=FILE --model=DIR");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();

@@ -16,10 +16,13 @@
 #include "services/orchestrator/orchestrator_service.h"
 #include "services/orchestrator/remote_executor.h"
 
-ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most (continuous batching)");
+ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most, per lane (continuous batching)");
+ABSL_FLAG(int, lanes, 2,
+          "engine lanes: batches stepped by separate threads, so that one computes its dense "
+          "layers while another waits on the router and pools");
 
 int main(int argc, char** argv) {
-  moe::BlockShutdownSignals();
+  moe::InitServiceProcess();
   absl::SetProgramUsageMessage("moe-orchestrator --cluster=FILE --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();
@@ -48,7 +51,10 @@ int main(int argc, char** argv) {
   moe::EngineOptions engine_options;
   engine_options.max_batch = absl::GetFlag(FLAGS_max_batch);
   engine_options.on_decode_step = [&batch_sizes](int b) { batch_sizes.Observe(b); };
-  moe::Engine engine(&*model, &executor, engine_options);
+  const int lanes = absl::GetFlag(FLAGS_lanes);
+  if (lanes < 1 || lanes > 16)
+    return log.Error("flags", {{"error", "--lanes: must be in [1, 16]"}}), 1;
+  moe::EngineLanes engine(&*model, &executor, engine_options, lanes);
   moe::EventHub hub(ckpt->config, host.registry());
   moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub,
                                     &executor.router(), ckpt->profiles_json, &log},

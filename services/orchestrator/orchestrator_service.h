@@ -38,7 +38,7 @@ absl::StatusOr<GenerateParams> ParseGenerateRequest(const moe::v1::GenerateReque
 struct OrchestratorDeps {
   ModelConfig config;
   const Tokenizer* tokenizer;
-  Engine* engine;
+  EngineLanes* engine;
   EventHub* hub;
   moe::v1::Router::Stub* router;
   std::string profiles_json;

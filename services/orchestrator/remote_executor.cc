@@ -7,6 +7,7 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "models/experts.h"
+#include "services/common/server.h"
 #include "services/common/status.h"
 #include "services/common/tensor_codec.h"
 
@@ -19,13 +20,26 @@ void SetDeadline(grpc::ClientContext& ctx, absl::Duration d) {
 }
 
 std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  // Reconnect quickly once a restarted pool is back.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   InternalChannelArguments());
+}
+
+// Waits for the next event on `cq`, polling without sleeping for up to `spin` first: on a
+// loopback cluster the reply usually lands within a few hundred microseconds, and a blocked
+// thread pays the kernel's wake-up on top of that.
+bool NextSpinning(grpc::CompletionQueue& cq, absl::Duration spin, void** tag, bool* ok) {
+  const absl::Time until = absl::Now() + spin;
+  while (absl::Now() < until) {
+    switch (cq.AsyncNext(tag, ok, gpr_time_0(GPR_CLOCK_MONOTONIC))) {
+      case grpc::CompletionQueue::GOT_EVENT:
+        return true;
+      case grpc::CompletionQueue::SHUTDOWN:
+        return false;
+      case grpc::CompletionQueue::TIMEOUT:
+        break;
+    }
+  }
+  return cq.Next(tag, ok);
 }
 
 prometheus::Histogram::BucketBoundaries Buckets() {
@@ -95,7 +109,16 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   {
     grpc::ClientContext ctx;
     SetDeadline(ctx, options_.route_deadline);
-    grpc::Status st = router_->Route(&ctx, route_req, &route);
+    grpc::CompletionQueue cq;
+    grpc::Status st;
+    auto call = router_->AsyncRoute(&ctx, route_req, &cq);
+    call->Finish(&route, &st, nullptr);
+    void* tag;
+    bool ok;
+    NextSpinning(cq, options_.spin, &tag, &ok);
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
     route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
     if (!st.ok()) {
       absl::Status s = FromGrpcStatus(st);
@@ -183,7 +206,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   for (size_t done = 0; done < busy.size(); ++done) {
     void* tag = nullptr;
     bool ok = false;
-    if (!cq.Next(&tag, &ok)) break;
+    if (!NextSpinning(cq, options_.spin, &tag, &ok)) break;
     const int p = static_cast<int>(reinterpret_cast<intptr_t>(tag));
     forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent[p]));
   }

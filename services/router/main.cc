@@ -11,7 +11,7 @@
 #include "services/router/router_service.h"
 
 int main(int argc, char** argv) {
-  moe::BlockShutdownSignals();
+  moe::InitServiceProcess();
   absl::SetProgramUsageMessage("moe-router --cluster=FILE --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();

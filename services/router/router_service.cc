@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "models/routing.h"
+#include "services/common/server.h"
 #include "services/common/tensor_codec.h"
 
 namespace moe {
@@ -38,7 +39,8 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
                       .Register(registry);
   for (const PoolSpec& p : cluster_.pools) {
     auto state = std::make_unique<PoolState>();
-    auto channel = grpc::CreateChannel(p.address, grpc::InsecureChannelCredentials());
+    auto channel = grpc::CreateCustomChannel(p.address, grpc::InsecureChannelCredentials(),
+                                             InternalChannelArguments());
     state->health = grpc::health::v1::Health::NewStub(channel);
     state->pool = moe::v1::ExpertPool::NewStub(channel);
     state->healthy_gauge = &healthy.Add({{"pool", p.name}});

@@ -153,6 +153,9 @@ absl::Status Cluster::Spawn(const std::string& name) {
     argv.push_back(absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_[name]));
   argv.push_back("--cluster=" + cluster_file_);
   for (const std::string& a : options_.model_args) argv.push_back(a);
+  if (name == "orchestrator") {
+    for (const std::string& a : options_.orchestrator_args) argv.push_back(a);
+  }
   pid_[name] = SpawnProcess(argv, dir_ + "/" + name + ".log");
   return pid_[name] > 0 ? absl::OkStatus() : absl::InternalError("fork failed");
 }

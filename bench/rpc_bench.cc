@@ -1,0 +1,125 @@
+// Per-call latency of the cluster's internal RPCs, client side, on an idle cluster: an empty
+// call (GetPolicy: the transport alone), Route for a decode step and Forward for one pool, at a
+// few batch sizes. Compare with the services' own handler histograms to split transport from work.
+//   rpc_bench --model=models/brown-moe --calls=2000
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "moe/v1/expert.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "services/common/server.h"
+#include "tests/integration/cluster.h"
+
+ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
+ABSL_FLAG(int, calls, 2000, "calls per measurement");
+ABSL_FLAG(std::string, batches, "1,32", "tokens per call");
+ABSL_FLAG(int, d_model, 192, "hidden size of the model");
+
+namespace {
+
+struct Stats {
+  double p50_us = 0, p90_us = 0, mean_us = 0;
+};
+
+template <typename Fn>
+Stats Time(int calls, Fn fn) {
+  std::vector<double> us;
+  us.reserve(calls);
+  for (int i = 0; i < calls / 10; ++i) fn();  // warm-up
+  for (int i = 0; i < calls; ++i) {
+    const absl::Time t = absl::Now();
+    if (!fn()) {
+      std::fprintf(stderr, "call failed\n");
+      std::exit(1);
+    }
+    us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t));
+  }
+  Stats s;
+  for (double u : us) s.mean_us += u / us.size();
+  std::sort(us.begin(), us.end());
+  s.p50_us = us[us.size() / 2];
+  s.p90_us = us[us.size() * 9 / 10];
+  return s;
+}
+
+void Print(const char* what, int batch, const Stats& s) {
+  std::printf(
+      "{\"call\": \"%s\", \"tokens\": %d, \"p50_us\": %.0f, \"p90_us\": %.0f, "
+      "\"mean_us\": %.0f}\n",
+      what, batch, s.p50_us, s.p90_us, s.mean_us);
+  std::fflush(stdout);
+}
+
+void Fill(moe::v1::Tensor* t, int rows, int cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal;
+  std::vector<float> v(static_cast<size_t>(rows) * cols);
+  for (float& x : v) x = normal(rng);
+  t->set_dtype(moe::v1::DTYPE_FLOAT32);
+  t->add_shape(rows);
+  t->add_shape(cols);
+  t->set_data(v.data(), v.size() * sizeof(float));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int calls = absl::GetFlag(FLAGS_calls);
+  const int d = absl::GetFlag(FLAGS_d_model);
+  moe::testing::ClusterOptions o;
+  o.model_args = {"--model=" + absl::GetFlag(FLAGS_model), "--threads=1"};
+  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  moe::testing::Cluster cluster(o);
+  if (absl::Status s = cluster.Start(); !s.ok()) {
+    return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
+  }
+  // The orchestrator's channel settings, so that these are the calls it makes.
+  const grpc::ChannelArguments args = moe::InternalChannelArguments();
+  auto router = moe::v1::Router::NewStub(grpc::CreateCustomChannel(
+      cluster.address("router"), grpc::InsecureChannelCredentials(), args));
+  auto pool = moe::v1::ExpertPool::NewStub(grpc::CreateCustomChannel(
+      cluster.address("pool-a"), grpc::InsecureChannelCredentials(), args));
+
+  Print("GetPolicy (empty)", 0, Time(calls, [&] {
+          grpc::ClientContext ctx;
+          moe::v1::GetPolicyRequest req;
+          moe::v1::RoutingPolicy resp;
+          return router->GetPolicy(&ctx, req, &resp).ok();
+        }));
+  std::mt19937 rng(1);
+  for (absl::string_view b : absl::StrSplit(absl::GetFlag(FLAGS_batches), ',')) {
+    const int n = std::stoi(std::string(b));
+    moe::v1::RouteRequest route;
+    route.set_layer(1);
+    Fill(route.mutable_hidden(), n, d, rng);
+    for (int i = 0; i < n; ++i) route.add_token_keys(i * 7919 + 1);
+    Print("Route", n, Time(calls, [&] {
+            grpc::ClientContext ctx;
+            moe::v1::RouteResponse resp;
+            return router->Route(&ctx, route, &resp).ok();
+          }));
+    // Half the tokens to each of two hosted experts: a decode step's share for one pool.
+    moe::v1::ForwardRequest fwd;
+    fwd.set_layer(1);
+    Fill(fwd.mutable_hidden(), n, d, rng);
+    for (int e = 0; e < 2; ++e) {
+      moe::v1::ExpertWork* w = fwd.add_work();
+      w->set_expert(e);
+      for (int i = 0; i < n; ++i) w->add_rows(i);
+    }
+    Print("Forward (2 experts)", n, Time(calls, [&] {
+            grpc::ClientContext ctx;
+            moe::v1::ForwardResponse resp;
+            return pool->Forward(&ctx, fwd, &resp).ok();
+          }));
+  }
+  return 0;
+}
