@@ -11,10 +11,12 @@ namespace {
 
 using moe::v1::RoutingEvent;
 using moe::v1::WatchRoutingRequest;
+using moe::v1::WatchRoutingResponse;
 
-// Enough to ride out a burst while the consumer writes to a socket or a terminal; beyond it the
-// streams stop reading and the orchestrator's own bounded queue takes over.
-constexpr size_t kQueueCapacity = 256;
+// Messages (each a batch of events) buffered here: enough to ride out a burst while the consumer
+// writes to a socket or a terminal; beyond it the streams stop reading and the orchestrator's own
+// bounded queue takes over.
+constexpr size_t kQueueCapacity = 64;
 
 class WatchSource : public EventSource {
  public:
@@ -25,7 +27,7 @@ class WatchSource : public EventSource {
     for (int layer : options.layers) request.add_layers(layer);
     request.set_include_probs(options.include_probs);
     auto start = [stub](grpc::ClientContext* context, const WatchRoutingRequest* r,
-                        grpc::ClientReadReactor<RoutingEvent>* reactor) {
+                        grpc::ClientReadReactor<WatchRoutingResponse>* reactor) {
       stub->async()->WatchRouting(context, r, reactor);
     };
     WatchRoutingRequest tokens = request;
@@ -41,23 +43,32 @@ class WatchSource : public EventSource {
   }
 
   PopResult Next(absl::Duration timeout, RoutingEvent* event) override {
-    int index = 0;
-    const PopResult r = mux_.Pop(timeout, event, &index);
-    if (r == PopResult::kMessage) {
-      dropped_[index] = std::max(dropped_[index], event->dropped());
-      uint64_t total = 0;
-      for (uint64_t d : dropped_) total += d;
-      event->set_dropped(total);
+    // Messages carry batches of events; hand them out one at a time.
+    while (next_ >= batch_.events_size()) {
+      int index = 0;
+      const PopResult r = mux_.Pop(timeout, &batch_, &index);
+      next_ = 0;
+      if (r != PopResult::kMessage) {
+        batch_.Clear();
+        return r;
+      }
+      dropped_[index] = std::max(dropped_[index], batch_.dropped());
     }
-    return r;
+    *event = std::move(*batch_.mutable_events(next_++));
+    uint64_t total = 0;
+    for (uint64_t d : dropped_) total += d;
+    event->set_dropped(total);
+    return PopResult::kMessage;
   }
 
   absl::Status status() const override { return mux_.status(); }
   void Cancel() override { mux_.Cancel(); }
 
  private:
-  StreamMux<WatchRoutingRequest, RoutingEvent> mux_;
+  StreamMux<WatchRoutingRequest, WatchRoutingResponse> mux_;
   std::vector<uint64_t> dropped_;  // latest cumulative count of each subscription
+  WatchRoutingResponse batch_;     // the message being handed out
+  int next_ = 0;                   // its next event
 };
 
 class ReplaySource : public EventSource {

@@ -111,24 +111,25 @@ class FakeOrchestrator final : public moe::v1::Orchestrator::Service {
 
   grpc::Status WatchRouting(grpc::ServerContext* context,
                             const moe::v1::WatchRoutingRequest* request,
-                            grpc::ServerWriter<moe::v1::RoutingEvent>* writer) override {
+                            grpc::ServerWriter<moe::v1::WatchRoutingResponse>* writer) override {
     ++active_watches_;
     for (int i = 0; !context->IsCancelled(); ++i) {
-      moe::v1::RoutingEvent e;
+      moe::v1::WatchRoutingResponse batch;
+      moe::v1::RoutingEvent& e = *batch.add_events();
       if (request->snapshot_interval_ms() > 0) {
         auto* layer = e.mutable_load()->add_layers();
         layer->set_layer(0);
         for (int64_t c : {3, 0, 1, 0}) layer->add_tokens(c);
         e.mutable_load()->set_interval_ms(request->snapshot_interval_ms());
       } else {
-        e.set_dropped(i >= 2 ? 3 : 0);  // the counter grows after a while
+        batch.set_dropped(i >= 2 ? 3 : 0);  // the counter grows after a while
         auto* t = e.mutable_token();
         t->set_request_id("req-9");
         t->set_position(i);
         t->set_text("w");
         *t->mutable_routing() = Routing(i % 2, 1);
       }
-      if (!writer->Write(e)) break;
+      if (!writer->Write(batch)) break;
       absl::SleepFor(absl::Milliseconds(
           request->snapshot_interval_ms() > 0 ? request->snapshot_interval_ms() : 20));
     }

@@ -1,6 +1,8 @@
 #include "services/orchestrator/event_hub.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -27,12 +29,21 @@ void LoadBalance(const std::vector<int64_t>& micro, int granularity, double* cv,
   *max_over_mean = mean > 0 ? mx / mean : 0;
 }
 
-bool EventHub::Subscriber::Pop(moe::v1::RoutingEvent* out) {
-  absl::MutexLock lock(&mu_);
-  if (queue_.empty()) return false;
-  *out = std::move(queue_.front());
-  queue_.pop_front();
-  out->set_dropped(dropped_);
+bool EventHub::Subscriber::PopBatch(size_t max_events, moe::v1::WatchRoutingResponse* out) {
+  out->Clear();
+  std::vector<std::shared_ptr<const moe::v1::RoutingEvent>> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    if (queue_.empty()) return false;
+    const size_t n = std::min(max_events, queue_.size());
+    batch.assign(std::make_move_iterator(queue_.begin()),
+                 std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    out->set_dropped(dropped_);
+  }
+  // Copied outside the lock: the publisher never waits on a writer's copying.
+  out->mutable_events()->Reserve(static_cast<int>(batch.size()));
+  for (const auto& ev : batch) *out->add_events() = *ev;
   return true;
 }
 
@@ -54,11 +65,41 @@ EventHub::EventHub(const ModelConfig& config, prometheus::Registry& registry)
                           .Register(registry)
                           .Add({});
   snapshot_thread_ = std::thread([this] { SnapshotLoop(); });
+  delivery_thread_ = std::thread([this] { DeliveryLoop(); });
 }
 
 EventHub::~EventHub() {
   stop_.Notify();
+  {
+    absl::MutexLock lock(&wake_mu_);
+    stopping_ = true;
+  }
   snapshot_thread_.join();
+  delivery_thread_.join();
+}
+
+void EventHub::DeliveryLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&wake_mu_);
+      wake_mu_.Await(absl::Condition(
+          +[](EventHub* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->wake_mu_) {
+            return h->stopping_ || !h->to_wake_.empty();
+          },
+          this));
+      if (stopping_) return;
+    }
+    // Let the rest of this decode step's events join the batch.
+    absl::SleepFor(kLinger);
+    std::vector<std::weak_ptr<Subscriber>> wake;
+    {
+      absl::MutexLock lock(&wake_mu_);
+      wake.swap(to_wake_);
+    }
+    for (const auto& w : wake) {
+      if (auto sub = w.lock(); sub != nullptr && sub->wake_) sub->wake_();
+    }
+  }
 }
 
 absl::StatusOr<std::shared_ptr<EventHub::Subscriber>> EventHub::Subscribe(
@@ -121,19 +162,23 @@ void EventHub::CountRouting(int layer, const std::vector<int32_t>& ids) {
   }
 }
 
-void EventHub::Push(Subscriber& sub, moe::v1::RoutingEvent event) {
+void EventHub::Push(const std::shared_ptr<Subscriber>& sub,
+                    std::shared_ptr<const moe::v1::RoutingEvent> event) {
   bool was_empty;
   {
-    absl::MutexLock lock(&sub.mu_);
-    was_empty = sub.queue_.empty();
-    if (sub.queue_.size() >= sub.capacity_) {
-      sub.queue_.pop_front();
-      ++sub.dropped_;
+    absl::MutexLock lock(&sub->mu_);
+    was_empty = sub->queue_.empty();
+    if (sub->queue_.size() >= sub->capacity_) {
+      sub->queue_.pop_front();
+      ++sub->dropped_;
       dropped_counter_->Increment();
     }
-    sub.queue_.push_back(std::move(event));
+    sub->queue_.push_back(std::move(event));
   }
-  if (was_empty && sub.wake_) sub.wake_();
+  if (was_empty && sub->wake_) {
+    absl::MutexLock lock(&wake_mu_);
+    to_wake_.push_back(sub);
+  }
 }
 
 void EventHub::PublishToken(const std::string& request_id, int position, int layer,
@@ -156,13 +201,12 @@ void EventHub::PublishToken(const std::string& request_id, int position, int lay
     }
   }
   if (targets.empty()) return;
-  moe::v1::RoutingEvent plain, with_probs;
-  bool have_plain = false, have_probs = false;
+  std::shared_ptr<const moe::v1::RoutingEvent> plain, with_probs;
   for (const auto& s : targets) {
     const bool probs = s->filter_.include_probs();
-    if (probs && !have_probs) with_probs = make(true), have_probs = true;
-    if (!probs && !have_plain) plain = make(false), have_plain = true;
-    Push(*s, probs ? with_probs : plain);
+    auto& ev = probs ? with_probs : plain;
+    if (ev == nullptr) ev = std::make_shared<const moe::v1::RoutingEvent>(make(probs));
+    Push(s, ev);
   }
 }
 
@@ -176,7 +220,9 @@ void EventHub::PublishLifecycle(const std::string& request_id, const moe::v1::Ro
       targets.push_back(s);
     }
   }
-  for (const auto& s : targets) Push(*s, event);
+  if (targets.empty()) return;
+  auto shared = std::make_shared<const moe::v1::RoutingEvent>(event);
+  for (const auto& s : targets) Push(s, shared);
 }
 
 void EventHub::SnapshotLoop() {
@@ -217,7 +263,7 @@ void EventHub::SnapshotLoop() {
       }
       s->last_snapshot_ = now;
       s->next_snapshot_ = now + absl::Milliseconds(s->filter_.snapshot_interval_ms());
-      Push(*s, std::move(ev));
+      Push(s, std::make_shared<const moe::v1::RoutingEvent>(std::move(ev)));
     }
   }
 }

@@ -1,6 +1,9 @@
-// Fans routing events out to WatchRouting subscribers without ever slowing generation: each
-// subscriber has a bounded queue; on overflow the oldest events are dropped and counted. Also
-// keeps per-(layer, expert) token counts for load snapshots. Thread-safe.
+// Fans routing events out to WatchRouting subscribers without slowing generation: each event is
+// built once and shared (immutable) by every subscriber's bounded queue; on overflow the oldest
+// events are dropped and counted. Publishing never touches gRPC: a delivery thread wakes the
+// subscribers' writers a couple of milliseconds after their queue turns non-empty, and each
+// writer sends all that is queued as one message. Also keeps per-(layer, expert) token counts for
+// load snapshots. Thread-safe.
 #ifndef MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
 #define MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
 
@@ -32,8 +35,9 @@ class EventHub {
   // One subscriber's queue. The writer side (a WatchRouting reactor) pops; the hub pushes.
   class Subscriber {
    public:
-    // Next event, if any; stamps it with the drops so far.
-    bool Pop(moe::v1::RoutingEvent* out);
+    // Moves up to `max_events` queued events, oldest first, into `out` (cleared first) with the
+    // drops so far. False when nothing was queued.
+    bool PopBatch(size_t max_events, moe::v1::WatchRoutingResponse* out);
     uint64_t dropped() const;
 
    private:
@@ -43,7 +47,7 @@ class EventHub {
     size_t capacity_ = 4096;
     std::function<void()> wake_;
     mutable absl::Mutex mu_;
-    std::deque<moe::v1::RoutingEvent> queue_ ABSL_GUARDED_BY(mu_);
+    std::deque<std::shared_ptr<const moe::v1::RoutingEvent>> queue_ ABSL_GUARDED_BY(mu_);
     uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
     // Snapshot mode: counts at the last snapshot, and when the next is due.
     std::vector<int64_t> last_counts_;
@@ -55,8 +59,11 @@ class EventHub {
   EventHub(const ModelConfig& config, prometheus::Registry& registry);
   ~EventHub();
 
-  // Validates the request (INVALID_ARGUMENT names the field). `wake` is called (from any
-  // thread, without hub locks held) when the queue becomes non-empty.
+  // How long the delivery thread lets events gather before it wakes a subscriber's writer.
+  static constexpr absl::Duration kLinger = absl::Milliseconds(2);
+
+  // Validates the request (INVALID_ARGUMENT names the field). `wake` is called from the hub's
+  // delivery thread, without hub locks held, about kLinger after the queue becomes non-empty.
   absl::StatusOr<std::shared_ptr<Subscriber>> Subscribe(const moe::v1::WatchRoutingRequest& req,
                                                         std::function<void()> wake);
   void Unsubscribe(const std::shared_ptr<Subscriber>& sub);
@@ -71,8 +78,10 @@ class EventHub {
   void PublishLifecycle(const std::string& request_id, const moe::v1::RoutingEvent& event);
 
  private:
-  void Push(Subscriber& sub, moe::v1::RoutingEvent event);
+  void Push(const std::shared_ptr<Subscriber>& sub,
+            std::shared_ptr<const moe::v1::RoutingEvent> event);
   void SnapshotLoop();
+  void DeliveryLoop();
 
   const ModelConfig config_;
   std::vector<std::atomic<int64_t>> counts_;  // [layer * n_routed + id]
@@ -82,8 +91,12 @@ class EventHub {
   std::vector<std::shared_ptr<Subscriber>> subs_ ABSL_GUARDED_BY(mu_);
   prometheus::Gauge* subscribers_gauge_;
   prometheus::Counter* dropped_counter_;
+  absl::Mutex wake_mu_;
+  std::vector<std::weak_ptr<Subscriber>> to_wake_ ABSL_GUARDED_BY(wake_mu_);
+  bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
   absl::Notification stop_;
   std::thread snapshot_thread_;
+  std::thread delivery_thread_;
 };
 
 // Coefficient of variation and max/mean of per-base-expert counts (micro-experts summed).

@@ -3,6 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
+#include "absl/time/clock.h"
+
 namespace moe {
 namespace {
 
@@ -39,14 +44,37 @@ TEST_F(EventHubTest, FullQueueDropsTheOldestAndCountsIt) {
   auto sub = hub_.Subscribe(req, nullptr);
   ASSERT_TRUE(sub.ok());
   for (int p = 0; p < 5; ++p) Publish("r", p, 0);
-  moe::v1::RoutingEvent ev;
-  ASSERT_TRUE((*sub)->Pop(&ev));
-  EXPECT_EQ(ev.token().position(), 2);  // 0 and 1 were dropped
-  EXPECT_EQ(ev.dropped(), 2u);
+  moe::v1::WatchRoutingResponse batch;
+  ASSERT_TRUE((*sub)->PopBatch(2, &batch));
+  ASSERT_EQ(batch.events_size(), 2);
+  EXPECT_EQ(batch.events(0).token().position(), 2);  // 0 and 1 were dropped
+  EXPECT_EQ(batch.events(1).token().position(), 3);
+  EXPECT_EQ(batch.dropped(), 2u);
   EXPECT_EQ((*sub)->dropped(), 2u);
-  EXPECT_TRUE((*sub)->Pop(&ev));
-  EXPECT_TRUE((*sub)->Pop(&ev));
-  EXPECT_FALSE((*sub)->Pop(&ev));
+  ASSERT_TRUE((*sub)->PopBatch(100, &batch));
+  ASSERT_EQ(batch.events_size(), 1);
+  EXPECT_EQ(batch.events(0).token().position(), 4);
+  EXPECT_FALSE((*sub)->PopBatch(100, &batch));
+}
+
+TEST_F(EventHubTest, WakesTheWriterOnceForABurstOffThePublishingThread) {
+  std::atomic<int> wakes{0};
+  std::atomic<bool> on_publisher{false};
+  const std::thread::id publisher = std::this_thread::get_id();
+  absl::Notification woke;
+  auto sub = hub_.Subscribe(moe::v1::WatchRoutingRequest(), [&] {
+    if (std::this_thread::get_id() == publisher) on_publisher = true;
+    if (++wakes == 1) woke.Notify();
+  });
+  ASSERT_TRUE(sub.ok());
+  for (int p = 0; p < 50; ++p) Publish("r", p, p % 2);  // one burst, well inside kLinger
+  ASSERT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  moe::v1::WatchRoutingResponse batch;
+  ASSERT_TRUE((*sub)->PopBatch(1000, &batch));
+  EXPECT_EQ(batch.events_size(), 50);
+  EXPECT_FALSE(on_publisher.load());
+  absl::SleepFor(4 * EventHub::kLinger);
+  EXPECT_EQ(wakes.load(), 1);
 }
 
 TEST_F(EventHubTest, FiltersByRequestLayerAndSamplingWithProbsOnlyWhenAsked) {
@@ -65,21 +93,25 @@ TEST_F(EventHubTest, FiltersByRequestLayerAndSamplingWithProbsOnlyWhenAsked) {
       Publish("b", p, l);
     }
   }
-  moe::v1::RoutingEvent ev;
+  moe::v1::WatchRoutingResponse batch;
   int n = 0;
-  while ((*a)->Pop(&ev)) {
-    EXPECT_EQ(ev.token().request_id(), "a");
-    EXPECT_EQ(ev.token().routing().layer(), 1);
-    EXPECT_EQ(ev.token().routing().probs_size(), 1);
-    ++n;
+  while ((*a)->PopBatch(64, &batch)) {
+    for (const moe::v1::RoutingEvent& ev : batch.events()) {
+      EXPECT_EQ(ev.token().request_id(), "a");
+      EXPECT_EQ(ev.token().routing().layer(), 1);
+      EXPECT_EQ(ev.token().routing().probs_size(), 1);
+      ++n;
+    }
   }
   EXPECT_EQ(n, 200);
   std::map<std::pair<std::string, int>, int> layers_per_token;
   int sampled = 0;
-  while ((*h)->Pop(&ev)) {
-    EXPECT_EQ(ev.token().routing().probs_size(), 0);
-    ++layers_per_token[{ev.token().request_id(), ev.token().position()}];
-    ++sampled;
+  while ((*h)->PopBatch(64, &batch)) {
+    for (const moe::v1::RoutingEvent& ev : batch.events()) {
+      EXPECT_EQ(ev.token().routing().probs_size(), 0);
+      ++layers_per_token[{ev.token().request_id(), ev.token().position()}];
+      ++sampled;
+    }
   }
   EXPECT_GT(sampled, 800 * 0.35);
   EXPECT_LT(sampled, 800 * 0.65);
@@ -110,8 +142,10 @@ TEST_F(EventHubTest, SnapshotsCountTokensPerExpertWithBalanceFigures) {
   ASSERT_TRUE(s.ok());
   hub_.CountRouting(0, {0, 0, 0, 1});  // expert 0: 3, expert 1: 1
   ASSERT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  moe::v1::RoutingEvent ev;
-  ASSERT_TRUE((*s)->Pop(&ev));
+  moe::v1::WatchRoutingResponse batch;
+  ASSERT_TRUE((*s)->PopBatch(10, &batch));
+  ASSERT_EQ(batch.events_size(), 1);
+  const moe::v1::RoutingEvent& ev = batch.events(0);
   ASSERT_TRUE(ev.has_load());
   const auto& l0 = ev.load().layers(0);
   EXPECT_EQ(l0.tokens(0), 3);

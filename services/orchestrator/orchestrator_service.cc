@@ -359,11 +359,14 @@ class CompleteReactor : public grpc::ServerUnaryReactor {
   std::shared_ptr<CompleteReactor> self_;
 };
 
-class WatchReactor : public QueuedWriter<RoutingEvent> {
+// Keeps each WatchRouting message well under a megabyte even with full gate probabilities.
+constexpr size_t kMaxEventsPerMessage = 512;
+
+class WatchReactor : public QueuedWriter<moe::v1::WatchRoutingResponse> {
  public:
   explicit WatchReactor(EventHub* hub) : hub_(hub) {}
   void Begin(const moe::v1::WatchRoutingRequest& req) {
-    std::weak_ptr<QueuedWriter<RoutingEvent>> weak = shared_from_this();
+    std::weak_ptr<QueuedWriter<moe::v1::WatchRoutingResponse>> weak = shared_from_this();
     absl::StatusOr<std::shared_ptr<EventHub::Subscriber>> sub = hub_->Subscribe(req, [weak] {
       if (auto self = weak.lock()) static_cast<WatchReactor*>(self.get())->Drain();
     });
@@ -374,22 +377,22 @@ class WatchReactor : public QueuedWriter<RoutingEvent> {
     sub_ = *sub;
   }
   void OnWriteDone(bool ok) override {
-    QueuedWriter<RoutingEvent>::OnWriteDone(ok);
+    QueuedWriter<moe::v1::WatchRoutingResponse>::OnWriteDone(ok);
     Drain();
   }
   void OnCancel() override { Close(grpc::Status::OK); }
 
  private:
-  // Moves events from the hub's bounded queue into the stream, one in flight at a time, so a
-  // slow reader only ever holds its bounded hub queue.
+  // Moves what the hub has queued into the stream as one message, one message in flight at a
+  // time, so a slow reader only ever holds its bounded hub queue.
   void Drain() {
     if (sub_ == nullptr) return;
     {
       absl::MutexLock lock(&mu_);
       if (writing_ || finishing_) return;
     }
-    RoutingEvent ev;
-    if (sub_->Pop(&ev)) Enqueue(std::move(ev));
+    moe::v1::WatchRoutingResponse batch;
+    if (sub_->PopBatch(kMaxEventsPerMessage, &batch)) Enqueue(std::move(batch));
   }
   void Released() override {
     if (sub_ != nullptr) hub_->Unsubscribe(sub_);
@@ -484,7 +487,7 @@ grpc::ServerUnaryReactor* OrchestratorService::GetPlacement(grpc::CallbackServer
   return reactor;
 }
 
-grpc::ServerWriteReactor<RoutingEvent>* OrchestratorService::WatchRouting(
+grpc::ServerWriteReactor<moe::v1::WatchRoutingResponse>* OrchestratorService::WatchRouting(
     grpc::CallbackServerContext*, const moe::v1::WatchRoutingRequest* req) {
   auto reactor = std::make_shared<WatchReactor>(deps_.hub);
   reactor->Retain();

@@ -60,7 +60,7 @@ class OrchestratorService final : public moe::v1::Orchestrator::CallbackService 
   grpc::ServerUnaryReactor* GetPlacement(grpc::CallbackServerContext* ctx,
                                          const moe::v1::GetPlacementRequest* req,
                                          moe::v1::Placement* resp) override;
-  grpc::ServerWriteReactor<moe::v1::RoutingEvent>* WatchRouting(
+  grpc::ServerWriteReactor<moe::v1::WatchRoutingResponse>* WatchRouting(
       grpc::CallbackServerContext* ctx, const moe::v1::WatchRoutingRequest* req) override;
 
   // What one request shares with the engine's callbacks (defined in the .cc).

@@ -326,12 +326,36 @@ TEST_F(ShippedClusterTest, PlacementReportsHealthAndDeviceOfEveryPool) {
   }
 }
 
+// Hands out a WatchRouting stream's events one at a time (the stream carries batches).
+class EventReader {
+ public:
+  explicit EventReader(std::unique_ptr<grpc::ClientReader<moe::v1::WatchRoutingResponse>> reader)
+      : reader_(std::move(reader)) {}
+  bool Read(moe::v1::RoutingEvent* event) {
+    while (next_ >= batch_.events_size()) {
+      if (!reader_->Read(&batch_)) return false;
+      next_ = 0;
+      dropped_ = batch_.dropped();
+    }
+    *event = batch_.events(next_++);
+    return true;
+  }
+  uint64_t dropped() const { return dropped_; }
+  grpc::Status Finish() { return reader_->Finish(); }
+
+ private:
+  std::unique_ptr<grpc::ClientReader<moe::v1::WatchRoutingResponse>> reader_;
+  moe::v1::WatchRoutingResponse batch_;
+  int next_ = 0;
+  uint64_t dropped_ = 0;
+};
+
 TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
   auto stub = Orchestrator(*cluster_);
   moe::v1::WatchRoutingRequest watch;
   grpc::ClientContext wctx;
   Deadline(wctx, 60);
-  auto events = stub->WatchRouting(&wctx, watch);
+  EventReader events(stub->WatchRouting(&wctx, watch));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before generating
   moe::v1::GenerateRequest req = Request("The jury said", 10, 0.0f, 3);
   StreamResult remote = Stream(*stub, req);
@@ -339,7 +363,7 @@ TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
   std::map<int, std::vector<std::vector<int>>> seen;
   std::string request_id;
   moe::v1::RoutingEvent ev;
-  while (events->Read(&ev)) {
+  while (events.Read(&ev)) {
     if (ev.has_started()) request_id = ev.started().request_id();
     if (ev.has_token() && ev.token().request_id() == request_id) {
       auto& layers = seen[ev.token().position()];
@@ -366,16 +390,16 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
   watch.set_request_id("req-does-not-exist");
   grpc::ClientContext none_ctx;
   Deadline(none_ctx, 5);
-  auto none = stub->WatchRouting(&none_ctx, watch);
+  EventReader none(stub->WatchRouting(&none_ctx, watch));
   watch.clear_request_id();
   grpc::ClientContext ctx;
   Deadline(ctx, 30);
-  auto layer1 = stub->WatchRouting(&ctx, watch);
+  EventReader layer1(stub->WatchRouting(&ctx, watch));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_TRUE(Stream(*stub, Request("Filters", 5, 0.0f, 1)).status.ok());
   moe::v1::RoutingEvent ev;
   int tokens = 0;
-  while (layer1->Read(&ev)) {
+  while (layer1.Read(&ev)) {
     if (ev.has_token()) {
       EXPECT_EQ(ev.token().routing().layer(), 1);
       ++tokens;
@@ -385,16 +409,16 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
   EXPECT_GT(tokens, 5);
   ctx.TryCancel();
   none_ctx.TryCancel();
-  EXPECT_FALSE(none->Read(&ev) && ev.has_token());
+  EXPECT_FALSE(none.Read(&ev) && ev.has_token());
 
   moe::v1::WatchRoutingRequest bad;
   bad.set_sample_rate(2);
   grpc::ClientContext bctx;
   Deadline(bctx, 5);
-  auto b = stub->WatchRouting(&bctx, bad);
-  while (b->Read(&ev)) {
+  EventReader b(stub->WatchRouting(&bctx, bad));
+  while (b.Read(&ev)) {
   }
-  grpc::Status s = b->Finish();
+  grpc::Status s = b.Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("sample_rate"));
 }
@@ -443,7 +467,7 @@ TEST_F(ShippedClusterTest, RouterExpertCountersEqualTheEventsTokenCounts) {
   moe::v1::WatchRoutingRequest watch;
   grpc::ClientContext wctx;
   Deadline(wctx, 60);
-  auto events = stub->WatchRouting(&wctx, watch);
+  EventReader events(stub->WatchRouting(&wctx, watch));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::set<std::string> ids;
   for (uint64_t seed : {1, 2, 3}) {
@@ -452,7 +476,7 @@ TEST_F(ShippedClusterTest, RouterExpertCountersEqualTheEventsTokenCounts) {
   std::map<std::pair<int, int>, double> from_events;
   int finished = 0;
   moe::v1::RoutingEvent ev;
-  while (finished < 3 && events->Read(&ev)) {
+  while (finished < 3 && events.Read(&ev)) {
     if (ev.has_finished()) ++finished;
     if (!ev.has_token()) continue;
     for (const auto& e : ev.token().routing().experts()) {
@@ -460,7 +484,7 @@ TEST_F(ShippedClusterTest, RouterExpertCountersEqualTheEventsTokenCounts) {
     }
   }
   wctx.TryCancel();
-  EXPECT_EQ(ev.dropped(), 0u);
+  EXPECT_EQ(events.dropped(), 0u);
   const auto after = RoutedCounters(Scrape(cluster_->metrics_port("router")));
   double total = 0;
   for (const auto& [key, v] : after) {
