@@ -1,7 +1,7 @@
 // The routing event stream under load: generation throughput (8 concurrent streams) with 0, 1
 // and 8 subscribers reading everything, and with one stalled subscriber that never reads; the
 // events per second one subscriber receives; the drops counted for the stalled one.
-//   events_bench --model=models/brown-moe --tokens=48 --repeats=3
+//   events_bench --model=models/brown-moe --tokens=64 --repeats=7
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -21,7 +21,7 @@
 ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
 ABSL_FLAG(int, tokens, 48, "tokens per generation stream");
 ABSL_FLAG(int, streams, 8, "concurrent generation streams");
-ABSL_FLAG(int, repeats, 3, "runs per measurement (best reported)");
+ABSL_FLAG(int, repeats, 7, "pairs of runs per configuration (medians reported)");
 
 namespace {
 
@@ -87,22 +87,29 @@ int main(int argc, char** argv) {
   const int n = absl::GetFlag(FLAGS_streams), tokens = absl::GetFlag(FLAGS_tokens);
   const int repeats = absl::GetFlag(FLAGS_repeats);
   Generate(*stub, 2, 8);  // warm-up
-  // The machine's speed drifts: every configuration is measured in pairs with a run without
-  // subscribers right before it, and each side keeps its best of `repeats`.
-  double base_best = 0;
+  // The machine's speed drifts by more than the effect measured here: every configuration runs
+  // in pairs with a run without subscribers right before it, and the slowdown reported is the
+  // median over pairs of 1 - (with / without).
+  struct Paired {
+    double base = 0, with = 0, slowdown = 0;  // medians
+  };
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   auto paired = [&](const std::function<double()>& with) {
-    double base = 0, other = 0;
+    std::vector<double> bases, withs, slowdowns;
     for (int r = 0; r < repeats; ++r) {
-      base = std::max(base, Generate(*stub, n, tokens));
-      other = std::max(other, with());
+      bases.push_back(Generate(*stub, n, tokens));
+      withs.push_back(with());
+      slowdowns.push_back(1 - withs.back() / bases.back());
     }
-    base_best = std::max(base_best, base);
-    return std::make_pair(base, other);
+    return Paired{median(bases), median(withs), median(slowdowns)};
   };
   for (int subs : {1, 8}) {
     double seconds = 0;
     int64_t events = 0;
-    auto [base, tps] = paired([&] {
+    const Paired p = paired([&] {
       Readers readers(*stub, subs);
       const absl::Time start = absl::Now();
       const int64_t before = readers.events;
@@ -114,7 +121,7 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"subscribers\": %d, \"tokens_per_s\": %.0f, \"baseline_tokens_per_s\": %.0f, "
         "\"slowdown\": %.3f, \"events_per_s_per_subscriber\": %.0f}\n",
-        subs, tps, base, 1 - tps / base, events / seconds / subs);
+        subs, p.with, p.base, p.slowdown, events / seconds / subs);
     std::fflush(stdout);
   }
   {
@@ -127,7 +134,7 @@ int main(int argc, char** argv) {
     auto stalled_stub = moe::v1::Orchestrator::NewStub(grpc::CreateCustomChannel(
         cluster.address("orchestrator"), grpc::InsecureChannelCredentials(), args));
     uint64_t dropped = 0;
-    auto [base, tps] = paired([&] {
+    const Paired p = paired([&] {
       grpc::ClientContext ctx;
       moe::v1::WatchRoutingRequest req;
       req.set_queue_size(256);
@@ -147,7 +154,7 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"subscribers\": \"1 stalled\", \"tokens_per_s\": %.0f, "
         "\"baseline_tokens_per_s\": %.0f, \"slowdown\": %.3f, \"dropped_events\": %llu}\n",
-        tps, base, 1 - tps / base, static_cast<unsigned long long>(dropped));
+        p.with, p.base, p.slowdown, static_cast<unsigned long long>(dropped));
   }
   return 0;
 }

@@ -13,6 +13,18 @@ namespace {
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+std::shared_ptr<const std::string> Serialized(const moe::v1::RoutingEvent& event) {
+  return std::make_shared<const std::string>(event.SerializeAsString());
+}
+
 }  // namespace
 
 void LoadBalance(const std::vector<int64_t>& micro, int granularity, double* cv,
@@ -29,9 +41,9 @@ void LoadBalance(const std::vector<int64_t>& micro, int granularity, double* cv,
   *max_over_mean = mean > 0 ? mx / mean : 0;
 }
 
-bool EventHub::Subscriber::PopBatch(size_t max_events, moe::v1::WatchRoutingResponse* out) {
-  out->Clear();
-  std::vector<std::shared_ptr<const moe::v1::RoutingEvent>> batch;
+bool EventHub::Subscriber::PopBatch(size_t max_events, std::string* wire) {
+  std::vector<std::shared_ptr<const std::string>> batch;
+  uint64_t dropped;
   {
     absl::MutexLock lock(&mu_);
     if (queue_.empty()) return false;
@@ -39,11 +51,23 @@ bool EventHub::Subscriber::PopBatch(size_t max_events, moe::v1::WatchRoutingResp
     batch.assign(std::make_move_iterator(queue_.begin()),
                  std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    out->set_dropped(dropped_);
+    dropped = dropped_;
   }
-  // Copied outside the lock: the publisher never waits on a writer's copying.
-  out->mutable_events()->Reserve(static_cast<int>(batch.size()));
-  for (const auto& ev : batch) *out->add_events() = *ev;
+  // WatchRoutingResponse by hand, outside the lock: field 1 (events) once per event as tag,
+  // length, bytes; then field 2 (dropped) as a varint.
+  size_t size = 11;
+  for (const auto& ev : batch) size += ev->size() + 6;
+  wire->clear();
+  wire->reserve(size);
+  for (const auto& ev : batch) {
+    wire->push_back(static_cast<char>(0x0a));
+    AppendVarint(ev->size(), wire);
+    wire->append(*ev);
+  }
+  if (dropped > 0) {
+    wire->push_back(static_cast<char>(0x10));
+    AppendVarint(dropped, wire);
+  }
   return true;
 }
 
@@ -163,7 +187,7 @@ void EventHub::CountRouting(int layer, const std::vector<int32_t>& ids) {
 }
 
 void EventHub::Push(const std::shared_ptr<Subscriber>& sub,
-                    std::shared_ptr<const moe::v1::RoutingEvent> event) {
+                    std::shared_ptr<const std::string> event) {
   bool was_empty;
   {
     absl::MutexLock lock(&sub->mu_);
@@ -201,11 +225,11 @@ void EventHub::PublishToken(const std::string& request_id, int position, int lay
     }
   }
   if (targets.empty()) return;
-  std::shared_ptr<const moe::v1::RoutingEvent> plain, with_probs;
+  std::shared_ptr<const std::string> plain, with_probs;
   for (const auto& s : targets) {
     const bool probs = s->filter_.include_probs();
     auto& ev = probs ? with_probs : plain;
-    if (ev == nullptr) ev = std::make_shared<const moe::v1::RoutingEvent>(make(probs));
+    if (ev == nullptr) ev = Serialized(make(probs));
     Push(s, ev);
   }
 }
@@ -221,7 +245,7 @@ void EventHub::PublishLifecycle(const std::string& request_id, const moe::v1::Ro
     }
   }
   if (targets.empty()) return;
-  auto shared = std::make_shared<const moe::v1::RoutingEvent>(event);
+  auto shared = Serialized(event);
   for (const auto& s : targets) Push(s, shared);
 }
 
@@ -263,7 +287,7 @@ void EventHub::SnapshotLoop() {
       }
       s->last_snapshot_ = now;
       s->next_snapshot_ = now + absl::Milliseconds(s->filter_.snapshot_interval_ms());
-      Push(s, std::make_shared<const moe::v1::RoutingEvent>(std::move(ev)));
+      Push(s, Serialized(ev));
     }
   }
 }

@@ -1,7 +1,9 @@
 // Fans routing events out to WatchRouting subscribers without slowing generation: each event is
-// built once and shared (immutable) by every subscriber's bounded queue; on overflow the oldest
+// built and serialized once, and its bytes are shared by every subscriber's bounded queue (a
+// subscriber's message is those bytes concatenated, as protobuf's wire format allows for a
+// repeated field, so nothing is re-serialized per subscriber); on overflow the oldest
 // events are dropped and counted. Publishing never touches gRPC: a delivery thread wakes the
-// subscribers' writers a couple of milliseconds after their queue turns non-empty, and each
+// subscribers' writers kLinger after their queue turns non-empty, and each
 // writer sends all that is queued as one message. Also keeps per-(layer, expert) token counts for
 // load snapshots. Thread-safe.
 #ifndef MOE_SERVICES_ORCHESTRATOR_EVENT_HUB_H_
@@ -35,9 +37,9 @@ class EventHub {
   // One subscriber's queue. The writer side (a WatchRouting reactor) pops; the hub pushes.
   class Subscriber {
    public:
-    // Moves up to `max_events` queued events, oldest first, into `out` (cleared first) with the
-    // drops so far. False when nothing was queued.
-    bool PopBatch(size_t max_events, moe::v1::WatchRoutingResponse* out);
+    // Moves up to `max_events` queued events, oldest first, into `*wire` (replaced): a serialized
+    // moe.v1.WatchRoutingResponse carrying them and the drops so far. False when none was queued.
+    bool PopBatch(size_t max_events, std::string* wire);
     uint64_t dropped() const;
 
    private:
@@ -47,7 +49,7 @@ class EventHub {
     size_t capacity_ = 4096;
     std::function<void()> wake_;
     mutable absl::Mutex mu_;
-    std::deque<std::shared_ptr<const moe::v1::RoutingEvent>> queue_ ABSL_GUARDED_BY(mu_);
+    std::deque<std::shared_ptr<const std::string>> queue_ ABSL_GUARDED_BY(mu_);  // serialized
     uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
     // Snapshot mode: counts at the last snapshot, and when the next is due.
     std::vector<int64_t> last_counts_;
@@ -60,7 +62,7 @@ class EventHub {
   ~EventHub();
 
   // How long the delivery thread lets events gather before it wakes a subscriber's writer.
-  static constexpr absl::Duration kLinger = absl::Milliseconds(2);
+  static constexpr absl::Duration kLinger = absl::Milliseconds(10);
 
   // Validates the request (INVALID_ARGUMENT names the field). `wake` is called from the hub's
   // delivery thread, without hub locks held, about kLinger after the queue becomes non-empty.
@@ -78,8 +80,7 @@ class EventHub {
   void PublishLifecycle(const std::string& request_id, const moe::v1::RoutingEvent& event);
 
  private:
-  void Push(const std::shared_ptr<Subscriber>& sub,
-            std::shared_ptr<const moe::v1::RoutingEvent> event);
+  void Push(const std::shared_ptr<Subscriber>& sub, std::shared_ptr<const std::string> event);
   void SnapshotLoop();
   void DeliveryLoop();
 

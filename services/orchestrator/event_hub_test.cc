@@ -38,6 +38,14 @@ class EventHubTest : public ::testing::Test {
   EventHub hub_;
 };
 
+// PopBatch, parsed as a subscriber would.
+bool Pop(EventHub::Subscriber& sub, size_t max_events, moe::v1::WatchRoutingResponse* out) {
+  std::string wire;
+  if (!sub.PopBatch(max_events, &wire)) return false;
+  EXPECT_TRUE(out->ParseFromString(wire));
+  return true;
+}
+
 TEST_F(EventHubTest, FullQueueDropsTheOldestAndCountsIt) {
   moe::v1::WatchRoutingRequest req;
   req.set_queue_size(3);
@@ -45,16 +53,16 @@ TEST_F(EventHubTest, FullQueueDropsTheOldestAndCountsIt) {
   ASSERT_TRUE(sub.ok());
   for (int p = 0; p < 5; ++p) Publish("r", p, 0);
   moe::v1::WatchRoutingResponse batch;
-  ASSERT_TRUE((*sub)->PopBatch(2, &batch));
+  ASSERT_TRUE(Pop(**sub, 2, &batch));
   ASSERT_EQ(batch.events_size(), 2);
   EXPECT_EQ(batch.events(0).token().position(), 2);  // 0 and 1 were dropped
   EXPECT_EQ(batch.events(1).token().position(), 3);
   EXPECT_EQ(batch.dropped(), 2u);
   EXPECT_EQ((*sub)->dropped(), 2u);
-  ASSERT_TRUE((*sub)->PopBatch(100, &batch));
+  ASSERT_TRUE(Pop(**sub, 100, &batch));
   ASSERT_EQ(batch.events_size(), 1);
   EXPECT_EQ(batch.events(0).token().position(), 4);
-  EXPECT_FALSE((*sub)->PopBatch(100, &batch));
+  EXPECT_FALSE(Pop(**sub, 100, &batch));
 }
 
 TEST_F(EventHubTest, WakesTheWriterOnceForABurstOffThePublishingThread) {
@@ -70,7 +78,7 @@ TEST_F(EventHubTest, WakesTheWriterOnceForABurstOffThePublishingThread) {
   for (int p = 0; p < 50; ++p) Publish("r", p, p % 2);  // one burst, well inside kLinger
   ASSERT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(5)));
   moe::v1::WatchRoutingResponse batch;
-  ASSERT_TRUE((*sub)->PopBatch(1000, &batch));
+  ASSERT_TRUE(Pop(**sub, 1000, &batch));
   EXPECT_EQ(batch.events_size(), 50);
   EXPECT_FALSE(on_publisher.load());
   absl::SleepFor(4 * EventHub::kLinger);
@@ -95,7 +103,7 @@ TEST_F(EventHubTest, FiltersByRequestLayerAndSamplingWithProbsOnlyWhenAsked) {
   }
   moe::v1::WatchRoutingResponse batch;
   int n = 0;
-  while ((*a)->PopBatch(64, &batch)) {
+  while (Pop(**a, 64, &batch)) {
     for (const moe::v1::RoutingEvent& ev : batch.events()) {
       EXPECT_EQ(ev.token().request_id(), "a");
       EXPECT_EQ(ev.token().routing().layer(), 1);
@@ -106,7 +114,7 @@ TEST_F(EventHubTest, FiltersByRequestLayerAndSamplingWithProbsOnlyWhenAsked) {
   EXPECT_EQ(n, 200);
   std::map<std::pair<std::string, int>, int> layers_per_token;
   int sampled = 0;
-  while ((*h)->PopBatch(64, &batch)) {
+  while (Pop(**h, 64, &batch)) {
     for (const moe::v1::RoutingEvent& ev : batch.events()) {
       EXPECT_EQ(ev.token().routing().probs_size(), 0);
       ++layers_per_token[{ev.token().request_id(), ev.token().position()}];
@@ -143,7 +151,7 @@ TEST_F(EventHubTest, SnapshotsCountTokensPerExpertWithBalanceFigures) {
   hub_.CountRouting(0, {0, 0, 0, 1});  // expert 0: 3, expert 1: 1
   ASSERT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(5)));
   moe::v1::WatchRoutingResponse batch;
-  ASSERT_TRUE((*s)->PopBatch(10, &batch));
+  ASSERT_TRUE(Pop(**s, 10, &batch));
   ASSERT_EQ(batch.events_size(), 1);
   const moe::v1::RoutingEvent& ev = batch.events(0);
   ASSERT_TRUE(ev.has_load());

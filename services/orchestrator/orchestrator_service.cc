@@ -362,11 +362,11 @@ class CompleteReactor : public grpc::ServerUnaryReactor {
 // Keeps each WatchRouting message well under a megabyte even with full gate probabilities.
 constexpr size_t kMaxEventsPerMessage = 512;
 
-class WatchReactor : public QueuedWriter<moe::v1::WatchRoutingResponse> {
+class WatchReactor : public QueuedWriter<grpc::ByteBuffer> {
  public:
   explicit WatchReactor(EventHub* hub) : hub_(hub) {}
   void Begin(const moe::v1::WatchRoutingRequest& req) {
-    std::weak_ptr<QueuedWriter<moe::v1::WatchRoutingResponse>> weak = shared_from_this();
+    std::weak_ptr<QueuedWriter<grpc::ByteBuffer>> weak = shared_from_this();
     absl::StatusOr<std::shared_ptr<EventHub::Subscriber>> sub = hub_->Subscribe(req, [weak] {
       if (auto self = weak.lock()) static_cast<WatchReactor*>(self.get())->Drain();
     });
@@ -377,7 +377,7 @@ class WatchReactor : public QueuedWriter<moe::v1::WatchRoutingResponse> {
     sub_ = *sub;
   }
   void OnWriteDone(bool ok) override {
-    QueuedWriter<moe::v1::WatchRoutingResponse>::OnWriteDone(ok);
+    QueuedWriter<grpc::ByteBuffer>::OnWriteDone(ok);
     Drain();
   }
   void OnCancel() override { Close(grpc::Status::OK); }
@@ -391,8 +391,13 @@ class WatchReactor : public QueuedWriter<moe::v1::WatchRoutingResponse> {
       absl::MutexLock lock(&mu_);
       if (writing_ || finishing_) return;
     }
-    moe::v1::WatchRoutingResponse batch;
-    if (sub_->PopBatch(kMaxEventsPerMessage, &batch)) Enqueue(std::move(batch));
+    auto wire = std::make_unique<std::string>();
+    if (!sub_->PopBatch(kMaxEventsPerMessage, wire.get())) return;
+    // The slice takes the string over (no copy) and deletes it when gRPC is done with it.
+    std::string* owned = wire.release();
+    grpc::Slice slice(
+        owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+    Enqueue(grpc::ByteBuffer(&slice, 1));
   }
   void Released() override {
     if (sub_ != nullptr) hub_->Unsubscribe(sub_);
@@ -487,11 +492,20 @@ grpc::ServerUnaryReactor* OrchestratorService::GetPlacement(grpc::CallbackServer
   return reactor;
 }
 
-grpc::ServerWriteReactor<moe::v1::WatchRoutingResponse>* OrchestratorService::WatchRouting(
-    grpc::CallbackServerContext*, const moe::v1::WatchRoutingRequest* req) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* OrchestratorService::WatchRouting(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* raw) {
   auto reactor = std::make_shared<WatchReactor>(deps_.hub);
   reactor->Retain();
-  reactor->Begin(*req);
+  moe::v1::WatchRoutingRequest req;
+  grpc::ByteBuffer copy(*raw);  // shares the slices
+  if (grpc::Status s =
+          grpc::SerializationTraits<moe::v1::WatchRoutingRequest>::Deserialize(&copy, &req);
+      !s.ok()) {
+    reactor->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "request: not a moe.v1.WatchRoutingRequest"));
+  } else {
+    reactor->Begin(req);
+  }
   return reactor.get();
 }
 

@@ -45,7 +45,10 @@ struct OrchestratorDeps {
   const Logger* logger;
 };
 
-class OrchestratorService final : public moe::v1::Orchestrator::CallbackService {
+// WatchRouting is served raw: its messages are assembled from events the hub serialized once for
+// every subscriber (see event_hub.h); on the wire it is the declared moe.v1 method.
+class OrchestratorService final : public moe::v1::Orchestrator::WithRawCallbackMethod_WatchRouting<
+                                      moe::v1::Orchestrator::CallbackService> {
  public:
   OrchestratorService(OrchestratorDeps deps, prometheus::Registry& registry);
 
@@ -60,8 +63,8 @@ class OrchestratorService final : public moe::v1::Orchestrator::CallbackService 
   grpc::ServerUnaryReactor* GetPlacement(grpc::CallbackServerContext* ctx,
                                          const moe::v1::GetPlacementRequest* req,
                                          moe::v1::Placement* resp) override;
-  grpc::ServerWriteReactor<moe::v1::WatchRoutingResponse>* WatchRouting(
-      grpc::CallbackServerContext* ctx, const moe::v1::WatchRoutingRequest* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchRouting(grpc::CallbackServerContext* ctx,
+                                                           const grpc::ByteBuffer* req) override;
 
   // What one request shares with the engine's callbacks (defined in the .cc).
   struct Request;

@@ -24,24 +24,6 @@ std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
                                    InternalChannelArguments());
 }
 
-// Waits for the next event on `cq`, polling without sleeping for up to `spin` first: on a
-// loopback cluster the reply usually lands within a few hundred microseconds, and a blocked
-// thread pays the kernel's wake-up on top of that.
-bool NextSpinning(grpc::CompletionQueue& cq, absl::Duration spin, void** tag, bool* ok) {
-  const absl::Time until = absl::Now() + spin;
-  while (absl::Now() < until) {
-    switch (cq.AsyncNext(tag, ok, gpr_time_0(GPR_CLOCK_MONOTONIC))) {
-      case grpc::CompletionQueue::GOT_EVENT:
-        return true;
-      case grpc::CompletionQueue::SHUTDOWN:
-        return false;
-      case grpc::CompletionQueue::TIMEOUT:
-        break;
-    }
-  }
-  return cq.Next(tag, ok);
-}
-
 prometheus::Histogram::BucketBoundaries Buckets() {
   return {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
 }
@@ -109,16 +91,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   {
     grpc::ClientContext ctx;
     SetDeadline(ctx, options_.route_deadline);
-    grpc::CompletionQueue cq;
-    grpc::Status st;
-    auto call = router_->AsyncRoute(&ctx, route_req, &cq);
-    call->Finish(&route, &st, nullptr);
-    void* tag;
-    bool ok;
-    NextSpinning(cq, options_.spin, &tag, &ok);
-    cq.Shutdown();
-    while (cq.Next(&tag, &ok)) {
-    }
+    grpc::Status st = router_->Route(&ctx, route_req, &route);
     route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
     if (!st.ok()) {
       absl::Status s = FromGrpcStatus(st);
@@ -206,7 +179,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   for (size_t done = 0; done < busy.size(); ++done) {
     void* tag = nullptr;
     bool ok = false;
-    if (!NextSpinning(cq, options_.spin, &tag, &ok)) break;
+    if (!cq.Next(&tag, &ok)) break;
     const int p = static_cast<int>(reinterpret_cast<intptr_t>(tag));
     forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent[p]));
   }

@@ -25,8 +25,6 @@ struct RemoteExecutorOptions {
   absl::Duration route_deadline = absl::Seconds(5);
   absl::Duration forward_deadline = absl::Seconds(10);
   int max_attempts = 3;  // per layer call, re-routing after a pool failure
-  // How long the engine thread polls for a reply before it sleeps (0: sleep at once).
-  absl::Duration spin = absl::Microseconds(0);
 };
 
 class RemoteMoeExecutor : public MoeExecutor {
