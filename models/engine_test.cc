@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 
 #include "absl/synchronization/notification.h"
 #include "models/checkpoint.h"
@@ -16,6 +17,23 @@ namespace moe {
 namespace {
 
 using ::testing::HasSubstr;
+
+// What one request saw: its tokens and its end.
+struct Outcome {
+  absl::Notification done;
+  absl::Status status;
+  int tokens = 0;
+  // `on_first_token`, if set, runs inside the first token's callback.
+  GenerateCallbacks Callbacks(std::function<void()> on_first_token = nullptr) {
+    return {[this, on_first_token](const TokenOutput&) {
+              if (++tokens == 1 && on_first_token) on_first_token();
+            },
+            [this](const absl::Status& s) {
+              status = s;
+              done.Notify();
+            }};
+  }
+};
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -117,34 +135,20 @@ TEST_F(EngineTest, SequencesJoiningMidwayGetTheirSoloTokens) {
 TEST_F(EngineTest, CancelStopsOnlyThatRequest) {
   Engine& engine = model_->engine();
   engine.Start();
-  absl::Notification a_done, b_done;
-  absl::Status a_status, b_status;
-  int a_tokens = 0, b_tokens = 0;
-  uint64_t a_id = 0;
+  Outcome a, b;
   // Cancelled from its own first token's callback: deterministic, however fast the model is.
-  GenerateCallbacks a{[&](const TokenOutput&) {
-                        if (++a_tokens == 1) engine.Cancel(a_id);
-                      },
-                      [&](const absl::Status& s) {
-                        a_status = s;
-                        a_done.Notify();
-                      }};
-  GenerateCallbacks b{[&](const TokenOutput&) { ++b_tokens; },
-                      [&](const absl::Status& s) {
-                        b_status = s;
-                        b_done.Notify();
-                      }};
   // Ids are handed out in order from 1: the first request gets 1.
-  a_id = 1;
-  ASSERT_EQ(*engine.Submit(Params({100, 101}, 40, 0.0f, 0), a), 1u);
-  ASSERT_TRUE(engine.Submit(Params({3, 4}, 20, 0.0f, 0), b).ok());
-  a_done.WaitForNotification();
-  b_done.WaitForNotification();
+  ASSERT_EQ(
+      *engine.Submit(Params({100, 101}, 40, 0.0f, 0), a.Callbacks([&engine] { engine.Cancel(1); })),
+      1u);
+  ASSERT_TRUE(engine.Submit(Params({3, 4}, 20, 0.0f, 0), b.Callbacks()).ok());
+  a.done.WaitForNotification();
+  b.done.WaitForNotification();
   engine.Stop(true);
-  EXPECT_EQ(a_status.code(), absl::StatusCode::kCancelled);
-  EXPECT_LE(a_tokens, 2);
-  EXPECT_TRUE(b_status.ok());
-  EXPECT_EQ(b_tokens, 20);
+  EXPECT_EQ(a.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_LE(a.tokens, 2);
+  EXPECT_TRUE(b.status.ok());
+  EXPECT_EQ(b.tokens, 20);
 }
 
 TEST_F(EngineTest, LanesSpreadRequestsAndEachGetsItsSoloTokens) {
@@ -191,31 +195,20 @@ TEST_F(EngineTest, LanesSpreadRequestsAndEachGetsItsSoloTokens) {
 
 TEST_F(EngineTest, LanesCancelReachesTheRightLane) {
   EngineLanes lanes(&model_->inference_model(), &model_->executor(), EngineOptions(), 2);
-  absl::Notification a_done, b_done;
-  absl::Status a_status, b_status;
-  int b_tokens = 0;
-  GenerateCallbacks a{[](const TokenOutput&) {},
-                      [&](const absl::Status& s) {
-                        a_status = s;
-                        a_done.Notify();
-                      }};
-  GenerateCallbacks b{[&](const TokenOutput&) { ++b_tokens; },
-                      [&](const absl::Status& s) {
-                        b_status = s;
-                        b_done.Notify();
-                      }};
-  absl::StatusOr<uint64_t> a_id = lanes.Submit(Params({100, 101}, 40, 0.0f, 0), a);
-  absl::StatusOr<uint64_t> b_id = lanes.Submit(Params({3, 4}, 20, 0.0f, 0), b);
+  Outcome a, b;
+  absl::StatusOr<uint64_t> a_id = lanes.Submit(Params({100, 101}, 40, 0.0f, 0), a.Callbacks());
+  absl::StatusOr<uint64_t> b_id = lanes.Submit(Params({3, 4}, 20, 0.0f, 0), b.Callbacks());
   ASSERT_TRUE(a_id.ok() && b_id.ok());
   EXPECT_NE(*a_id, *b_id);
   lanes.Cancel(*b_id);  // before Start: answered without running
   lanes.Start();
-  a_done.WaitForNotification();
-  b_done.WaitForNotification();
+  a.done.WaitForNotification();
+  b.done.WaitForNotification();
   lanes.Stop(true);
-  EXPECT_TRUE(a_status.ok()) << a_status;
-  EXPECT_EQ(b_status.code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ(b_tokens, 0);
+  EXPECT_TRUE(a.status.ok()) << a.status;
+  EXPECT_EQ(a.tokens, 40);
+  EXPECT_EQ(b.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(b.tokens, 0);
 }
 
 TEST_F(EngineTest, BadRequestsNameTheField) {
