@@ -47,7 +47,8 @@ absl::StatusOr<InferenceModel> InferenceModel::Create(
     m.layers_.push_back(Layer{get(p + "ln1.weight"), get(p + "ln1.bias"),
                               get(p + "attn.qkv.weight"), get(p + "attn.qkv.bias"),
                               get(p + "attn.proj.weight"), get(p + "attn.proj.bias"),
-                              get(p + "ln2.weight"), get(p + "ln2.bias")});
+                              get(p + "ln2.weight"), get(p + "ln2.bias"),
+                              /*qkv_wt=*/torch::Tensor(), /*proj_wt=*/torch::Tensor()});
   }
   if (!missing.ok()) return missing;
   for (Layer& l : m.layers_) {
