@@ -4,6 +4,7 @@
 #include "tests/integration/cluster.h"
 
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -275,7 +276,7 @@ TEST_F(ShippedClusterTest, InternalServicesValidateTensorsAndIds) {
 }
 
 TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
-  for (const std::string& name : {"router", "pool-a", "orchestrator"}) {
+  for (const std::string name : {"router", "pool-a", "orchestrator"}) {
     auto channel = grpc::CreateChannel(cluster_->address(name), grpc::InsecureChannelCredentials());
     auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
     grpc::ClientContext ctx;
@@ -421,6 +422,43 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
   grpc::Status s = b.Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("sample_rate"));
+}
+
+// WatchRouting is served raw (its messages are assembled from pre-serialized events), so the
+// service parses the request itself: bytes that are not a WatchRoutingRequest must get a clear
+// INVALID_ARGUMENT, and the stream must end.
+TEST_F(ShippedClusterTest, WatchRefusesAMalformedRequest) {
+  auto channel =
+      grpc::CreateChannel(cluster_->address("orchestrator"), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext ctx;
+  Deadline(ctx, 10);
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareCall(&ctx, "/moe.v1.Orchestrator/WatchRouting", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  auto step = [&](intptr_t want) {
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), want);
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step(1);
+  grpc::Slice garbage(std::string("\xff\xff\xff\xff", 4));  // an unterminated varint
+  grpc::ByteBuffer request(&garbage, 1);
+  call->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  step(2);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  step(3);
+  EXPECT_FALSE(ok) << "no message expected";
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  step(4);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("WatchRoutingRequest"));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 // GET http://127.0.0.1:port/metrics, as a scraper would.
