@@ -103,6 +103,39 @@ TEST(RoutingTest, NoiseDependsOnTheTokenKeyNotTheBatch) {
   EXPECT_FALSE(torch::equal(all.expert_ids, other.expert_ids)) << "seed changed nothing";
 }
 
+// Inference routes in plain loops, training through differentiable tensor ops: the two must agree
+// (same experts, same order, weights and probabilities to float rounding), with noise, capacity
+// and ties included. The hand-computed cases above run the inference path.
+TEST(RoutingTest, InferencePathEqualsTheDifferentiablePath) {
+  torch::manual_seed(3);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int n = 1 + trial * 7, c = 16, e = 8 + (trial % 3) * 8;
+    torch::Tensor h = torch::randn({n, c});
+    if (trial % 4 == 0) h.narrow(0, 0, 1).zero_();  // a token whose experts all tie
+    torch::Tensor gate = torch::randn({e, c});
+    RoutingPolicy policy;
+    policy.top_k = 1 + trial % 3;
+    policy.noise_std = trial % 2 == 0 ? 0.0 : 0.5;
+    policy.noise_seed = 11;
+    policy.capacity_factor = trial % 5 == 0 ? 1.0 : 0.0;
+    std::vector<uint64_t> keys(n);
+    for (int i = 0; i < n; ++i) keys[i] = 1000 + 7 * i;
+    RoutingResult fast;
+    {
+      torch::NoGradGuard no_grad;
+      fast = RouteTokens(h, gate, policy, 2, keys);
+    }
+    RoutingResult tensors = RouteTokens(h, gate.clone().requires_grad_(true), policy, 2, keys);
+    ASSERT_TRUE(tensors.weights.requires_grad()) << "the differentiable path ran";
+    EXPECT_TRUE(torch::equal(fast.expert_ids, tensors.expert_ids)) << "trial " << trial;
+    EXPECT_TRUE(torch::allclose(fast.weights, tensors.weights.detach(), 1e-5, 1e-6))
+        << "trial " << trial;
+    EXPECT_TRUE(torch::allclose(fast.probs, tensors.probs.detach(), 1e-5, 1e-6))
+        << "trial " << trial;
+    EXPECT_EQ(fast.dropped, tensors.dropped) << "trial " << trial;
+  }
+}
+
 TEST(RoutingTest, LoadBalancingLossIsOneWhenBalanced) {
   // Token 0 -> expert 0 with p [0.75, 0.25]; token 1 -> expert 1 with p [0.25, 0.75].
   // f = [0.5, 0.5], P = [0.5, 0.5]: 2 * (0.25 + 0.25) = 1.
