@@ -1,7 +1,10 @@
 // The routing event stream under load: generation throughput (8 concurrent streams) with 0, 1
-// and 8 subscribers reading everything, and with one stalled subscriber that never reads; the
-// events per second one subscriber receives; the drops counted for the stalled one.
+// and 8 subscribers reading everything (8 that parse every event, as a client would, and 8 that
+// take the bytes only, to separate the orchestrator's cost from the subscribers' own on these
+// shared cores), and with one stalled subscriber that never reads; the events per second one
+// subscriber receives; the drops counted for the stalled one.
 //   events_bench --model=models/brown-moe --tokens=64 --repeats=7
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -47,16 +50,78 @@ double Generate(moe::v1::Orchestrator::Stub& stub, int n, int tokens) {
   return total / absl::ToDoubleSeconds(absl::Now() - start);
 }
 
-// Subscribers that read as fast as they can, counting events, until cancelled.
+uint64_t ReadVarint(const std::string& b, size_t* pos) {
+  uint64_t v = 0;
+  for (int shift = 0; *pos < b.size() && shift < 64; shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(b[(*pos)++]);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) break;
+  }
+  return v;
+}
+
+// Events in a serialized WatchRoutingResponse, from its top-level fields alone.
+int64_t CountEvents(const grpc::ByteBuffer& message) {
+  std::vector<grpc::Slice> slices;
+  (void)message.Dump(&slices);
+  std::string b;
+  for (const grpc::Slice& s : slices) b.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  int64_t events = 0;
+  for (size_t pos = 0; pos < b.size();) {
+    const uint64_t tag = ReadVarint(b, &pos);
+    if ((tag & 7) == 2) {
+      pos += ReadVarint(b, &pos);
+      if ((tag >> 3) == 1) ++events;
+    } else {
+      ReadVarint(b, &pos);
+    }
+  }
+  return events;
+}
+
+// One subscriber that takes the stream's bytes without parsing its events: what the
+// orchestrator pays to serve a subscriber, without the subscriber's own parsing cost.
+void ReadBytes(grpc::GenericStub& generic, grpc::ClientContext* ctx,
+               std::atomic<int64_t>* events) {
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareCall(ctx, "/moe.v1.Orchestrator/WatchRouting", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(nullptr);
+  if (cq.Next(&tag, &ok) && ok) {
+    grpc::Slice request(moe::v1::WatchRoutingRequest().SerializeAsString());
+    call->WriteLast(grpc::ByteBuffer(&request, 1), grpc::WriteOptions(), nullptr);
+    cq.Next(&tag, &ok);
+    grpc::ByteBuffer message;
+    for (;;) {
+      call->Read(&message, nullptr);
+      if (!cq.Next(&tag, &ok) || !ok) break;
+      *events += CountEvents(message);
+    }
+  }
+  grpc::Status status;
+  call->Finish(&status, nullptr);
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+// Subscribers that read as fast as they can, counting events, until cancelled. `parse`: as a
+// client would (every event parsed); otherwise bytes only (ReadBytes).
 struct Readers {
   std::vector<std::unique_ptr<grpc::ClientContext>> ctx;
   std::vector<std::thread> threads;
   std::atomic<int64_t> events{0};
-  Readers(moe::v1::Orchestrator::Stub& stub, int n) {
+  grpc::GenericStub generic;
+  Readers(moe::v1::Orchestrator::Stub& stub, const std::shared_ptr<grpc::Channel>& channel, int n,
+          bool parse)
+      : generic(channel) {
     for (int i = 0; i < n; ++i) {
       ctx.push_back(std::make_unique<grpc::ClientContext>());
       grpc::ClientContext* c = ctx.back().get();
-      threads.emplace_back([this, &stub, c] {
+      threads.emplace_back([this, &stub, c, parse] {
+        if (!parse) return ReadBytes(generic, c, &events);
         auto reader = stub.WatchRouting(c, moe::v1::WatchRoutingRequest());
         moe::v1::WatchRoutingResponse batch;
         while (reader->Read(&batch)) events += batch.events_size();
@@ -82,8 +147,9 @@ int main(int argc, char** argv) {
   if (absl::Status s = cluster.Start(); !s.ok()) {
     return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
   }
-  auto stub = moe::v1::Orchestrator::NewStub(
-      grpc::CreateChannel(cluster.address("orchestrator"), grpc::InsecureChannelCredentials()));
+  auto channel =
+      grpc::CreateChannel(cluster.address("orchestrator"), grpc::InsecureChannelCredentials());
+  auto stub = moe::v1::Orchestrator::NewStub(channel);
   const int n = absl::GetFlag(FLAGS_streams), tokens = absl::GetFlag(FLAGS_tokens);
   const int repeats = absl::GetFlag(FLAGS_repeats);
   Generate(*stub, 2, 8);  // warm-up
@@ -106,11 +172,16 @@ int main(int argc, char** argv) {
     }
     return Paired{median(bases), median(withs), median(slowdowns)};
   };
-  for (int subs : {1, 8}) {
+  struct Config {
+    int subscribers;
+    bool parse;
+  };
+  for (const Config config : {Config{1, true}, Config{8, true}, Config{8, false}}) {
+    const int subs = config.subscribers;
     double seconds = 0;
     int64_t events = 0;
     const Paired p = paired([&] {
-      Readers readers(*stub, subs);
+      Readers readers(*stub, channel, subs, config.parse);
       const absl::Time start = absl::Now();
       const int64_t before = readers.events;
       const double t = Generate(*stub, n, tokens);
@@ -119,9 +190,11 @@ int main(int argc, char** argv) {
       return t;
     });
     std::printf(
-        "{\"subscribers\": %d, \"tokens_per_s\": %.0f, \"baseline_tokens_per_s\": %.0f, "
-        "\"slowdown\": %.3f, \"events_per_s_per_subscriber\": %.0f}\n",
-        subs, p.with, p.base, p.slowdown, events / seconds / subs);
+        "{\"subscribers\": %d, \"parsed\": %s, \"tokens_per_s\": %.0f, "
+        "\"baseline_tokens_per_s\": %.0f, \"slowdown\": %.3f, "
+        "\"events_per_s_per_subscriber\": %.0f}\n",
+        subs, config.parse ? "true" : "false", p.with, p.base, p.slowdown,
+        events / seconds / subs);
     std::fflush(stdout);
   }
   {

@@ -113,7 +113,11 @@ torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tenso
                               absl::Span<const int32_t> rows) const {
   const Weights* w = shared ? Shared(layer, id) : Routed(layer, id);
   torch::Tensor input = x;
-  if (!rows.empty()) {
+  // Rows 0..n-1 in order (a decode step's single token, a shared expert) need no gather.
+  bool all_rows = static_cast<int64_t>(rows.size()) == x.size(0);
+  for (size_t i = 0; all_rows && i < rows.size(); ++i)
+    all_rows = rows[i] == static_cast<int32_t>(i);
+  if (!rows.empty() && !all_rows) {
     torch::Tensor index = torch::from_blob(const_cast<int32_t*>(rows.data()),
                                            {static_cast<int64_t>(rows.size())}, torch::kInt32)
                               .to(torch::TensorOptions().dtype(torch::kInt64).device(x.device()));

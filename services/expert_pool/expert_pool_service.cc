@@ -92,7 +92,9 @@ grpc::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest* req,
     const int key = work.shared() ? -1 - work.expert() : work.expert() / config_.granularity;
     computed_.at({layer, key})->Increment(static_cast<double>(rows.size()));
   }
-  torch::Tensor out = outputs.empty() ? torch::zeros({0, config_.d_model}) : torch::cat(outputs, 0);
+  torch::Tensor out = outputs.empty()       ? torch::zeros({0, config_.d_model})
+                      : outputs.size() == 1 ? outputs[0]
+                                            : torch::cat(outputs, 0);
   EncodeTensor(out, resp->mutable_output());
   resp->set_pool(pool_.name);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
