@@ -374,7 +374,11 @@ class WatchReactor : public QueuedWriter<grpc::ByteBuffer> {
       Close(ToGrpcStatus(sub.status()));
       return;
     }
-    sub_ = *sub;
+    {
+      absl::MutexLock lock(&mu_);
+      sub_ = *sub;
+    }
+    Drain();  // events published before sub_ was set had no one to wake
   }
   void OnWriteDone(bool ok) override {
     QueuedWriter<grpc::ByteBuffer>::OnWriteDone(ok);
@@ -384,26 +388,56 @@ class WatchReactor : public QueuedWriter<grpc::ByteBuffer> {
 
  private:
   // Moves what the hub has queued into the stream as one message, one message in flight at a
-  // time, so a slow reader only ever holds its bounded hub queue.
+  // time, so a slow reader only ever holds its bounded hub queue. Called by the hub's delivery
+  // thread and by gRPC after each write; one caller drains at a time (a second one asks the
+  // first to go round again), so batches cannot overtake each other.
   void Drain() {
-    if (sub_ == nullptr) return;
+    std::shared_ptr<EventHub::Subscriber> sub;
     {
       absl::MutexLock lock(&mu_);
-      if (writing_ || finishing_) return;
+      if (sub_ == nullptr) return;
+      if (draining_) {
+        again_ = true;
+        return;
+      }
+      draining_ = true;
+      sub = sub_;
     }
-    auto wire = std::make_unique<std::string>();
-    if (!sub_->PopBatch(kMaxEventsPerMessage, wire.get())) return;
-    // The slice takes the string over (no copy) and deletes it when gRPC is done with it.
-    std::string* owned = wire.release();
-    grpc::Slice slice(
-        owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-    Enqueue(grpc::ByteBuffer(&slice, 1));
+    for (;;) {
+      bool idle;
+      {
+        absl::MutexLock lock(&mu_);
+        again_ = false;
+        idle = !writing_ && !finishing_;
+      }
+      auto wire = std::make_unique<std::string>();
+      if (idle && sub->PopBatch(kMaxEventsPerMessage, wire.get())) {
+        // The slice takes the string over (no copy) and deletes it when gRPC is done with it.
+        std::string* owned = wire.release();
+        grpc::Slice slice(
+            owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); },
+            owned);
+        Enqueue(grpc::ByteBuffer(&slice, 1));  // may run OnWriteDone -> Drain inline: again_
+      }
+      absl::MutexLock lock(&mu_);
+      if (!again_) {
+        draining_ = false;
+        return;
+      }
+    }
   }
   void Released() override {
-    if (sub_ != nullptr) hub_->Unsubscribe(sub_);
+    std::shared_ptr<EventHub::Subscriber> sub;
+    {
+      absl::MutexLock lock(&mu_);
+      sub = sub_;
+    }
+    if (sub != nullptr) hub_->Unsubscribe(sub);
   }
   EventHub* hub_;
-  std::shared_ptr<EventHub::Subscriber> sub_;
+  std::shared_ptr<EventHub::Subscriber> sub_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool again_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
