@@ -109,9 +109,7 @@ int main(int argc, char** argv) {
   auto local = moe::EmbeddedModel::Load(source, options);
   if (!local.ok()) return std::fprintf(stderr, "%s\n", local.status().ToString().c_str()), 1;
 
-  moe::testing::ClusterOptions o;
-  o.model_args = {"--model=" + source.model_dir, "--threads=1"};
-  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  moe::testing::ClusterOptions o = moe::testing::TwoPoolOptions(source.model_dir);
   o.orchestrator_args = {absl::StrCat("--lanes=", absl::GetFlag(FLAGS_lanes))};
   moe::testing::Cluster cluster(o);
   if (absl::Status s = cluster.Start(); !s.ok()) {

@@ -81,8 +81,7 @@ int64_t CountEvents(const grpc::ByteBuffer& message) {
 
 // One subscriber that takes the stream's bytes without parsing its events: what the
 // orchestrator pays to serve a subscriber, without the subscriber's own parsing cost.
-void ReadBytes(grpc::GenericStub& generic, grpc::ClientContext* ctx,
-               std::atomic<int64_t>* events) {
+void ReadBytes(grpc::GenericStub& generic, grpc::ClientContext* ctx, std::atomic<int64_t>* events) {
   grpc::CompletionQueue cq;
   auto call = generic.PrepareCall(ctx, "/moe.v1.Orchestrator/WatchRouting", &cq);
   void* tag = nullptr;
@@ -140,9 +139,7 @@ struct Readers {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  moe::testing::ClusterOptions o;
-  o.model_args = {"--model=" + absl::GetFlag(FLAGS_model), "--threads=1"};
-  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  moe::testing::ClusterOptions o = moe::testing::TwoPoolOptions(absl::GetFlag(FLAGS_model));
   moe::testing::Cluster cluster(o);
   if (absl::Status s = cluster.Start(); !s.ok()) {
     return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
@@ -193,8 +190,7 @@ int main(int argc, char** argv) {
         "{\"subscribers\": %d, \"parsed\": %s, \"tokens_per_s\": %.0f, "
         "\"baseline_tokens_per_s\": %.0f, \"slowdown\": %.3f, "
         "\"events_per_s_per_subscriber\": %.0f}\n",
-        subs, config.parse ? "true" : "false", p.with, p.base, p.slowdown,
-        events / seconds / subs);
+        subs, config.parse ? "true" : "false", p.with, p.base, p.slowdown, events / seconds / subs);
     std::fflush(stdout);
   }
   {

@@ -74,9 +74,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int calls = absl::GetFlag(FLAGS_calls);
   const int d = absl::GetFlag(FLAGS_d_model);
-  moe::testing::ClusterOptions o;
-  o.model_args = {"--model=" + absl::GetFlag(FLAGS_model), "--threads=1"};
-  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  moe::testing::ClusterOptions o = moe::testing::TwoPoolOptions(absl::GetFlag(FLAGS_model));
   moe::testing::Cluster cluster(o);
   if (absl::Status s = cluster.Start(); !s.ok()) {
     return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;

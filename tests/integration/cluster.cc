@@ -69,6 +69,13 @@ int Cluster::RunToCompletion(const std::vector<std::string>& argv, std::string* 
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+ClusterOptions TwoPoolOptions(const std::string& model_dir) {
+  ClusterOptions o;
+  o.model_args = {"--model=" + model_dir, "--threads=1"};
+  o.pools = {{"pool-a", "0-3", "all"}, {"pool-b", "4-7", ""}};
+  return o;
+}
+
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   dir_ = std::filesystem::temp_directory_path() /
          absl::StrCat("moe_cluster_", getpid(), "_", reinterpret_cast<uintptr_t>(this));

@@ -26,6 +26,10 @@ struct ClusterOptions {
   bool metrics = false;
 };
 
+// The benchmarks' cluster, as the local launcher lays it out for the shipped model: pool-a hosts
+// experts 0-3 and the shared experts, pool-b experts 4-7; one intra-op thread per process.
+ClusterOptions TwoPoolOptions(const std::string& model_dir);
+
 class Cluster {
  public:
   explicit Cluster(ClusterOptions options);
