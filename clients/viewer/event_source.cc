@@ -5,6 +5,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "clients/viewer/signals.h"
 
 namespace moe::viewer {
 namespace {
@@ -144,6 +145,25 @@ std::unique_ptr<EventSource> WatchCluster(moe::v1::Orchestrator::Stub* stub,
 std::unique_ptr<EventSource> ReplayEvents(std::shared_ptr<const std::vector<RoutingEvent>> events,
                                           double speed, bool loop, absl::Duration max_gap) {
   return std::make_unique<ReplaySource>(std::move(events), speed, loop, max_gap);
+}
+
+absl::StatusOr<bool> PumpEvents(EventSource& source, absl::Time deadline,
+                                const std::function<bool()>& stop,
+                                const std::function<absl::Status(absl::Time now)>& tick,
+                                const std::function<absl::Status(const RoutingEvent&)>& on_event) {
+  constexpr absl::Duration kPoll = absl::Milliseconds(100);
+  for (;;) {
+    if (WaitStopSignal(absl::ZeroDuration()) != 0 || stop()) return false;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return false;
+    if (absl::Status s = tick(now); !s.ok()) return s;
+    RoutingEvent event;
+    const PopResult r = source.Next(std::min(kPoll, deadline - now), &event);
+    if (r == PopResult::kEnd) return true;
+    if (r == PopResult::kMessage) {
+      if (absl::Status s = on_event(event); !s.ok()) return s;
+    }
+  }
 }
 
 }  // namespace moe::viewer

@@ -4,10 +4,12 @@
 #ifndef MOE_CLIENTS_VIEWER_EVENT_SOURCE_H_
 #define MOE_CLIENTS_VIEWER_EVENT_SOURCE_H_
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "clients/viewer/options.h"
 #include "clients/viewer/stream_mux.h"
@@ -40,6 +42,16 @@ std::unique_ptr<EventSource> WatchCluster(moe::v1::Orchestrator::Stub* stub,
 std::unique_ptr<EventSource> ReplayEvents(
     std::shared_ptr<const std::vector<moe::v1::RoutingEvent>> events, double speed, bool loop,
     absl::Duration max_gap = absl::Seconds(2));
+
+// The loop of the long-running subcommands (record, top): feeds the source's events to
+// `on_event`, waking at least every 100 ms, until the source ends, `deadline` passes, a stop
+// signal arrives (see signals.h) or `stop()` returns true. `tick(now)` runs before every wait
+// (periodic flushes, redraws). Returns whether the source ended (then its status() says why), or
+// the first error of `tick` or `on_event`. The caller cancels the source afterwards.
+absl::StatusOr<bool> PumpEvents(
+    EventSource& source, absl::Time deadline, const std::function<bool()>& stop,
+    const std::function<absl::Status(absl::Time now)>& tick,
+    const std::function<absl::Status(const moe::v1::RoutingEvent&)>& on_event);
 
 }  // namespace moe::viewer
 

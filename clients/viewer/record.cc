@@ -1,16 +1,13 @@
 #include "clients/viewer/record.h"
 
-#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "clients/viewer/cluster_client.h"
-#include "clients/viewer/signals.h"
 
 namespace moe::viewer {
 namespace {
 
-constexpr absl::Duration kPoll = absl::Milliseconds(100);
 // Flushing this often bounds what a crash loses without a write per event.
 constexpr absl::Duration kFlushInterval = absl::Seconds(1);
 constexpr absl::Duration kLiveDeadline = absl::Hours(24);
@@ -25,30 +22,20 @@ absl::StatusOr<int64_t> RunRecord(const RecordOptions& options, EventSource& sou
                                   ? absl::Now() + absl::Seconds(options.duration_s)
                                   : absl::InfiniteFuture();
   absl::Time last_flush = absl::Now();
-  bool ended = false;
-  for (;;) {
-    if (options.max_events > 0 && (*writer)->events_written() >= options.max_events) break;
-    if (WaitStopSignal(absl::ZeroDuration()) != 0) break;
-    const absl::Time now = absl::Now();
-    if (now >= deadline) break;
-    if (now - last_flush >= kFlushInterval) {
-      if (absl::Status s = (*writer)->Flush(); !s.ok()) return s;
-      last_flush = now;
-    }
-    moe::v1::RoutingEvent event;
-    const PopResult r = source.Next(std::min(kPoll, deadline - now), &event);
-    if (r == PopResult::kEnd) {
-      ended = true;
-      break;
-    }
-    if (r == PopResult::kMessage) {
-      if (absl::Status s = (*writer)->Write(event); !s.ok()) return s;
-    }
-  }
+  absl::StatusOr<bool> ended = PumpEvents(
+      source, deadline,
+      [&] { return options.max_events > 0 && (*writer)->events_written() >= options.max_events; },
+      [&](absl::Time now) {
+        if (now - last_flush < kFlushInterval) return absl::OkStatus();
+        last_flush = now;
+        return (*writer)->Flush();
+      },
+      [&](const moe::v1::RoutingEvent& event) { return (*writer)->Write(event); });
+  if (!ended.ok()) return ended.status();
   source.Cancel();
   if (absl::Status s = (*writer)->Close(); !s.ok()) return s;
   const int64_t written = (*writer)->events_written();
-  if (ended && !source.status().ok()) {
+  if (*ended && !source.status().ok()) {
     if (written == 0) return source.status();
     std::fprintf(stderr, "viewer record: the event stream ended: %s\n",
                  source.status().ToString().c_str());

@@ -15,14 +15,12 @@
 #include "absl/strings/str_join.h"
 #include "clients/viewer/cluster_client.h"
 #include "clients/viewer/render/terminal_view.h"
-#include "clients/viewer/signals.h"
 #include "clients/viewer/trace.h"
 
 namespace moe::viewer {
 namespace {
 
 constexpr absl::Duration kRedrawInterval = absl::Milliseconds(200);
-constexpr absl::Duration kPoll = absl::Milliseconds(100);
 // A live dashboard without --duration_s still gives its subscription a deadline.
 constexpr absl::Duration kLiveDeadline = absl::Hours(24);
 
@@ -125,34 +123,29 @@ absl::Status RunTop(const TopOptions& options, EventSource& source, DashboardMod
   const absl::Time deadline = options.duration_s > 0
                                   ? absl::Now() + absl::Seconds(options.duration_s)
                                   : absl::InfiniteFuture();
-  bool ended = false;
+  absl::StatusOr<bool> ended;
   {
     TerminalSession terminal(io.out, io.in_fd, io.interactive);
     absl::Time last_draw = absl::InfinitePast();
     bool dirty = true;
-    for (;;) {
-      if (WaitStopSignal(absl::ZeroDuration()) != 0 || terminal.QuitKey()) break;
-      const absl::Time now = absl::Now();
-      if (now >= deadline) break;
-      if (io.interactive && dirty && now - last_draw >= kRedrawInterval) {
-        int width = 0;
-        int height = 0;
-        TerminalSize(io, &width, &height);  // every frame: the window may have been resized
-        DrawInPlace(RenderDashboard(model.State(io.color), width, height), io.out);
-        last_draw = now;
-        dirty = false;
-      }
-      moe::v1::RoutingEvent event;
-      const PopResult r = source.Next(std::min(kPoll, deadline - now), &event);
-      if (r == PopResult::kEnd) {
-        ended = true;
-        break;
-      }
-      if (r == PopResult::kMessage) {
-        model.Add(event);
-        dirty = true;
-      }
-    }
+    ended = PumpEvents(
+        source, deadline, [&] { return terminal.QuitKey(); },
+        [&](absl::Time now) {
+          if (io.interactive && dirty && now - last_draw >= kRedrawInterval) {
+            int width = 0;
+            int height = 0;
+            TerminalSize(io, &width, &height);  // every frame: the window may have been resized
+            DrawInPlace(RenderDashboard(model.State(io.color), width, height), io.out);
+            last_draw = now;
+            dirty = false;
+          }
+          return absl::OkStatus();
+        },
+        [&](const moe::v1::RoutingEvent& event) {
+          model.Add(event);
+          dirty = true;
+          return absl::OkStatus();
+        });
   }
   source.Cancel();
   if (!io.interactive) {
@@ -164,7 +157,8 @@ absl::Status RunTop(const TopOptions& options, EventSource& source, DashboardMod
     std::fprintf(io.out, "%s\n", absl::StrJoin(lines, "\n").c_str());
     std::fflush(io.out);
   }
-  if (ended) {
+  if (!ended.ok()) return ended.status();
+  if (*ended) {
     const absl::Status s = source.status();
     if (!s.ok() && model.events() == 0) return s;
     if (!s.ok())
