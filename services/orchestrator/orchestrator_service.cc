@@ -410,8 +410,8 @@ class WatchReactor : public QueuedWriter<grpc::ByteBuffer> {
         again_ = false;
         idle = !writing_ && !finishing_;
       }
-      auto wire = std::make_unique<std::string>();
-      if (idle && sub->PopBatch(kMaxEventsPerMessage, wire.get())) {
+      auto wire = idle ? std::make_unique<std::string>() : nullptr;
+      if (wire != nullptr && sub->PopBatch(kMaxEventsPerMessage, wire.get())) {
         // The slice takes the string over (no copy) and deletes it when gRPC is done with it.
         std::string* owned = wire.release();
         grpc::Slice slice(

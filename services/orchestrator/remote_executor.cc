@@ -150,8 +150,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
     for (int64_t r = 0; r < n; ++r) w->add_rows(static_cast<int32_t>(r));
     slots[*p].push_back({1, s});
   }
-  moe::v1::Tensor hidden;
-  EncodeTensor(x, &hidden);
+  const moe::v1::Tensor& hidden = route_req.hidden();  // encoded once, for the router
   std::vector<int> busy;
   for (size_t p = 0; p < n_pools; ++p) {
     if (reqs[p].work_size() == 0) continue;
