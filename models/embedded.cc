@@ -1,24 +1,10 @@
 #include "models/embedded.h"
 
-#include <dlfcn.h>
-
 #include "models/checkpoint.h"
 #include "models/inference.h"
 #include "models/moe_executor.h"
 
 namespace moe {
-
-void SetIntraOpThreads(int threads) {
-  if (threads <= 0) return;
-  torch::set_num_threads(threads);
-  // LibTorch calls whichever libblas.so.3 is installed; OpenBLAS keeps its own pool (one thread
-  // per core, spin-waiting) that set_num_threads does not reach. Several processes sharing a few
-  // cores then fight over them, so size that pool too when OpenBLAS is the BLAS in use.
-  using SetThreads = void (*)(int);
-  if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    f(threads);
-  }
-}
 
 MoeExecutor& EmbeddedModel::executor() { return *executor_; }
 

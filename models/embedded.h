@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "models/config.h"
 #include "models/engine.h"
+#include "models/threads.h"  // SetIntraOpThreads, for the binaries that load a model
 #include "models/tokenizer.h"
 
 namespace moe {
@@ -19,9 +20,6 @@ struct ModelSource;
 class InferenceModel;
 class LocalMoeExecutor;
 class MoeExecutor;
-
-// LibTorch's intra-op thread count for this process (torch-free callers).
-void SetIntraOpThreads(int threads);
 
 class EmbeddedModel {
  public:

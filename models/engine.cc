@@ -7,6 +7,7 @@
 #include "models/kv_cache.h"
 #include "models/moe_executor.h"
 #include "models/splitmix.h"
+#include "models/threads.h"
 
 namespace moe {
 
@@ -108,6 +109,7 @@ int Engine::load() const {
 
 void Engine::Start() {
   thread_ = std::thread([this] {
+    UseIntraOpThreadsOnThisThread();
     for (;;) {
       {
         absl::MutexLock lock(&mu_);

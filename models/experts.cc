@@ -1,6 +1,7 @@
 #include "models/experts.h"
 
 #include "absl/strings/str_cat.h"
+#include "models/threads.h"
 
 namespace moe {
 
@@ -111,6 +112,7 @@ const ExpertBank::Weights* ExpertBank::Shared(int layer, int shared_id) const {
 
 torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tensor& x,
                               absl::Span<const int32_t> rows) const {
+  UseIntraOpThreadsOnThisThread();  // callers include gRPC's threads (an expert pool)
   const Weights* w = shared ? Shared(layer, id) : Routed(layer, id);
   torch::Tensor input = x;
   // Rows 0..n-1 in order (a decode step's single token, a shared expert) need no gather.

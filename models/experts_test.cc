@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "models/checkpoint.h"
 #include "models/moe_executor.h"
 #include "models/routing.h"
 #include "models/test_util.h"
+#include "models/threads.h"
 
 namespace moe {
 namespace {
@@ -90,6 +93,28 @@ TEST(ExpertsTest, BankKeepsOnlyHostedExperts) {
   EXPECT_EQ(bank->Routed(0, 6), nullptr);
   EXPECT_EQ(bank->Shared(1, 0), nullptr);
   EXPECT_EQ(bank->Routed(1, 6)->w1t.size(1), c.d_micro());
+}
+
+// An expert pool runs experts on gRPC's threads, which start with OpenMP's default thread count;
+// Run must apply the process's count (oneDNN's gelu reads OpenMP's per-thread value).
+TEST(ExpertsTest, RunUsesTheProcessIntraOpThreadCountOnAnyThread) {
+  ModelConfig c = testing::TinyConfig();
+  absl::StatusOr<Checkpoint> ckpt = RandomCheckpoint(c, 2);
+  ASSERT_TRUE(ckpt.ok());
+  auto bank = ExpertBank::Build(
+      c, ckpt->state, [](int, int, bool) { return true; }, torch::kCPU);
+  ASSERT_TRUE(bank.ok()) << bank.status();
+  const int before = IntraOpThreadsOnThisThread();
+  const int wanted = static_cast<int>(std::thread::hardware_concurrency()) + 1;  // no default
+  SetIntraOpThreads(wanted);
+  const torch::Tensor x = torch::randn({2, c.d_model});
+  int seen = 0;
+  std::thread([&] {
+    bank->Run(0, 0, false, x, {0, 1});  // all rows in order: no gather before the FFN
+    seen = IntraOpThreadsOnThisThread();
+  }).join();
+  SetIntraOpThreads(before);
+  EXPECT_EQ(seen, wanted);
 }
 
 }  // namespace
