@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,9 @@ ABSL_FLAG(int, tokens, 64, "tokens generated per stream");
 ABSL_FLAG(int, repeats, 3, "runs per measurement (best reported)");
 ABSL_FLAG(std::string, streams, "1,8,32", "concurrent streams");
 ABSL_FLAG(int, lanes, 2, "the orchestrator's --lanes");
+ABSL_FLAG(bool, compare_unary, false,
+          "also run a second cluster whose orchestrator makes unary internal calls "
+          "(--internal_streams=false), interleaved with the first in the same run");
 ABSL_FLAG(bool, embedded, true,
           "also run the embedded model (false: distributed only, e.g. to profile)");
 
@@ -109,15 +113,22 @@ int main(int argc, char** argv) {
   auto local = moe::EmbeddedModel::Load(source, options);
   if (!local.ok()) return std::fprintf(stderr, "%s\n", local.status().ToString().c_str()), 1;
 
-  moe::testing::ClusterOptions o = moe::testing::TwoPoolOptions(source.model_dir);
-  o.orchestrator_args = {absl::StrCat("--lanes=", absl::GetFlag(FLAGS_lanes))};
-  moe::testing::Cluster cluster(o);
-  if (absl::Status s = cluster.Start(); !s.ok()) {
-    return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
+  // clusters[0]: the default orchestrator (streams); clusters[1]: unary internal calls.
+  std::vector<std::unique_ptr<moe::testing::Cluster>> clusters;
+  std::vector<std::unique_ptr<moe::v1::Orchestrator::Stub>> stubs;
+  for (bool unary : {false, true}) {
+    if (unary && !absl::GetFlag(FLAGS_compare_unary)) break;
+    moe::testing::ClusterOptions o = moe::testing::TwoPoolOptions(source.model_dir);
+    o.orchestrator_args = {absl::StrCat("--lanes=", absl::GetFlag(FLAGS_lanes)),
+                           absl::StrCat("--internal_streams=", unary ? "false" : "true")};
+    clusters.push_back(std::make_unique<moe::testing::Cluster>(o));
+    if (absl::Status s = clusters.back()->Start(); !s.ok()) {
+      return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
+    }
+    stubs.push_back(moe::v1::Orchestrator::NewStub(grpc::CreateChannel(
+        clusters.back()->address("orchestrator"), grpc::InsecureChannelCredentials())));
+    Remote(*stubs.back(), 1, 8);  // warm-up
   }
-  auto stub = moe::v1::Orchestrator::NewStub(
-      grpc::CreateChannel(cluster.address("orchestrator"), grpc::InsecureChannelCredentials()));
-  Remote(*stub, 1, 8);  // warm-up
   Local(**local, 1, 8);
 
   std::string list = absl::GetFlag(FLAGS_streams);
@@ -126,11 +137,15 @@ int main(int argc, char** argv) {
     if (comma == std::string::npos) comma = list.size();
     const int n = std::stoi(list.substr(pos, comma - pos));
     pos = comma + 1;
-    Run best_remote, best_local;
-    best_remote.seconds = best_local.seconds = 1e9;
+    Run best_remote, best_unary, best_local;
+    best_remote.seconds = best_unary.seconds = best_local.seconds = 1e9;
     for (int r = 0; r < reps; ++r) {
-      Run a = Remote(*stub, n, tokens);
+      Run a = Remote(*stubs[0], n, tokens);
       if (a.seconds < best_remote.seconds) best_remote = a;
+      if (stubs.size() > 1) {
+        Run u = Remote(*stubs[1], n, tokens);
+        if (u.seconds < best_unary.seconds) best_unary = u;
+      }
       if (!absl::GetFlag(FLAGS_embedded)) continue;
       Run b = Local(**local, n, tokens);
       if (b.seconds < best_local.seconds) best_local = b;
@@ -138,10 +153,18 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"streams\": %d, \"embedded_tokens_per_s\": %.0f, \"distributed_tokens_per_s\": "
         "%.0f, \"ratio\": %.2f, \"embedded_ms_per_token\": %.3f, "
-        "\"distributed_ms_per_token\": %.3f}\n",
+        "\"distributed_ms_per_token\": %.3f",
         n, best_local.tokens / best_local.seconds, best_remote.tokens / best_remote.seconds,
         (best_remote.tokens / best_remote.seconds) / (best_local.tokens / best_local.seconds),
         best_local.ms_per_token, best_remote.ms_per_token);
+    if (stubs.size() > 1) {
+      std::printf(
+          ", \"unary_tokens_per_s\": %.0f, \"unary_ratio\": %.2f, \"unary_ms_per_token\": %.3f",
+          best_unary.tokens / best_unary.seconds,
+          (best_unary.tokens / best_unary.seconds) / (best_local.tokens / best_local.seconds),
+          best_unary.ms_per_token);
+    }
+    std::printf("}\n");
     std::fflush(stdout);
   }
   return 0;

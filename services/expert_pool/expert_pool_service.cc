@@ -38,6 +38,11 @@ grpc::ServerUnaryReactor* ExpertPoolService::Forward(grpc::CallbackServerContext
   return reactor;
 }
 
+grpc::ServerBidiReactor<moe::v1::ForwardRequest, moe::v1::ForwardResponse>*
+ExpertPoolService::ForwardStream(grpc::CallbackServerContext*) {
+  return forward_streams_.Open();
+}
+
 grpc::ServerUnaryReactor* ExpertPoolService::Describe(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::DescribeRequest*,
                                                       moe::v1::DescribeResponse* resp) {

@@ -16,6 +16,7 @@
 #include "models/config.h"
 #include "models/experts.h"
 #include "moe/v1/expert.grpc.pb.h"
+#include "services/common/message_streams.h"
 #include "services/common/placement.h"
 
 namespace moe {
@@ -25,10 +26,16 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank, std::string device,
                     prometheus::Registry& registry);
 
+  // Ends ForwardStreams after their current message and refuses new ones: call before shutting
+  // the server down.
+  void CloseStreams() { forward_streams_.Close(); }
+
   // Computed inline on gRPC's callback thread (see RouterService).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx,
                                     const moe::v1::ForwardRequest* req,
                                     moe::v1::ForwardResponse* resp) override;
+  grpc::ServerBidiReactor<moe::v1::ForwardRequest, moe::v1::ForwardResponse>* ForwardStream(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx,
                                      const moe::v1::DescribeRequest* req,
                                      moe::v1::DescribeResponse* resp) override;
@@ -43,6 +50,10 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   const std::string device_;
   // (layer, base expert or -1 - shared id) -> tokens computed
   std::map<std::pair<int, int>, prometheus::Counter*> computed_;
+  MessageStreams<moe::v1::ForwardRequest, moe::v1::ForwardResponse> forward_streams_{
+      [this](const moe::v1::ForwardRequest& req, moe::v1::ForwardResponse* resp) {
+        return DoForward(&req, resp);
+      }};
   prometheus::Histogram* forward_seconds_;
 };
 

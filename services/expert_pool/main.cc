@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
                        {"shared_experts", absl::StrCat(pool.shared.size())}});
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
+  service.CloseStreams();
   host.Shutdown(absl::Seconds(10));
   return 0;
 }

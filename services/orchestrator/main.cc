@@ -17,6 +17,9 @@
 #include "services/orchestrator/remote_executor.h"
 
 ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most, per lane (continuous batching)");
+ABSL_FLAG(bool, internal_streams, true,
+          "send Route and Forward as messages on persistent streams (RouteStream, ForwardStream); "
+          "false: one unary call each");
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
@@ -40,8 +43,9 @@ int main(int argc, char** argv) {
   if (!model.ok()) return log.Error("model", {{"error", model.status().ToString()}}), 1;
 
   moe::ServiceHost host({"orchestrator", flags.listen, flags.metrics_listen});
-  moe::RemoteMoeExecutor executor(ckpt->config, *cluster, moe::RemoteExecutorOptions(),
-                                  host.registry(), &log);
+  moe::RemoteExecutorOptions remote_options;
+  remote_options.streams = absl::GetFlag(FLAGS_internal_streams);
+  moe::RemoteMoeExecutor executor(ckpt->config, *cluster, remote_options, host.registry(), &log);
   prometheus::Histogram& batch_sizes =
       prometheus::BuildHistogram()
           .Name("moe_decode_batch_size")

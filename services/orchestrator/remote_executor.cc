@@ -9,6 +9,7 @@
 #include "models/experts.h"
 #include "services/common/server.h"
 #include "services/common/status.h"
+#include "services/common/stream_call.h"
 #include "services/common/tensor_codec.h"
 
 namespace moe {
@@ -29,6 +30,66 @@ prometheus::Histogram::BucketBoundaries Buckets() {
 }
 
 }  // namespace
+
+struct RemoteMoeExecutor::Link {
+  using RouteCall = StreamCall<moe::v1::RouteRequest, moe::v1::RouteResponse>;
+  using ForwardCall = StreamCall<moe::v1::ForwardRequest, moe::v1::ForwardResponse>;
+
+  explicit Link(RemoteMoeExecutor& owner) {
+    moe::v1::Router::Stub* router = owner.router_.get();
+    route = std::make_unique<RouteCall>(
+        [router](grpc::ClientContext* ctx, grpc::CompletionQueue* q) {
+          return router->PrepareAsyncRouteStream(ctx, q);
+        },
+        &cq);
+    for (auto& stub : owner.pools_) {
+      moe::v1::ExpertPool::Stub* pool = stub.get();
+      forward.push_back(std::make_unique<ForwardCall>(
+          [pool](grpc::ClientContext* ctx, grpc::CompletionQueue* q) {
+            return pool->PrepareAsyncForwardStream(ctx, q);
+          },
+          &cq));
+    }
+  }
+
+  ~Link() {
+    std::vector<StreamOpTarget*> all = {route.get()};
+    route->BeginClose();
+    for (auto& f : forward) {
+      f->BeginClose();
+      all.push_back(f.get());
+    }
+    WaitForStreamCalls(cq, all, absl::InfiniteFuture());
+    cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+
+  grpc::CompletionQueue cq;  // declared first: destroyed after the calls that use it
+  std::unique_ptr<RouteCall> route;
+  std::vector<std::unique_ptr<ForwardCall>> forward;  // per pool, cluster order
+};
+
+RemoteMoeExecutor::~RemoteMoeExecutor() = default;
+
+std::unique_ptr<RemoteMoeExecutor::Link> RemoteMoeExecutor::AcquireLink() {
+  {
+    absl::MutexLock lock(&links_mu_);
+    if (!idle_links_.empty()) {
+      std::unique_ptr<Link> link = std::move(idle_links_.back());
+      idle_links_.pop_back();
+      return link;
+    }
+  }
+  return std::make_unique<Link>(*this);
+}
+
+void RemoteMoeExecutor::ReleaseLink(std::unique_ptr<Link> link) {
+  absl::MutexLock lock(&links_mu_);
+  idle_links_.push_back(std::move(link));
+}
 
 RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpec& cluster,
                                      const RemoteExecutorOptions& options,
@@ -53,10 +114,16 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
 absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch::Tensor& x,
                                                           absl::Span<const uint64_t> token_keys,
                                                           bool want_probs) {
+  std::unique_ptr<Link> link = AcquireLink();
+  struct Release {
+    RemoteMoeExecutor* self;
+    std::unique_ptr<Link>* link;
+    ~Release() { self->ReleaseLink(std::move(*link)); }
+  } release{this, &link};
   absl::Status last;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
     std::vector<std::string> failed;
-    absl::StatusOr<MoeLayerOutput> out = TryOnce(layer, x, token_keys, want_probs, &failed);
+    absl::StatusOr<MoeLayerOutput> out = TryOnce(layer, x, token_keys, want_probs, *link, &failed);
     if (out.ok() || failed.empty()) return out;
     last = out.status();
     // Tell the router right away (its health checks would notice later), then re-route.
@@ -76,9 +143,66 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch
   return last;
 }
 
+grpc::Status RemoteMoeExecutor::CallRoute(Link& link, const moe::v1::RouteRequest& req,
+                                          moe::v1::RouteResponse* resp, absl::Time deadline) {
+  if (!options_.streams) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    return router_->Route(&ctx, req, resp);
+  }
+  link.route->Send(&req, resp);
+  WaitForStreamCalls(link.cq, {link.route.get()}, deadline);
+  return link.route->status();
+}
+
+void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
+                                  const std::vector<moe::v1::ForwardRequest>& reqs,
+                                  std::vector<moe::v1::ForwardResponse>& resps,
+                                  std::vector<grpc::Status>& status) {
+  const absl::Time sent = absl::Now();
+  const absl::Time deadline = sent + options_.forward_deadline;
+  if (options_.streams) {
+    // All pools at once, then one wait on this (the engine's) thread.
+    std::vector<StreamOpTarget*> calls;
+    for (int p : busy) {
+      link.forward[p]->Send(&reqs[p], &resps[p]);
+      calls.push_back(link.forward[p].get());
+    }
+    WaitForStreamCalls(link.cq, calls, deadline);
+    for (int p : busy) {
+      status[p] = link.forward[p]->status();
+      forward_seconds_[p]->Observe(absl::ToDoubleSeconds(link.forward[p]->answered_at() - sent));
+    }
+    return;
+  }
+  // Unary calls, issued together on a completion queue that this thread drains itself.
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs(reqs.size());
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<moe::v1::ForwardResponse>>> calls(
+      reqs.size());
+  for (int p : busy) {
+    ctxs[p] = std::make_unique<grpc::ClientContext>();
+    ctxs[p]->set_deadline(absl::ToChronoTime(deadline));
+    calls[p] = pools_[p]->AsyncForward(ctxs[p].get(), reqs[p], &cq);
+    calls[p]->Finish(&resps[p], &status[p], reinterpret_cast<void*>(static_cast<intptr_t>(p)));
+  }
+  for (size_t done = 0; done < busy.size(); ++done) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    const int p = static_cast<int>(reinterpret_cast<intptr_t>(tag));
+    forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent));
+  }
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
 absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch::Tensor& x,
                                                           absl::Span<const uint64_t> token_keys,
-                                                          bool want_probs,
+                                                          bool want_probs, Link& link,
                                                           std::vector<std::string>* failed) {
   const absl::Time start = absl::Now();
   const int64_t n = x.size(0);
@@ -89,9 +213,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   route_req.set_return_probs(want_probs);
   moe::v1::RouteResponse route;
   {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, options_.route_deadline);
-    grpc::Status st = router_->Route(&ctx, route_req, &route);
+    const grpc::Status st = CallRoute(link, route_req, &route, start + options_.route_deadline);
     route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
     if (!st.ok()) {
       absl::Status s = FromGrpcStatus(st);
@@ -158,35 +280,9 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
     *reqs[p].mutable_hidden() = hidden;
     busy.push_back(static_cast<int>(p));
   }
-  // Fan out: all pools at once, then one wait.
   std::vector<moe::v1::ForwardResponse> resps(n_pools);
   std::vector<grpc::Status> status(n_pools);
-  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs(n_pools);
-  // Issued together on one completion queue that this (the engine's) thread drains itself:
-  // replies are picked up here directly, with no hop through a gRPC callback thread.
-  grpc::CompletionQueue cq;
-  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<moe::v1::ForwardResponse>>> calls(
-      n_pools);
-  std::vector<absl::Time> sent(n_pools);
-  for (int p : busy) {
-    ctxs[p] = std::make_unique<grpc::ClientContext>();
-    SetDeadline(*ctxs[p], options_.forward_deadline);
-    sent[p] = absl::Now();
-    calls[p] = pools_[p]->AsyncForward(ctxs[p].get(), reqs[p], &cq);
-    calls[p]->Finish(&resps[p], &status[p], reinterpret_cast<void*>(static_cast<intptr_t>(p)));
-  }
-  for (size_t done = 0; done < busy.size(); ++done) {
-    void* tag = nullptr;
-    bool ok = false;
-    if (!cq.Next(&tag, &ok)) break;
-    const int p = static_cast<int>(reinterpret_cast<intptr_t>(tag));
-    forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent[p]));
-  }
-  cq.Shutdown();
-  void* tag;
-  bool ok;
-  while (cq.Next(&tag, &ok)) {
-  }
+  CallPools(link, busy, reqs, resps, status);
 
   std::vector<torch::Tensor> routed(plan.experts.size());
   std::vector<torch::Tensor> shared(config_.n_shared);

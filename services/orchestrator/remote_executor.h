@@ -1,7 +1,11 @@
-// MoE layers over the network: one Route call to the router, then one Forward call per pool, all
-// pools in parallel, then the same combine as in-process. A pool that fails is reported to the
-// router and the layer is re-routed to a replica; with no replica left the call fails with
+// MoE layers over the network: one Route message to the router, then one Forward message per
+// pool, all pools in parallel, then the same combine as in-process. A pool that fails is reported
+// to the router and the layer is re-routed to a replica; with no replica left the call fails with
 // UNAVAILABLE naming the (layer, expert). Thread-safe.
+//
+// Messages travel on persistent streams (RouteStream, ForwardStream), one set per calling thread
+// at a time (an engine lane): a message costs less than a unary call (no call setup, headers or
+// trailers). Each message has its own deadline (route_deadline, forward_deadline).
 #ifndef MOE_SERVICES_ORCHESTRATOR_REMOTE_EXECUTOR_H_
 #define MOE_SERVICES_ORCHESTRATOR_REMOTE_EXECUTOR_H_
 
@@ -12,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "models/moe_executor.h"
 #include "moe/v1/expert.grpc.pb.h"
@@ -25,6 +30,7 @@ struct RemoteExecutorOptions {
   absl::Duration route_deadline = absl::Seconds(5);
   absl::Duration forward_deadline = absl::Seconds(10);
   int max_attempts = 3;  // per layer call, re-routing after a pool failure
+  bool streams = true;   // false: one unary Route / Forward call per message
 };
 
 class RemoteMoeExecutor : public MoeExecutor {
@@ -37,12 +43,26 @@ class RemoteMoeExecutor : public MoeExecutor {
                                          absl::Span<const uint64_t> token_keys,
                                          bool want_probs) override;
 
+  ~RemoteMoeExecutor() override;
+
   moe::v1::Router::Stub& router() { return *router_; }
 
  private:
+  // One caller's streams: to the router and to every pool, on one completion queue.
+  struct Link;
+  std::unique_ptr<Link> AcquireLink();
+  // One message each way, over the link's streams or as unary calls (options_.streams).
+  grpc::Status CallRoute(Link& link, const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp,
+                         absl::Time deadline);
+  // To every pool in `busy` at once; fills resps[p], status[p] and the per-pool histograms.
+  void CallPools(Link& link, const std::vector<int>& busy,
+                 const std::vector<moe::v1::ForwardRequest>& reqs,
+                 std::vector<moe::v1::ForwardResponse>& resps, std::vector<grpc::Status>& status);
+  void ReleaseLink(std::unique_ptr<Link> link);
+
   absl::StatusOr<MoeLayerOutput> TryOnce(int layer, const torch::Tensor& x,
                                          absl::Span<const uint64_t> token_keys, bool want_probs,
-                                         std::vector<std::string>* failed_pools);
+                                         Link& link, std::vector<std::string>* failed_pools);
 
   const ModelConfig config_;
   const ClusterSpec cluster_;
@@ -52,6 +72,8 @@ class RemoteMoeExecutor : public MoeExecutor {
   std::vector<std::unique_ptr<moe::v1::ExpertPool::Stub>> pools_;
   prometheus::Histogram* route_seconds_;
   std::vector<prometheus::Histogram*> forward_seconds_;  // per pool
+  absl::Mutex links_mu_;
+  std::vector<std::unique_ptr<Link>> idle_links_ ABSL_GUARDED_BY(links_mu_);
 };
 
 }  // namespace moe

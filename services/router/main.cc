@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   log.Info("serving", {{"port", absl::StrCat(host.port())}, {"model", moe::ModelId(ckpt->config)}});
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
+  service.CloseStreams();
   host.Shutdown(absl::Seconds(10));
   return 0;
 }

@@ -302,6 +302,11 @@ grpc::ServerUnaryReactor* RouterService::Route(grpc::CallbackServerContext* ctx,
   return Done(ctx, DoRoute(req, resp));
 }
 
+grpc::ServerBidiReactor<moe::v1::RouteRequest, moe::v1::RouteResponse>* RouterService::RouteStream(
+    grpc::CallbackServerContext*) {
+  return route_streams_.Open();
+}
+
 grpc::ServerUnaryReactor* RouterService::GetPolicy(grpc::CallbackServerContext* ctx,
                                                    const moe::v1::GetPolicyRequest*,
                                                    moe::v1::RoutingPolicy* resp) {

@@ -23,6 +23,7 @@
 #include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/log.h"
+#include "services/common/message_streams.h"
 #include "services/common/placement.h"
 
 namespace moe {
@@ -41,12 +42,17 @@ class RouterService final : public moe::v1::Router::CallbackService {
 
   // Polls every pool's grpc.health.v1 in the background.
   void StartHealthChecks();
+  // Ends RouteStreams after their current message and refuses new ones: call before shutting the
+  // server down.
+  void CloseStreams() { route_streams_.Close(); }
 
   // Unary handlers run inline on gRPC's callback threads: no hand-off to a thread pool, which
   // on a loaded machine costs more than the routing itself.
   grpc::ServerUnaryReactor* Route(grpc::CallbackServerContext* ctx,
                                   const moe::v1::RouteRequest* req,
                                   moe::v1::RouteResponse* resp) override;
+  grpc::ServerBidiReactor<moe::v1::RouteRequest, moe::v1::RouteResponse>* RouteStream(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* ctx,
                                       const moe::v1::GetPolicyRequest* req,
                                       moe::v1::RoutingPolicy* resp) override;
@@ -98,6 +104,11 @@ class RouterService final : public moe::v1::Router::CallbackService {
   std::vector<std::vector<prometheus::Counter*>> routed_counters_;  // [layer][expert]
   std::vector<prometheus::Counter*> dropped_counters_;              // [layer]
   prometheus::Histogram* route_seconds_;
+
+  MessageStreams<moe::v1::RouteRequest, moe::v1::RouteResponse> route_streams_{
+      [this](const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp) {
+        return DoRoute(&req, resp);
+      }};
 
   absl::Notification stop_;
   std::thread health_thread_;

@@ -1,0 +1,227 @@
+// Client side of a "unary call as a stream message" method (see message_streams.h): one
+// long-lived bidirectional stream to a peer, on which each Send is answered by one response.
+// Several StreamCalls share one completion queue, which their owner's thread drives with
+// StreamCalls::Wait: a request to every pool goes out at once, and one thread collects the answers
+// without a hop through gRPC's threads.
+//
+// A stream opens on first use and after it breaks. Messages get their own deadline (the stream
+// has none): a peer that does not answer in time has its stream cancelled, and the message fails
+// with DEADLINE_EXCEEDED. A stream that was already open and turns out to be gone (the peer
+// restarted, or ended it on shutdown) before answering is reopened once and the message resent,
+// so an idle peer's restart costs no failure.
+//
+// Not thread-safe: one thread uses a StreamCall and its queue at a time.
+#ifndef MOE_SERVICES_COMMON_STREAM_CALL_H_
+#define MOE_SERVICES_COMMON_STREAM_CALL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace moe {
+
+// What StreamCalls::Wait dispatches on: each operation's tag points at one of these.
+class StreamOpTarget {
+ public:
+  virtual ~StreamOpTarget() = default;
+  virtual void OnEvent(int op, bool ok) = 0;
+  virtual bool Pending() const = 0;  // an answer or a teardown is outstanding
+  virtual void Cancel() = 0;         // give up on the outstanding answer
+  // Broke before answering on a stream that was already open: resends once and says so.
+  virtual bool WantsResend() = 0;
+};
+
+struct StreamOpTag {
+  StreamOpTarget* target;
+  int op;
+};
+
+template <typename Req, typename Resp>
+class StreamCall final : public StreamOpTarget {
+ public:
+  using Stream = grpc::ClientAsyncReaderWriter<Req, Resp>;
+  // Starts a stream on `cq` (a stub's PrepareAsyncXStream).
+  using Opener =
+      std::function<std::unique_ptr<Stream>(grpc::ClientContext*, grpc::CompletionQueue*)>;
+
+  StreamCall(Opener opener, grpc::CompletionQueue* cq) : opener_(std::move(opener)), cq_(cq) {}
+  // REQUIRES: !Pending() (the owner drains and cancels before destroying).
+  ~StreamCall() override = default;
+
+  // Sends `req`; its answer lands in `*resp` once StreamCalls::Wait returns. `req` and `resp` must
+  // outlive the wait.
+  void Send(const Req* req, Resp* resp) {
+    req_ = req;
+    resp_ = resp;
+    answered_ = false;
+    error_ = grpc::Status::OK;
+    resent_ = false;
+    StartMessage();
+  }
+
+  // Ends the stream (if open); the owner then waits for it to finish before destroying it.
+  void BeginClose() {
+    closing_ = true;
+    if (stream_ == nullptr || finishing_) return;
+    context_->TryCancel();
+    if (outstanding_ > 0) return;  // the failing operations start the teardown
+    broken_ = true;
+    finishing_ = true;
+    ++outstanding_;
+    stream_->Finish(&finish_status_, &tags_[kFinish]);
+  }
+
+  // After the wait: OK with the answer in `*resp`, or why there is none.
+  const grpc::Status& status() const { return error_; }
+  bool open() const { return stream_ != nullptr; }
+  // When the answer (or, failing one, the wait's end) arrived.
+  absl::Time answered_at() const { return answered_ ? answered_at_ : absl::Now(); }
+
+  // StreamOpTarget.
+  void OnEvent(int op, bool ok) override {
+    --outstanding_;
+    switch (op) {
+      case kWrite:
+        if (!ok) broken_ = true;
+        break;
+      case kRead:
+        if (ok) {
+          answered_ = true;
+          answered_at_ = absl::Now();
+        } else {
+          broken_ = true;
+        }
+        break;
+      case kFinish:
+        // The stream is over: keep the reason if the message got no answer.
+        if (!answered_ && error_.ok()) {
+          error_ = cancelled_for_deadline_ ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                                          "no answer within the message deadline")
+                   : finish_status_.ok()
+                       ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended by the server")
+                       : finish_status_;
+        }
+        stream_.reset();
+        context_.reset();
+        finishing_ = false;
+        return;
+    }
+    if (broken_ && outstanding_ == 0 && !finishing_) {
+      finishing_ = true;
+      ++outstanding_;
+      stream_->Finish(&finish_status_, &tags_[kFinish]);
+    }
+  }
+
+  bool Pending() const override { return outstanding_ > 0; }
+
+  void Cancel() override {
+    if (context_ != nullptr && outstanding_ > 0 && !answered_) {
+      cancelled_for_deadline_ = true;
+      context_->TryCancel();
+    }
+  }
+
+  bool WantsResend() override {
+    // Only a transport-level end (a restarted peer, a peer that closed its streams on shutdown):
+    // an error status from the handler would just come back again.
+    if (answered_ || resent_ || !reused_ || cancelled_for_deadline_ || closing_ ||
+        error_.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      return false;
+    }
+    resent_ = true;
+    error_ = grpc::Status::OK;
+    StartMessage();
+    return true;
+  }
+
+ private:
+  enum Op { kWrite = 0, kRead = 1, kFinish = 2 };
+
+  void StartMessage() {
+    cancelled_for_deadline_ = false;
+    reused_ = stream_ != nullptr;
+    if (stream_ == nullptr) {
+      context_ = std::make_unique<grpc::ClientContext>();
+      // The call's headers go out with its first message: one write, and no start operation
+      // to wait for (the stream's write slot is free for the message at once).
+      context_->set_initial_metadata_corked(true);
+      broken_ = false;
+      stream_ = opener_(context_.get(), cq_);
+      stream_->StartCall(nullptr);
+    }
+    outstanding_ += 2;
+    stream_->Write(*req_, &tags_[kWrite]);
+    stream_->Read(resp_, &tags_[kRead]);
+  }
+
+  const Opener opener_;
+  grpc::CompletionQueue* const cq_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<Stream> stream_;
+  StreamOpTag tags_[3] = {{this, kWrite}, {this, kRead}, {this, kFinish}};
+  const Req* req_ = nullptr;
+  Resp* resp_ = nullptr;
+  int outstanding_ = 0;
+  bool broken_ = false;
+  bool finishing_ = false;
+  bool answered_ = false;
+  bool reused_ = false;
+  bool resent_ = false;
+  bool cancelled_for_deadline_ = false;
+  bool closing_ = false;
+  grpc::Status finish_status_;
+  grpc::Status error_;
+  absl::Time answered_at_;
+};
+
+// Drives `cq` until every call in `calls` has its answer or its error. Calls still unanswered at
+// `deadline` are cancelled (their status becomes DEADLINE_EXCEEDED); the wait then continues only
+// until gRPC has released them, which cancellation makes prompt.
+inline void WaitForStreamCalls(grpc::CompletionQueue& cq, const std::vector<StreamOpTarget*>& calls,
+                               absl::Time deadline) {
+  auto pending = [&calls] {
+    for (StreamOpTarget* c : calls) {
+      if (c->Pending()) return true;
+    }
+    return false;
+  };
+  bool cancelled = false;
+  for (;;) {
+    if (!pending()) {
+      bool resent = false;
+      for (StreamOpTarget* c : calls) resent |= c->WantsResend();
+      if (!resent) return;
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    const std::chrono::system_clock::time_point until =
+        cancelled ? std::chrono::system_clock::now() + std::chrono::hours(1)
+                  : absl::ToChronoTime(deadline);
+    switch (cq.AsyncNext(&tag, &ok, until)) {
+      case grpc::CompletionQueue::GOT_EVENT: {
+        auto* t = static_cast<StreamOpTag*>(tag);
+        t->target->OnEvent(t->op, ok);
+        break;
+      }
+      case grpc::CompletionQueue::TIMEOUT:
+        for (StreamOpTarget* c : calls) c->Cancel();
+        cancelled = true;
+        break;
+      case grpc::CompletionQueue::SHUTDOWN:
+        return;
+    }
+  }
+}
+
+}  // namespace moe
+
+#endif  // MOE_SERVICES_COMMON_STREAM_CALL_H_
