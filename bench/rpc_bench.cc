@@ -1,6 +1,8 @@
 // Per-call latency of the cluster's internal RPCs, client side, on an idle cluster: an empty
 // call (GetPolicy: the transport alone), Route for a decode step and Forward for one pool, at a
-// few batch sizes. Compare with the services' own handler histograms to split transport from work.
+// few batch sizes, each as a unary call and as one message on a persistent stream (what the
+// orchestrator sends). Compare with the services' own handler histograms to split transport from
+// work.
 //   rpc_bench --model=models/brown-moe --calls=2000
 #include <grpcpp/grpcpp.h>
 
@@ -104,6 +106,16 @@ int main(int argc, char** argv) {
             moe::v1::RouteResponse resp;
             return router->Route(&ctx, route, &resp).ok();
           }));
+    {
+      grpc::ClientContext ctx;
+      auto stream = router->RouteStream(&ctx);
+      Print("RouteStream (one message)", n, Time(calls, [&] {
+              moe::v1::RouteResponse resp;
+              return stream->Write(route) && stream->Read(&resp);
+            }));
+      stream->WritesDone();
+      (void)stream->Finish();
+    }
     // Half the tokens to each of two hosted experts: a decode step's share for one pool.
     moe::v1::ForwardRequest fwd;
     fwd.set_layer(1);
@@ -126,6 +138,16 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"call\": \"Forward handler (server side)\", \"tokens\": %d, \"mean_us\": %.0f}\n", n,
         1e6 * server_seconds / server_calls);
+    {
+      grpc::ClientContext ctx;
+      auto stream = pool->ForwardStream(&ctx);
+      Print("ForwardStream (one message)", n, Time(calls, [&] {
+              moe::v1::ForwardResponse resp;
+              return stream->Write(fwd) && stream->Read(&resp);
+            }));
+      stream->WritesDone();
+      (void)stream->Finish();
+    }
   }
   return 0;
 }

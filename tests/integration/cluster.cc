@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,8 +36,13 @@ int FreePort() {
 }
 
 pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
+    // A test or benchmark that is killed takes its cluster with it (else the services outlive
+    // it, holding ports and CPU).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
