@@ -20,6 +20,10 @@ ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most, per lane (con
 ABSL_FLAG(bool, internal_streams, true,
           "send Route and Forward as messages on persistent streams (RouteStream, ForwardStream); "
           "false: one unary call each");
+ABSL_FLAG(int, route_deadline_ms, 5000, "deadline of each Route message or call to the router");
+ABSL_FLAG(int, forward_deadline_ms, 10000,
+          "deadline of each Forward message or call to a pool: a pool that does not answer in "
+          "time counts as failed (reported to the router; the layer is re-routed)");
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
@@ -45,6 +49,15 @@ int main(int argc, char** argv) {
   moe::ServiceHost host({"orchestrator", flags.listen, flags.metrics_listen});
   moe::RemoteExecutorOptions remote_options;
   remote_options.streams = absl::GetFlag(FLAGS_internal_streams);
+  const int route_ms = absl::GetFlag(FLAGS_route_deadline_ms);
+  const int forward_ms = absl::GetFlag(FLAGS_forward_deadline_ms);
+  if (route_ms <= 0 || forward_ms <= 0) {
+    return log.Error("flags",
+                     {{"error", "--route_deadline_ms, --forward_deadline_ms: must be > 0"}}),
+           1;
+  }
+  remote_options.route_deadline = absl::Milliseconds(route_ms);
+  remote_options.forward_deadline = absl::Milliseconds(forward_ms);
   moe::RemoteMoeExecutor executor(ckpt->config, *cluster, remote_options, host.registry(), &log);
   prometheus::Histogram& batch_sizes =
       prometheus::BuildHistogram()

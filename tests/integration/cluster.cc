@@ -203,6 +203,10 @@ void Cluster::Kill(const std::string& name) {
   pid_[name] = 0;
 }
 
+void Cluster::Signal(const std::string& name, int sig) {
+  if (pid_[name] > 0) kill(pid_[name], sig);
+}
+
 absl::Status Cluster::Restart(const std::string& name) {
   Kill(name);
   if (absl::Status s = Spawn(name); !s.ok()) return s;

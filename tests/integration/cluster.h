@@ -38,6 +38,7 @@ class Cluster {
   // Writes the cluster file, starts every process and waits until all are SERVING.
   absl::Status Start();
   void Kill(const std::string& name);             // SIGKILL, as if the machine died
+  void Signal(const std::string& name, int sig);  // e.g. SIGSTOP: a hung process
   absl::Status Restart(const std::string& name);  // start again on the same port
 
   std::string address(const std::string& name) const;  // "127.0.0.1:PORT"

@@ -593,6 +593,43 @@ TEST_F(FailoverTest, PoolDiesWithoutReplicaFailsFastThenRejoins) {
   EXPECT_TRUE(last.ok()) << last.error_message();
 }
 
+// A pool that hangs (SIGSTOP: its connections stay open, nothing answers) is a failure once a
+// message to it misses its deadline; with a replica the request goes on with the same tokens.
+TEST_F(FailoverTest, PoolHangsWithReplicaKeepsSameTokens) {
+  ClusterOptions o = Options(/*replica=*/true);
+  o.orchestrator_args = {"--forward_deadline_ms=500"};
+  Cluster cluster(o);
+  ASSERT_TRUE(cluster.Start().ok());
+  auto stub = Orchestrator(cluster);
+  moe::v1::GenerateRequest req = Request("Once upon a time", 40, 0.9f, 5);
+  StreamResult remote = Stream(*stub, req, [&](int n) {
+    if (n == 5) cluster.Signal("pool-b", SIGSTOP);
+  });
+  cluster.Signal("pool-b", SIGCONT);
+  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+  EXPECT_EQ(remote.tokens, Embedded(source_, req).tokens);
+}
+
+TEST_F(FailoverTest, PoolHangsWithoutReplicaFailsAfterTheMessageDeadline) {
+  ClusterOptions o = Options(/*replica=*/false);
+  o.orchestrator_args = {"--forward_deadline_ms=500"};
+  Cluster cluster(o);
+  ASSERT_TRUE(cluster.Start().ok());
+  auto stub = Orchestrator(cluster);
+  ASSERT_TRUE(Stream(*stub, Request("Once upon a time", 4, 0.0f, 1)).status.ok());  // streams open
+  cluster.Signal("pool-b", SIGSTOP);
+  const auto start = std::chrono::steady_clock::now();
+  StreamResult r = Stream(*stub, Request("Once upon a time", 20, 0.0f, 1));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  cluster.Signal("pool-b", SIGCONT);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(r.status.error_message(), HasSubstr("pool-b"));
+  EXPECT_LT(seconds, 5.0);
+  // The orchestrator gave up on the message itself (not only on the router's health check).
+  EXPECT_THAT(cluster.Log("orchestrator"), HasSubstr("no answer within the message deadline"));
+}
+
 TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
   Cluster cluster(Options(/*replica=*/true));
   ASSERT_TRUE(cluster.Start().ok());
