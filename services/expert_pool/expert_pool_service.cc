@@ -23,7 +23,7 @@ ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, E
   }
   forward_seconds_ = &prometheus::BuildHistogram()
                           .Name("moe_forward_duration_seconds")
-                          .Help("Forward calls, server side")
+                          .Help("Forward calls and ForwardStream messages, server side")
                           .Register(registry)
                           .Add({{"pool", pool_.name}}, prometheus::Histogram::BucketBoundaries{
                                                            5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,

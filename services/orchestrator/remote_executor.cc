@@ -96,19 +96,22 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
                                      prometheus::Registry& registry, const Logger* logger)
     : config_(config), cluster_(cluster), options_(options), logger_(logger) {
   router_ = moe::v1::Router::NewStub(Dial(cluster.router_address));
-  auto& fwd = prometheus::BuildHistogram()
-                  .Name("moe_forward_call_duration_seconds")
-                  .Help("Forward calls to each pool, client side (one per pool per layer step)")
-                  .Register(registry);
+  auto& fwd =
+      prometheus::BuildHistogram()
+          .Name("moe_forward_call_duration_seconds")
+          .Help(
+              "Forward messages (or calls) to each pool, client side: one per pool per layer step")
+          .Register(registry);
   for (const PoolSpec& p : cluster.pools) {
     pools_.push_back(moe::v1::ExpertPool::NewStub(Dial(p.address)));
     forward_seconds_.push_back(&fwd.Add({{"pool", p.name}}, Buckets()));
   }
-  route_seconds_ = &prometheus::BuildHistogram()
-                        .Name("moe_route_call_duration_seconds")
-                        .Help("Route calls to the router, client side")
-                        .Register(registry)
-                        .Add({}, Buckets());
+  route_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("moe_route_call_duration_seconds")
+           .Help("Route messages (or calls) to the router, client side: one per layer step")
+           .Register(registry)
+           .Add({}, Buckets());
 }
 
 absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch::Tensor& x,

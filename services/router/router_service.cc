@@ -71,7 +71,7 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
   }
   route_seconds_ = &prometheus::BuildHistogram()
                         .Name("moe_route_duration_seconds")
-                        .Help("Route calls, server side")
+                        .Help("Route calls and RouteStream messages, server side")
                         .Register(registry)
                         .Add({}, LatencyBuckets());
 }
