@@ -24,6 +24,9 @@ ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
 ABSL_FLAG(int, calls, 2000, "calls per measurement");
 ABSL_FLAG(std::string, batches, "1,32", "tokens per call");
 ABSL_FLAG(int, d_model, 192, "hidden size of the model");
+ABSL_FLAG(int, gap_us, 0,
+          "idle time before each timed call, as between a token's calls in a running cluster "
+          "(the server sleeps in between)");
 
 namespace {
 
@@ -36,7 +39,9 @@ Stats Time(int calls, Fn fn) {
   std::vector<double> us;
   us.reserve(calls);
   for (int i = 0; i < calls / 10; ++i) fn();  // warm-up
+  const absl::Duration gap = absl::Microseconds(absl::GetFlag(FLAGS_gap_us));
   for (int i = 0; i < calls; ++i) {
+    if (gap > absl::ZeroDuration()) absl::SleepFor(gap);
     const absl::Time t = absl::Now();
     if (!fn()) {
       std::fprintf(stderr, "call failed\n");
