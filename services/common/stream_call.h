@@ -1,7 +1,7 @@
 // Client side of a "unary call as a stream message" method (see message_streams.h): one
 // long-lived bidirectional stream to a peer, on which each Send is answered by one response.
 // Several StreamCalls share one completion queue, which their owner's thread drives with
-// StreamCalls::Wait: a request to every pool goes out at once, and one thread collects the answers
+// WaitForStreamCalls: a request to every pool goes out at once, and one thread collects the answers
 // without a hop through gRPC's threads.
 //
 // A stream opens on first use and after it breaks. Messages get their own deadline (the stream
@@ -28,7 +28,7 @@
 
 namespace moe {
 
-// What StreamCalls::Wait dispatches on: each operation's tag points at one of these.
+// What WaitForStreamCalls dispatches on: each operation's tag points at one of these.
 class StreamOpTarget {
  public:
   virtual ~StreamOpTarget() = default;
@@ -56,7 +56,7 @@ class StreamCall final : public StreamOpTarget {
   // REQUIRES: !Pending() (the owner drains and cancels before destroying).
   ~StreamCall() override = default;
 
-  // Sends `req`; its answer lands in `*resp` once StreamCalls::Wait returns. `req` and `resp` must
+  // Sends `req`; its answer lands in `*resp` once WaitForStreamCalls returns. `req` and `resp` must
   // outlive the wait.
   void Send(const Req* req, Resp* resp) {
     req_ = req;
@@ -132,7 +132,9 @@ class StreamCall final : public StreamOpTarget {
 
   bool WantsResend() override {
     // Only a transport-level end (a restarted peer, a peer that closed its streams on shutdown):
-    // an error status from the handler would just come back again.
+    // an error status from the handler would just come back again. A handler's own UNAVAILABLE
+    // looks the same and is asked once more, which is harmless: Route and Forward have no effect
+    // beyond their answer (the router's load estimate aside).
     if (answered_ || resent_ || !reused_ || cancelled_for_deadline_ || closing_ ||
         error_.error_code() != grpc::StatusCode::UNAVAILABLE) {
       return false;
