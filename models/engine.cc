@@ -329,6 +329,12 @@ void EngineLanes::Cancel(uint64_t request_id) {
   lanes_[(request_id - 1) % lanes_.size()]->Cancel(request_id);
 }
 
+int EngineLanes::max_batch() const {
+  int total = 0;
+  for (const auto& lane : lanes_) total += lane->max_batch();
+  return total;
+}
+
 void EngineLanes::Start() {
   for (auto& lane : lanes_) lane->Start();
 }

@@ -95,6 +95,7 @@ class Engine {
   void RunUntilIdle();
 
   // Sequences in the current batch plus those waiting.
+  int max_batch() const { return options_.max_batch; }
   int load() const;
 
  private:
@@ -140,6 +141,8 @@ class EngineLanes {
   void Stop(bool drain);
   int load() const;
   int lanes() const { return static_cast<int>(lanes_.size()); }
+  // Sequences decoded together at most, over all lanes.
+  int max_batch() const;
 
  private:
   std::vector<std::unique_ptr<Engine>> lanes_;

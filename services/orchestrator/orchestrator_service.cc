@@ -501,6 +501,7 @@ grpc::ServerUnaryReactor* OrchestratorService::GetModelInfo(grpc::CallbackServer
   info->set_parameters(c.ParameterCount());
   info->set_active_parameters(c.ActiveParameterCount());
   info->set_expert_profiles_json(deps_.profiles_json);
+  info->set_max_batch(deps_.engine->max_batch());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

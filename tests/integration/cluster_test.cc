@@ -275,6 +275,20 @@ TEST_F(ShippedClusterTest, InternalServicesValidateTensorsAndIds) {
   EXPECT_TRUE(Stream(*stub, Request("Still fine", 3, 0.0f, 1)).status.ok());
 }
 
+TEST_F(ShippedClusterTest, ModelInfoDescribesTheModelAndTheBatch) {
+  auto stub = Orchestrator(*cluster_);
+  grpc::ClientContext ctx;
+  Deadline(ctx, 10);
+  moe::v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&ctx, moe::v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.name(), "brown-moe");
+  EXPECT_EQ(info.n_layers(), 3);
+  EXPECT_EQ(info.n_experts(), 8);
+  EXPECT_EQ(info.top_k(), 2);
+  EXPECT_EQ(info.max_batch(), 2 * 32);  // default --lanes=2 x --max_batch=32
+  EXPECT_GT(info.parameters(), info.active_parameters());
+}
+
 TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
   for (const std::string name : {"router", "pool-a", "orchestrator"}) {
     auto channel = grpc::CreateChannel(cluster_->address(name), grpc::InsecureChannelCredentials());
