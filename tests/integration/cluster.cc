@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -87,6 +88,10 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
          absl::StrCat("moe_cluster_", getpid(), "_", reinterpret_cast<uintptr_t>(this));
   std::filesystem::create_directories(dir_);
   cluster_file_ = dir_ + "/cluster.json";
+  AssignPorts();
+}
+
+void Cluster::AssignPorts() {
   for (const std::string& name : {std::string("router"), std::string("orchestrator")}) {
     port_[name] = FreePort();
     metrics_port_[name] = FreePort();
@@ -97,7 +102,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   }
 }
 
-Cluster::~Cluster() {
+void Cluster::StopAll() {
   for (auto& [name, pid] : pid_) {
     if (pid > 0) kill(pid, SIGTERM);
   }
@@ -109,7 +114,12 @@ Cluster::~Cluster() {
     }
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
+    pid = 0;
   }
+}
+
+Cluster::~Cluster() {
+  StopAll();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }
@@ -128,6 +138,20 @@ std::string Cluster::Log(const std::string& name) const {
 }
 
 absl::Status Cluster::Start() {
+  // A port found free can be taken before the service binds it (by another test's process, or
+  // as the local port of any outgoing connection): then start again on other ports.
+  absl::Status s;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    s = StartOnce();
+    if (s.ok() || !absl::StrContains(s.message(), "Address already in use")) return s;
+    StopAll();
+    for (const auto& [name, pid] : pid_) std::filesystem::remove(dir_ + "/" + name + ".log");
+    AssignPorts();
+  }
+  return s;
+}
+
+absl::Status Cluster::StartOnce() {
   std::vector<std::string> pools;
   for (const PoolLayout& p : options_.pools) {
     std::string hosts = absl::StrCat("{\"layers\": \"all\", \"experts\": \"", p.experts, "\"");

@@ -52,6 +52,9 @@ class Cluster {
   static int RunToCompletion(const std::vector<std::string>& argv, std::string* output);
 
  private:
+  absl::Status StartOnce();
+  void AssignPorts();
+  void StopAll();  // SIGTERM, then SIGKILL after 5 s
   absl::Status Spawn(const std::string& name);
   absl::Status WaitServing(const std::string& name);
 

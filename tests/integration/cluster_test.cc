@@ -127,19 +127,26 @@ ModelSource Shipped() {
 
 class ShippedClusterTest : public ::testing::Test {
  protected:
+  // A cluster that does not start must fail every test: gtest reports an ASSERT in
+  // SetUpTestSuite as skipped tests, and ctest counts skipped tests as passing.
   static void SetUpTestSuite() {
     ClusterOptions o;
     o.model_args = {"--model=" + Cluster::SourceDir() + "/models/brown-moe"};
     o.pools = {{"pool-a", "0-3", ""}, {"pool-b", "4-7", ""}};
     o.metrics = true;
     cluster_ = new Cluster(o);
-    absl::Status s = cluster_->Start();
-    ASSERT_TRUE(s.ok()) << s;
+    start_ = new absl::Status(cluster_->Start());
   }
-  static void TearDownTestSuite() { delete cluster_; }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    delete start_;
+  }
+  void SetUp() override { ASSERT_TRUE(start_->ok()) << *start_; }
   static Cluster* cluster_;
+  static absl::Status* start_;
 };
 Cluster* ShippedClusterTest::cluster_ = nullptr;
+absl::Status* ShippedClusterTest::start_ = nullptr;
 
 TEST_F(ShippedClusterTest, DistributedTokensEqualEmbeddedTokens) {
   auto stub = Orchestrator(*cluster_);
