@@ -15,4 +15,11 @@ cmake --build build
 if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
   (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
-ctest --test-dir build --output-on-failure --timeout 900 -j2 "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+ctest --test-dir build --output-on-failure --timeout 900 -j2 "$@" 2>&1 | tee "$log"
+# ctest counts a skipped test as passing; nothing here may skip, so a skip is a failure.
+if grep -qE '\(Skipped\)$' "$log"; then
+  echo "test.sh: the tests above were skipped; that counts as a failure" >&2
+  exit 1
+fi
