@@ -65,6 +65,19 @@ void Print(const char* what, int batch, const Stats& s) {
   std::fflush(stdout);
 }
 
+// One request and its response per timed call, on one stream opened by `open`.
+template <typename Resp, typename Open, typename Req>
+void TimeStreamMessages(const char* what, int tokens, int calls, Open open, const Req& req) {
+  grpc::ClientContext ctx;
+  auto stream = open(&ctx);
+  Print(what, tokens, Time(calls, [&] {
+          Resp resp;
+          return stream->Write(req) && stream->Read(&resp);
+        }));
+  stream->WritesDone();
+  (void)stream->Finish();
+}
+
 void Fill(moe::v1::Tensor* t, int rows, int cols, std::mt19937& rng) {
   std::normal_distribution<float> normal;
   std::vector<float> v(static_cast<size_t>(rows) * cols);
@@ -111,16 +124,9 @@ int main(int argc, char** argv) {
             moe::v1::RouteResponse resp;
             return router->Route(&ctx, route, &resp).ok();
           }));
-    {
-      grpc::ClientContext ctx;
-      auto stream = router->RouteStream(&ctx);
-      Print("RouteStream (one message)", n, Time(calls, [&] {
-              moe::v1::RouteResponse resp;
-              return stream->Write(route) && stream->Read(&resp);
-            }));
-      stream->WritesDone();
-      (void)stream->Finish();
-    }
+    TimeStreamMessages<moe::v1::RouteResponse>(
+        "RouteStream (one message)", n, calls,
+        [&](grpc::ClientContext* ctx) { return router->RouteStream(ctx); }, route);
     // Half the tokens to each of two hosted experts: a decode step's share for one pool.
     moe::v1::ForwardRequest fwd;
     fwd.set_layer(1);
@@ -143,16 +149,9 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"call\": \"Forward handler (server side)\", \"tokens\": %d, \"mean_us\": %.0f}\n", n,
         1e6 * server_seconds / server_calls);
-    {
-      grpc::ClientContext ctx;
-      auto stream = pool->ForwardStream(&ctx);
-      Print("ForwardStream (one message)", n, Time(calls, [&] {
-              moe::v1::ForwardResponse resp;
-              return stream->Write(fwd) && stream->Read(&resp);
-            }));
-      stream->WritesDone();
-      (void)stream->Finish();
-    }
+    TimeStreamMessages<moe::v1::ForwardResponse>(
+        "ForwardStream (one message)", n, calls,
+        [&](grpc::ClientContext* ctx) { return pool->ForwardStream(ctx); }, fwd);
   }
   return 0;
 }

@@ -37,6 +37,7 @@ class StreamOpTarget {
   virtual void Cancel() = 0;         // give up on the outstanding answer
   // Broke before answering on a stream that was already open: resends once and says so.
   virtual bool WantsResend() = 0;
+  virtual void BeginClose() = 0;  // ends the stream, if open
 };
 
 struct StreamOpTag {
@@ -68,7 +69,7 @@ class StreamCall final : public StreamOpTarget {
   }
 
   // Ends the stream (if open); the owner then waits for it to finish before destroying it.
-  void BeginClose() {
+  void BeginClose() override {
     closing_ = true;
     if (stream_ == nullptr || finishing_) return;
     context_->TryCancel();
@@ -221,6 +222,18 @@ inline void WaitForStreamCalls(grpc::CompletionQueue& cq, const std::vector<Stre
       case grpc::CompletionQueue::SHUTDOWN:
         return;
     }
+  }
+}
+
+// Ends every call's stream, waits until gRPC has released them, then shuts `cq` down and drains
+// it: what the owner of a queue and its calls does before destroying them.
+inline void CloseStreamCalls(grpc::CompletionQueue& cq, const std::vector<StreamOpTarget*>& calls) {
+  for (StreamOpTarget* c : calls) c->BeginClose();
+  WaitForStreamCalls(cq, calls, absl::InfiniteFuture());
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
   }
 }
 

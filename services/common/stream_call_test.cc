@@ -82,16 +82,9 @@ class StreamCallTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (call_ != nullptr) {
-      call_->BeginClose();
-      WaitForStreamCalls(cq_, {call_.get()}, absl::InfiniteFuture());
-    }
-    call_.reset();
-    cq_.Shutdown();
-    void* tag;
-    bool ok;
-    while (cq_.Next(&tag, &ok)) {
-    }
+    std::vector<StreamOpTarget*> calls;
+    if (call_ != nullptr) calls.push_back(call_.get());
+    CloseStreamCalls(cq_, calls);
   }
 
   // Sends one message and waits for its answer; returns the status, fills *top_k.

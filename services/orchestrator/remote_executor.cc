@@ -2,9 +2,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "models/experts.h"
 #include "services/common/server.h"
@@ -54,17 +54,8 @@ struct RemoteMoeExecutor::Link {
 
   ~Link() {
     std::vector<StreamOpTarget*> all = {route.get()};
-    route->BeginClose();
-    for (auto& f : forward) {
-      f->BeginClose();
-      all.push_back(f.get());
-    }
-    WaitForStreamCalls(cq, all, absl::InfiniteFuture());
-    cq.Shutdown();
-    void* tag;
-    bool ok;
-    while (cq.Next(&tag, &ok)) {
-    }
+    for (auto& f : forward) all.push_back(f.get());
+    CloseStreamCalls(cq, all);
   }
 
   grpc::CompletionQueue cq;  // declared first: destroyed after the calls that use it
@@ -118,11 +109,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch
                                                           absl::Span<const uint64_t> token_keys,
                                                           bool want_probs) {
   std::unique_ptr<Link> link = AcquireLink();
-  struct Release {
-    RemoteMoeExecutor* self;
-    std::unique_ptr<Link>* link;
-    ~Release() { self->ReleaseLink(std::move(*link)); }
-  } release{this, &link};
+  absl::Cleanup release = [this, &link] { ReleaseLink(std::move(link)); };
   absl::Status last;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
     std::vector<std::string> failed;
