@@ -1,8 +1,8 @@
-// The JSON shapes of the viewer's HTTP API (what clients/viewer/web/api.js and app.js read), and
-// the parsing of its request bodies. Protobuf messages go through the proto3 JSON mapping with the
-// proto field names and every primitive field printed (so 0 is never missing); 64-bit integers
-// are therefore strings ("seed": "42"), which keeps every digit in JavaScript. Pure functions;
-// thread-safe.
+// The JSON shapes of the viewer's HTTP API (what clients/viewer/web/api.js and the page's modules
+// read), and the parsing of its request bodies. Protobuf messages go through the proto3 JSON
+// mapping with the proto field names and every primitive field printed (so 0 is never missing);
+// 64-bit integers are therefore strings ("seed": "42"), which keeps every digit in JavaScript. Pure
+// functions; thread-safe.
 #ifndef MOE_CLIENTS_VIEWER_API_JSON_H_
 #define MOE_CLIENTS_VIEWER_API_JSON_H_
 
@@ -38,8 +38,8 @@ struct GenerateSummary {
 nlohmann::json GenerateDoneJson(const GenerateSummary& summary);
 
 // `event: token` of GET /api/events: the TokenRouted with its LayerRouting's fields (layer,
-// experts, shared, probs, latency_ms) lifted to the top level, as app.js's onLiveToken reads it,
-// plus time_unix_micros. REQUIRES: event.has_token().
+// experts, shared, probs, latency_ms) lifted to the top level, as web/live.js's onLiveToken reads
+// it, plus time_unix_micros. REQUIRES: event.has_token().
 nlohmann::json LiveTokenJson(const moe::v1::RoutingEvent& event);
 
 // `event: load` of GET /api/events: the LoadSnapshot. REQUIRES: event.has_load().

@@ -37,7 +37,7 @@ TEST(ApiJsonTest, GenerateTokenPrintsZeroFieldsAndKeepsUint64SeedExact) {
   response.set_seed(18446744073709551615ull);
   *response.add_routing() = Routing(0);
   const json j = GenerateTokenJson(response);
-  EXPECT_EQ(j["position"], 0);  // app.js reads position; 0 must not be missing
+  EXPECT_EQ(j["position"], 0);  // the page reads position; 0 must not be missing
   EXPECT_EQ(j["is_prompt"], false);
   EXPECT_EQ(j["text"], " the");
   EXPECT_EQ(j["token_id"], 17);
@@ -77,7 +77,7 @@ TEST(ApiJsonTest, LiveTokenLiftsTheRoutingToTheTopLevel) {
   t->set_is_prompt(true);
   *t->mutable_routing() = Routing(2);
   const json j = LiveTokenJson(event);
-  // app.js onLiveToken: normRouting(raw) reads layer/experts/shared at the top level.
+  // live.js onLiveToken: normRouting(raw, ...) reads layer/experts/shared at the top level.
   EXPECT_FALSE(j.contains("routing"));
   EXPECT_EQ(j["layer"], 2);
   EXPECT_EQ(j["experts"].size(), 2u);
@@ -106,7 +106,7 @@ TEST(ApiJsonTest, LoadKeepsEveryLayerAndCount) {
   ASSERT_EQ(j["layers"].size(), 2u);
   EXPECT_EQ(j["layers"][0]["layer"], 0);
   ASSERT_EQ(j["layers"][0]["tokens"].size(), 4u);
-  // int64 in the proto3 JSON mapping: strings; app.js maps them through Number.
+  // int64 in the proto3 JSON mapping: strings; live.js maps them through Number.
   EXPECT_EQ(j["layers"][0]["tokens"][1], "3");
   EXPECT_EQ(j["layers"][1]["layer"], 1);
   EXPECT_EQ(j["layers"][1]["max_over_mean"], 0);

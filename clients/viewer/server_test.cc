@@ -433,7 +433,7 @@ TEST_F(ViewerServerTest, EventsStreamLoadTokensAndDroppedThenCancelUpstream) {
     }
     if (name == "token") {
       token = true;
-      EXPECT_TRUE(j.contains("layer"));  // lifted for app.js's onLiveToken
+      EXPECT_TRUE(j.contains("layer"));  // lifted for live.js's onLiveToken
       EXPECT_EQ(j["experts"][0]["expert"], 1);
       EXPECT_EQ(j["request_id"], "req-9");
     }

@@ -5,6 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <string_view>
+
+#include "models/utf8.h"
 
 namespace moe::viewer {
 namespace {
@@ -50,63 +53,16 @@ bool InRanges(const Range (&ranges)[N], char32_t c) {
   return it != std::begin(ranges) && c <= std::prev(it)->last;
 }
 
-// Decodes the code point at text[*pos] and advances *pos past it. Malformed, overlong and
-// surrogate sequences give kInvalid and advance one byte, so decoding always makes progress.
-char32_t DecodeUtf8(absl::string_view text, size_t* pos) {
-  const auto byte = [&](size_t i) { return static_cast<uint8_t>(text[i]); };
-  const uint8_t lead = byte(*pos);
-  int len = 0;
-  char32_t c = 0;
-  char32_t min = 0;
-  if (lead < 0x80) {
-    ++*pos;
-    return lead;
-  } else if ((lead & 0xE0) == 0xC0) {
-    len = 2, c = lead & 0x1F, min = 0x80;
-  } else if ((lead & 0xF0) == 0xE0) {
-    len = 3, c = lead & 0x0F, min = 0x800;
-  } else if ((lead & 0xF8) == 0xF0) {
-    len = 4, c = lead & 0x07, min = 0x10000;
-  } else {
+// The code point at text[*pos], advancing *pos past it; a byte that starts no valid sequence gives
+// kInvalid and advances one byte, so decoding always makes progress.
+char32_t NextCodePoint(absl::string_view text, size_t* pos) {
+  const Utf8Char ch = DecodeUtf8(std::string_view(text.data(), text.size()), *pos);
+  if (ch.length == 0) {
     ++*pos;
     return kInvalid;
   }
-  if (*pos + len > text.size()) {
-    ++*pos;
-    return kInvalid;
-  }
-  for (int i = 1; i < len; ++i) {
-    const uint8_t b = byte(*pos + i);
-    if ((b & 0xC0) != 0x80) {
-      ++*pos;
-      return kInvalid;
-    }
-    c = (c << 6) | (b & 0x3F);
-  }
-  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-    ++*pos;
-    return kInvalid;
-  }
-  *pos += len;
-  return c;
-}
-
-void AppendUtf8(char32_t c, std::string* out) {
-  if (c < 0x80) {
-    out->push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
+  *pos += ch.length;
+  return ch.code_point;
 }
 
 bool IsControl(char32_t c) { return c < 0x20 || (c >= 0x7F && c < 0xA0); }
@@ -134,7 +90,7 @@ std::string SanitizeForDisplay(absl::string_view text) {
   out.reserve(text.size());
   size_t pos = 0;
   while (pos < text.size()) {
-    const char32_t c = DecodeUtf8(text, &pos);
+    const char32_t c = NextCodePoint(text, &pos);
     if (c == kInvalid) {
       AppendUtf8(0xFFFD, &out);
     } else if (c == '\n') {
@@ -160,7 +116,7 @@ int DisplayWidth(absl::string_view text) {
       pos += EscapeLength(text, pos);
       continue;
     }
-    width += CodePointWidth(DecodeUtf8(text, &pos));
+    width += CodePointWidth(NextCodePoint(text, &pos));
   }
   return width;
 }
@@ -181,7 +137,7 @@ std::string TruncateToWidth(absl::string_view text, int width) {
       continue;
     }
     const size_t start = pos;
-    const int w = CodePointWidth(DecodeUtf8(text, &pos));
+    const int w = CodePointWidth(NextCodePoint(text, &pos));
     if (used + w > budget) break;
     used += w;
     out.append(text.data() + start, pos - start);

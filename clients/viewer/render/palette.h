@@ -1,8 +1,10 @@
 // Colours shared by the viewer's renderers, so an expert has the same colour in the flow GIF and in
-// the terminal dashboard. Plain constants; thread-safe.
+// the terminal dashboard, and Mix for the blends between them. Plain constants and pure functions;
+// thread-safe.
 #ifndef MOE_CLIENTS_VIEWER_RENDER_PALETTE_H_
 #define MOE_CLIENTS_VIEWER_RENDER_PALETTE_H_
 
+#include <cmath>
 #include <cstdint>
 
 namespace moe::viewer {
@@ -42,6 +44,15 @@ inline constexpr Rgb8 kTextDim = {0x94, 0xa3, 0xb8};
 inline constexpr Rgb8 kText = {0xe2, 0xe8, 0xf0};
 inline constexpr Rgb8 kShared = {0xcb, 0xd5, 0xe1};  // shared experts: neutral, always on
 inline constexpr Rgb8 kWhite = {0xff, 0xff, 0xff};
+
+// The colour t of the way from a to b (t in [0, 1]), rounded per channel. The GIF's palette holds
+// the same blends the scene paints, so they survive quantization exactly.
+inline Rgb8 Mix(Rgb8 a, Rgb8 b, double t) {
+  const auto lerp = [t](uint8_t u, uint8_t v) {
+    return static_cast<uint8_t>(std::lround(u + (v - u) * t));
+  };
+  return {lerp(a.r, b.r), lerp(a.g, b.g), lerp(a.b, b.b)};
+}
 
 }  // namespace moe::viewer
 

@@ -1,0 +1,88 @@
+// The model's description from /api/info (header, placement of experts on pools), which sizes the
+// diagrams and load bars, and the router policy form (/api/policy).
+
+import * as api from './api.js';
+import { buildLoadBars, renderLoad } from './live.js';
+import { buildLayerViews } from './network.js';
+import { state } from './state.js';
+import { $, el, fmtCount, poolPill, ranges, showError } from './util.js';
+
+/** Fetches /api/info and rebuilds what depends on the model; retries every 3 s until it answers. */
+export async function loadInfo() {
+  try {
+    const info = await api.getInfo();
+    state.model = { ...state.model, ...info.model };
+    state.profiles = info.profiles || null;
+    renderModelInfo(info.model);
+    renderPlacement(info.placement);
+    buildLayerViews();
+    buildLoadBars();
+    renderLoad();
+    showError('');
+  } catch (e) {
+    showError(`Cannot load model info: ${e.message}. Retrying…`);
+    setTimeout(loadInfo, 3000);
+  }
+}
+
+function renderModelInfo(m) {
+  const items = [
+    ['model', m.name], ['params', fmtCount(m.parameters)], ['active', fmtCount(m.active_parameters)],
+    ['layers', m.n_layers], ['experts', m.n_experts], ['top-k', m.top_k], ['m', m.granularity],
+    ['shared', m.n_shared], ['d_model', m.d_model], ['context', m.context_length],
+  ];
+  $('model-info').replaceChildren(...items.map(([k, v]) => el('span', { className: 'kv' },
+    el('span', { className: 'k', textContent: k }), el('b', { textContent: v ?? '?' }))));
+}
+
+function renderPlacement(placement) {
+  const pools = placement?.pools || [];
+  if (!pools.length) { $('placement').textContent = 'No placement reported.'; return; }
+  $('placement').replaceChildren(...pools.map((p) => {
+    // Group the hosts by their expert sets: "L0-3 · E0-3 · S0".
+    const groups = new Map();
+    for (const h of p.hosts || []) {
+      const key = `${ranges(h.experts || [])}|${ranges(h.shared || [])}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(h.layer);
+    }
+    const lines = [...groups].map(([key, layers]) => {
+      const [e, s] = key.split('|');
+      return el('div', { className: 'hosts', textContent: `L${ranges(layers)} · experts ${e}${s !== '—' ? ` · shared ${s}` : ''}` });
+    });
+    return el('div', { className: 'pool-card' },
+      el('div', {},
+        el('span', { className: `dot ${p.healthy ? 'ok' : 'bad'}`, title: p.healthy ? 'healthy' : 'unhealthy' }),
+        poolPill(p.name), el('span', { className: 'muted', textContent: ` ${p.address} · ${p.device || '?'}` })),
+      ...lines);
+  }));
+}
+
+export async function loadPolicy() {
+  try {
+    fillPolicy(await api.getPolicy());
+  } catch (e) {
+    $('policy-state').textContent = `policy unavailable: ${e.message}`;
+  }
+}
+
+function fillPolicy(p) {
+  const f = $('policy-form');
+  for (const k of ['top_k', 'noise_std', 'capacity_factor']) if (p[k] != null) f.elements[k].value = p[k];
+  $('policy-state').textContent = `in force: top-k ${p.top_k ?? '?'} · noise ${p.noise_std ?? '?'} · capacity ${p.capacity_factor ?? '?'}`;
+}
+
+/** Binds the policy form's Apply. */
+export function initPolicy() {
+  $('policy-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = ev.target, body = {};
+    for (const k of ['top_k', 'noise_std', 'capacity_factor']) if (f.elements[k].value !== '') body[k] = Number(f.elements[k].value);
+    try {
+      fillPolicy(await api.setPolicy(body));
+      showError('');
+    } catch (e) {
+      showError(`Policy refused (${e.code}): ${e.message}`);
+    }
+  });
+}
