@@ -18,20 +18,13 @@ std::vector<int32_t> ToIntVector(const torch::Tensor& t) {
 
 absl::StatusOr<std::unique_ptr<LocalMoeExecutor>> LocalMoeExecutor::Create(
     const ModelConfig& config, const std::map<std::string, torch::Tensor>& state) {
-  std::vector<torch::Tensor> gates;
-  for (int l = 0; l < config.n_layers; ++l) {
-    auto it = state.find(absl::StrCat("blocks.", l, ".moe.router.gate.weight"));
-    if (it == state.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("missing tensor blocks.", l, ".moe.router.gate.weight"));
-    }
-    gates.push_back(it->second.contiguous());
-  }
+  absl::StatusOr<std::vector<torch::Tensor>> gates = GateWeights(config, state);
+  if (!gates.ok()) return gates.status();
   absl::StatusOr<ExpertBank> bank = ExpertBank::Build(
       config, state, [](int, int, bool) { return true; }, torch::kCPU);
   if (!bank.ok()) return bank.status();
   return std::unique_ptr<LocalMoeExecutor>(
-      new LocalMoeExecutor(config, std::move(gates), std::move(*bank)));
+      new LocalMoeExecutor(config, std::move(*gates), std::move(*bank)));
 }
 
 LocalMoeExecutor::LocalMoeExecutor(const ModelConfig& config, std::vector<torch::Tensor> gates,

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "models/splitmix.h"
 
 namespace moe {
@@ -101,6 +103,24 @@ void RouteRows(const torch::Tensor& logits, const RoutingPolicy& policy, int lay
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<torch::Tensor>> GateWeights(
+    const ModelConfig& config, const std::map<std::string, torch::Tensor>& state) {
+  std::vector<torch::Tensor> gates;
+  for (int l = 0; l < config.n_layers; ++l) {
+    const std::string name = absl::StrCat("blocks.", l, ".moe.router.gate.weight");
+    auto it = state.find(name);
+    if (it == state.end()) return absl::NotFoundError(absl::StrCat("missing tensor ", name));
+    const torch::Tensor& g = it->second;
+    if (g.dim() != 2 || g.size(0) != config.n_routed() || g.size(1) != config.d_model) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": shape [",
+                                                     absl::StrJoin(g.sizes(), ", "), "], want [",
+                                                     config.n_routed(), ", ", config.d_model, "]"));
+    }
+    gates.push_back(g.contiguous());
+  }
+  return gates;
+}
 
 RoutingResult RouteTokens(const torch::Tensor& hidden, const torch::Tensor& gate_weight,
                           const RoutingPolicy& policy, int layer,

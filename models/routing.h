@@ -7,8 +7,11 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "models/config.h"
 
@@ -33,6 +36,12 @@ struct RoutingResult {
 RoutingResult RouteTokens(const torch::Tensor& hidden, const torch::Tensor& gate_weight,
                           const RoutingPolicy& policy, int layer,
                           absl::Span<const uint64_t> token_keys);
+
+// The gate of every MoE layer in a checkpoint's state dict (`blocks.{l}.moe.router.gate.weight`),
+// contiguous, each [n_experts * m, d_model]: the one place that knows the name. NOT_FOUND names a
+// missing tensor, INVALID_ARGUMENT a wrong shape.
+absl::StatusOr<std::vector<torch::Tensor>> GateWeights(
+    const ModelConfig& config, const std::map<std::string, torch::Tensor>& state);
 
 // Switch/GShard load-balancing loss: n * sum_e f_e * P_e over the flat micro-experts, where f_e is
 // the fraction of (token, slot) pairs routed to e and P_e the mean gate probability of e.

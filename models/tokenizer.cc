@@ -9,39 +9,6 @@
 #include "absl/strings/str_replace.h"
 
 namespace moe {
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if none starts there. `complete` tells
-// whether a truncated-but-valid prefix at the end of s counts as invalid (0) or as its length.
-size_t Utf8SequenceLength(std::string_view s, size_t i, bool* truncated) {
-  const unsigned char c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t min;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) {
-    n = 2, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    n = 3, min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    n = 4, min = 0x10000;
-  } else {
-    return 0;
-  }
-  uint32_t cp = c & (0x7f >> n);
-  for (size_t j = 1; j < n; ++j) {
-    if (i + j >= s.size()) {
-      if (truncated != nullptr) *truncated = true;
-      return 0;
-    }
-    const unsigned char cc = static_cast<unsigned char>(s[i + j]);
-    if ((cc & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
-
-}  // namespace
 
 Tokenizer::~Tokenizer() = default;
 
@@ -232,7 +199,7 @@ std::vector<int> Tokenizer::EncodeValidUtf8(std::string_view text) const {
   };
   std::vector<Symbol> sym;
   for (size_t i = 0; i < s.size();) {
-    size_t n = Utf8SequenceLength(s, i, nullptr);
+    size_t n = DecodeUtf8(s, i).length;
     if (n == 0) n = 1;
     sym.push_back({i, n, static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1});
     i += n;
@@ -306,7 +273,7 @@ std::vector<int> Tokenizer::Encode(std::string_view text) const {
     }
   };
   while (i < text.size()) {
-    const size_t n = Utf8SequenceLength(text, i, nullptr);
+    const size_t n = DecodeUtf8(text, i).length;
     if (n == 0) {
       flush(i);
       ids.push_back(byte_piece_[static_cast<unsigned char>(text[i])]);
@@ -331,35 +298,17 @@ const std::string& Tokenizer::TokenBytes(int id) const {
   return bytes_[id];
 }
 
-std::string SanitizeUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    const size_t n = Utf8SequenceLength(s, i, nullptr);
-    if (n == 0) {
-      out += "\xef\xbf\xbd";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
-
 std::string StreamDecoder::Next(int id) {
   pending_ += tokenizer_->TokenBytes(id);
   // Emit everything except a trailing, still-valid-so-far partial character.
   size_t i = 0, keep_from = pending_.size();
   while (i < pending_.size()) {
-    bool truncated = false;
-    const size_t n = Utf8SequenceLength(pending_, i, &truncated);
-    if (truncated) {
+    const Utf8Char ch = DecodeUtf8(pending_, i);
+    if (ch.truncated) {
       keep_from = i;
       break;
     }
-    i += n == 0 ? 1 : n;
+    i += ch.length == 0 ? 1 : ch.length;
   }
   std::string out = SanitizeUtf8(std::string_view(pending_).substr(0, keep_from));
   pending_.erase(0, keep_from);

@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "models/utf8.h"  // SanitizeUtf8, for the callers that turn token bytes into text
 
 namespace moe {
 
@@ -43,9 +44,6 @@ class Tokenizer {
   std::vector<std::string> bytes_;                                  // id -> decoded bytes
   int byte_piece_[256] = {};  // byte -> id of its <0xNN> piece
 };
-
-// Replaces every invalid UTF-8 sequence with U+FFFD (protobuf strings must be valid UTF-8).
-std::string SanitizeUtf8(std::string_view bytes);
 
 // Turns a stream of tokens into text chunks that never split a UTF-8 character: a multi-byte
 // character spread over several byte tokens comes out whole. Not thread-safe; one per sequence.

@@ -102,15 +102,6 @@ TEST_F(TokenizerTest, StreamDecoderKeepsMultiByteCharactersWhole) {
   EXPECT_EQ(out, text);
 }
 
-TEST(SanitizeUtf8Test, ReplacesInvalidSequences) {
-  EXPECT_EQ(SanitizeUtf8("ok"), "ok");
-  EXPECT_EQ(SanitizeUtf8("a\xff"
-                         "b"),
-            "a\xef\xbf\xbd"
-            "b");
-  EXPECT_EQ(SanitizeUtf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate
-}
-
 TEST(ByteTokenizerTest, RoundTripsBytes) {
   auto t = Tokenizer::Bytes(300);
   const std::string text("\x00\xff hello", 8);

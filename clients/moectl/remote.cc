@@ -12,6 +12,7 @@
 #include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
+#include "services/common/deadline.h"
 #include "services/common/status.h"
 
 namespace moe::cli {
@@ -19,11 +20,6 @@ namespace {
 
 std::shared_ptr<grpc::Channel> Dial(const std::string& target) {
   return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-}
-
-void SetDeadline(grpc::ClientContext& ctx, double seconds) {
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
 }
 
 std::string ToJson(const google::protobuf::Message& m) {
@@ -118,14 +114,14 @@ absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
   if (args.routing) {
     // Micro-expert ids print as expert.micro, which needs m.
     grpc::ClientContext info_ctx;
-    SetDeadline(info_ctx, 10);
+    SetTimeout(info_ctx, absl::Seconds(10));
     moe::v1::ModelInfo info;
     grpc::Status st = stub->GetModelInfo(&info_ctx, moe::v1::GetModelInfoRequest(), &info);
     if (!st.ok()) return FromGrpcStatus(st);
     printer.SetGranularity(std::max(1, info.granularity()));
   }
   grpc::ClientContext ctx;
-  SetDeadline(ctx, args.deadline_s);
+  SetTimeout(ctx, absl::Seconds(args.deadline_s));
   moe::v1::GenerateRequest req = MakeRequest(args);
   if (!args.routing) std::fputs(args.prompt.c_str(), stdout);
   auto reader = stub->Generate(&ctx, req);
@@ -158,7 +154,7 @@ absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
 absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args) {
   auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
   grpc::ClientContext ctx;
-  SetDeadline(ctx, args.deadline_s);
+  SetTimeout(ctx, absl::Seconds(args.deadline_s));
   moe::v1::CompleteResponse resp;
   grpc::Status st = stub->Complete(&ctx, MakeRequest(args), &resp);
   if (!st.ok()) return FromGrpcStatus(st);
@@ -172,7 +168,7 @@ absl::Status WaitHealthy(const std::string& target, double timeout_s) {
   std::string last = "no answer";
   do {
     grpc::ClientContext ctx;
-    SetDeadline(ctx, 1.0);
+    SetTimeout(ctx, absl::Seconds(1));
     grpc::health::v1::HealthCheckRequest req;
     grpc::health::v1::HealthCheckResponse resp;
     grpc::Status st = stub->Check(&ctx, req, &resp);
@@ -190,7 +186,7 @@ absl::Status WaitHealthy(const std::string& target, double timeout_s) {
 absl::StatusOr<std::string> ModelInfoJson(const std::string& target) {
   auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
   grpc::ClientContext ctx;
-  SetDeadline(ctx, 10);
+  SetTimeout(ctx, absl::Seconds(10));
   moe::v1::ModelInfo info;
   grpc::Status st = stub->GetModelInfo(&ctx, moe::v1::GetModelInfoRequest(), &info);
   if (!st.ok()) return FromGrpcStatus(st);
@@ -201,7 +197,7 @@ absl::StatusOr<std::string> ModelInfoJson(const std::string& target) {
 absl::StatusOr<std::string> PlacementJson(const std::string& target) {
   auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
   grpc::ClientContext ctx;
-  SetDeadline(ctx, 10);
+  SetTimeout(ctx, absl::Seconds(10));
   moe::v1::Placement placement;
   grpc::Status st = stub->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &placement);
   if (!st.ok()) return FromGrpcStatus(st);
@@ -214,7 +210,7 @@ absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double 
   moe::v1::RoutingPolicy policy;
   {
     grpc::ClientContext ctx;
-    SetDeadline(ctx, 10);
+    SetTimeout(ctx, absl::Seconds(10));
     grpc::Status st = stub->GetPolicy(&ctx, moe::v1::GetPolicyRequest(), &policy);
     if (!st.ok()) return FromGrpcStatus(st);
   }
@@ -225,7 +221,7 @@ absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double 
   moe::v1::SetPolicyRequest req;
   *req.mutable_policy() = policy;
   grpc::ClientContext ctx;
-  SetDeadline(ctx, 10);
+  SetTimeout(ctx, absl::Seconds(10));
   moe::v1::RoutingPolicy now;
   grpc::Status st = stub->SetPolicy(&ctx, req, &now);
   if (!st.ok()) return FromGrpcStatus(st);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/deadline.h"
 #include "services/common/status.h"
 
 namespace moe::viewer {
@@ -13,10 +14,6 @@ namespace {
 std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
   // The cluster speaks plaintext on its private network, as moectl and the services do.
   return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-}
-
-void SetTimeout(grpc::ClientContext& context, absl::Duration timeout) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
 absl::Status Named(const grpc::Status& status, absl::string_view who, absl::string_view address,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "clients/viewer/cluster_client.h"
 #include "clients/viewer/trace.h"
+#include "services/common/deadline.h"
 #include "services/common/status.h"
 
 namespace moe::viewer {
@@ -84,7 +85,7 @@ absl::Status Live(const GifCommandOptions& options) {
   if (options.sample_seed.has_value()) request.set_seed(*options.sample_seed);
   request.set_echo_prompt(true);
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(options.deadline_s)));
+  SetTimeout(context, absl::Seconds(options.deadline_s));
   std::unique_ptr<grpc::ClientReader<moe::v1::GenerateResponse>> reader =
       client.orchestrator()->Generate(&context, request);
   std::vector<moe::v1::GenerateResponse> responses;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "services/common/id_list.h"
 
 namespace moe::viewer {
 namespace {
@@ -38,23 +39,7 @@ absl::Status NonNegative(double value, absl::string_view flag) {
 absl::StatusOr<std::vector<int>> ParseIntList(absl::string_view text, absl::string_view flag) {
   text = absl::StripAsciiWhitespace(text);
   if (text.empty() || text == "all") return std::vector<int>();
-  std::set<int> out;
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
-    part = absl::StripAsciiWhitespace(part);
-    const size_t dash = part.find('-');
-    absl::string_view lo_text = part.substr(0, dash);
-    absl::string_view hi_text = dash == absl::string_view::npos ? lo_text : part.substr(dash + 1);
-    int lo = 0;
-    int hi = 0;
-    if (!absl::SimpleAtoi(lo_text, &lo) || !absl::SimpleAtoi(hi_text, &hi) || lo < 0) {
-      return Invalid(flag,
-                     absl::StrCat("\"", part, "\" is not a number or range (want e.g. \"0-3,6\")"));
-    }
-    if (hi < lo) return Invalid(flag, absl::StrCat("range \"", part, "\" is empty"));
-    if (hi - lo > 100000) return Invalid(flag, absl::StrCat("range \"", part, "\" is too large"));
-    for (int i = lo; i <= hi; ++i) out.insert(i);
-  }
-  return std::vector<int>(out.begin(), out.end());
+  return ParseIdList(text, flag, /*limit=*/0);
 }
 
 absl::Status ValidateHostPort(absl::string_view address, absl::string_view flag,

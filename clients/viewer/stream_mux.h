@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "services/common/deadline.h"
 #include "services/common/status.h"
 
 namespace moe::viewer {
@@ -55,8 +56,7 @@ class StreamMux {
   void Add(Request request, absl::Time deadline, const StartFn& start) {
     auto stream = std::make_unique<Stream>(this, static_cast<int>(streams_.size()));
     stream->request = std::move(request);
-    if (deadline != absl::InfiniteFuture())
-      stream->context.set_deadline(absl::ToChronoTime(deadline));
+    if (deadline != absl::InfiniteFuture()) SetDeadline(stream->context, deadline);
     Stream* s = stream.get();
     {
       absl::MutexLock lock(&mu_);

@@ -15,14 +15,17 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "services/common/status.h"
 
 namespace moe {
 
 template <typename Req, typename Resp>
 class MessageStreams {
  public:
-  using Handler = std::function<grpc::Status(const Req&, Resp*)>;
+  // The unary method's own handler; its absl::Status becomes the stream's status on error.
+  using Handler = std::function<absl::Status(const Req&, Resp*)>;
 
   explicit MessageStreams(Handler handler) : handler_(std::move(handler)) {}
   // REQUIRES: the server has shut down (every stream is done).
@@ -76,7 +79,7 @@ class MessageStreams {
         busy_ = true;
       }
       response_.Clear();
-      const grpc::Status status = owner_->handler_(request_, &response_);
+      const grpc::Status status = ToGrpcStatus(owner_->handler_(request_, &response_));
       absl::MutexLock lock(&owner_->mu_);
       if (!status.ok()) {
         FinishLocked(status);

@@ -7,9 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
+#include "services/common/id_list.h"
 
 namespace moe {
 namespace {
@@ -28,27 +27,12 @@ absl::StatusOr<std::vector<int>> ParseIds(const nlohmann::json& j, int limit,
   };
   if (j.is_null()) return ids;
   if (j.is_string()) {
-    const std::string s = j.get<std::string>();
-    if (s == "all") {
+    const std::string text = j.get<std::string>();
+    if (text == "all") {
       for (int i = 0; i < limit; ++i) ids.push_back(i);
       return ids;
     }
-    for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
-      part = absl::StripAsciiWhitespace(part);
-      std::vector<absl::string_view> ends = absl::StrSplit(part, '-');
-      int64_t lo, hi;
-      if (ends.size() == 1 && absl::SimpleAtoi(ends[0], &lo)) {
-        hi = lo;
-      } else if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &lo) ||
-                 !absl::SimpleAtoi(ends[1], &hi) || hi < lo) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(field, ": cannot read \"", part, "\" (use \"all\", \"0-3,6\" or a list)"));
-      }
-      for (int64_t v = lo; v <= hi; ++v) {
-        if (absl::Status st = check(v); !st.ok()) return st;
-      }
-    }
-    return ids;
+    return ParseIdList(text, field, limit);
   }
   if (j.is_array()) {
     for (const auto& v : j) {
@@ -183,6 +167,20 @@ absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const Mod
     }
   }
   return spec;
+}
+
+void AddHostedExperts(const PoolSpec& pool, const ModelConfig& config,
+                      google::protobuf::RepeatedPtrField<moe::v1::HostedExperts>* out) {
+  for (int l = 0; l < config.n_layers; ++l) {
+    moe::v1::HostedExperts* h = out->Add();
+    h->set_layer(l);
+    for (int e = 0; e < config.n_experts; ++e) {
+      if (pool.Hosts(l, e, false)) h->add_experts(e);
+    }
+    for (int s = 0; s < config.n_shared; ++s) {
+      if (pool.Hosts(l, s, true)) h->add_shared(s);
+    }
+  }
 }
 
 absl::StatusOr<ClusterSpec> LoadCluster(const std::string& path, const ModelConfig& config) {

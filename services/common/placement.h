@@ -1,5 +1,6 @@
 // The cluster file: which pools exist, where they listen, and which (layer, expert) each hosts.
 // Placement is data: the local launcher, compose and Kubernetes read the same format. Torch-free.
+// Thread-compatible plain values.
 #ifndef MOE_SERVICES_COMMON_PLACEMENT_H_
 #define MOE_SERVICES_COMMON_PLACEMENT_H_
 
@@ -10,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "models/config.h"
+#include "moe/v1/placement.pb.h"
 
 namespace moe {
 
@@ -40,6 +42,11 @@ struct ClusterSpec {
 // "layer 2 expert 7: hosted by no pool".
 absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const ModelConfig& config);
 absl::StatusOr<ClusterSpec> LoadCluster(const std::string& path, const ModelConfig& config);
+
+// What `pool` hosts, one HostedExperts per layer (every layer, even an empty one), appended to
+// `out`: the one way GetPlacement and Describe list a pool's experts.
+void AddHostedExperts(const PoolSpec& pool, const ModelConfig& config,
+                      google::protobuf::RepeatedPtrField<moe::v1::HostedExperts>* out);
 
 }  // namespace moe
 

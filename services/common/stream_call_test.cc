@@ -32,12 +32,11 @@ class TestRouter final : public moe::v1::Router::CallbackService {
   MessageStreams<moe::v1::RouteRequest, moe::v1::RouteResponse> streams{
       [this](const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp) {
         if (req.layer() < 0) {
-          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              absl::StrCat("layer: must be >= 0, got ", req.layer()));
+          return absl::InvalidArgumentError(absl::StrCat("layer: must be >= 0, got ", req.layer()));
         }
         if (req.layer() == 99) release.WaitForNotification();
         resp->set_top_k(10 * req.layer());
-        return grpc::Status::OK;
+        return absl::OkStatus();
       }};
 };
 

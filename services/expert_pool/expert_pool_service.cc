@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "services/common/status.h"
 #include "services/common/tensor_codec.h"
 
 namespace moe {
@@ -33,9 +34,7 @@ ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, E
 grpc::ServerUnaryReactor* ExpertPoolService::Forward(grpc::CallbackServerContext* ctx,
                                                      const moe::v1::ForwardRequest* req,
                                                      moe::v1::ForwardResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(DoForward(req, resp));
-  return reactor;
+  return FinishUnary(ctx, DoForward(*req, resp));
 }
 
 grpc::ServerBidiReactor<moe::v1::ForwardRequest, moe::v1::ForwardResponse>*
@@ -46,52 +45,49 @@ ExpertPoolService::ForwardStream(grpc::CallbackServerContext*) {
 grpc::ServerUnaryReactor* ExpertPoolService::Describe(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::DescribeRequest*,
                                                       moe::v1::DescribeResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(DoDescribe(resp));
-  return reactor;
+  return FinishUnary(ctx, DoDescribe(resp));
 }
 
-grpc::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest* req,
+absl::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest& req,
                                           moe::v1::ForwardResponse* resp) {
   const absl::Time start = absl::Now();
-  auto invalid = [](const std::string& m) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, m);
-  };
-  const int layer = req->layer();
+  const int layer = req.layer();
   if (layer < 0 || layer >= config_.n_layers) {
-    return invalid(absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
   }
   absl::StatusOr<torch::Tensor> hidden =
-      DecodeTensor(req->hidden(), "hidden", {{-1, config_.d_model}, true});
-  if (!hidden.ok()) return invalid(std::string(hidden.status().message()));
+      DecodeTensor(req.hidden(), "hidden", {{-1, config_.d_model}, true});
+  if (!hidden.ok()) return absl::InvalidArgumentError(hidden.status().message());
   const int64_t n = hidden->size(0);
   // Validate everything before computing anything.
-  for (int w = 0; w < req->work_size(); ++w) {
-    const moe::v1::ExpertWork& work = req->work(w);
+  for (int w = 0; w < req.work_size(); ++w) {
+    const moe::v1::ExpertWork& work = req.work(w);
     const std::string field = absl::StrCat("work[", w, "]");
     const int limit = work.shared() ? config_.n_shared : config_.n_routed();
     if (work.expert() < 0 || work.expert() >= limit) {
-      return invalid(absl::StrCat(field, ".expert: ", work.expert(), " out of range [0, ", limit,
-                                  ")", work.shared() ? " (shared)" : ""));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".expert: ", work.expert(),
+                                                     " out of range [0, ", limit, ")",
+                                                     work.shared() ? " (shared)" : ""));
     }
     const int base = work.shared() ? work.expert() : work.expert() / config_.granularity;
     if (!pool_.Hosts(layer, base, work.shared())) {
-      return grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
+      return absl::FailedPreconditionError(
           absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ", base,
                        ": not hosted by pool ", pool_.name));
     }
     for (int32_t r : work.rows()) {
       if (r < 0 || r >= n) {
-        return invalid(absl::StrCat(field, ".rows: ", r, " out of range [0, ", n, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".rows: ", r, " out of range [0, ", n, ")"));
       }
     }
   }
   c10::InferenceMode guard;
   torch::Tensor x = hidden->to(bank_.device());
   std::vector<torch::Tensor> outputs;
-  outputs.reserve(req->work_size());
-  for (const moe::v1::ExpertWork& work : req->work()) {
+  outputs.reserve(req.work_size());
+  for (const moe::v1::ExpertWork& work : req.work()) {
     const std::vector<int32_t> rows(work.rows().begin(), work.rows().end());
     outputs.push_back(bank_.Run(layer, work.expert(), work.shared(), x, rows));
     const int key = work.shared() ? -1 - work.expert() : work.expert() / config_.granularity;
@@ -105,24 +101,15 @@ grpc::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest* req,
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   resp->set_compute_seconds(seconds);
   forward_seconds_->Observe(seconds);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ExpertPoolService::DoDescribe(moe::v1::DescribeResponse* resp) {
+absl::Status ExpertPoolService::DoDescribe(moe::v1::DescribeResponse* resp) {
   resp->set_pool(pool_.name);
   resp->set_device(device_);
   resp->set_model_id(ModelId(config_));
-  for (int l = 0; l < config_.n_layers; ++l) {
-    moe::v1::HostedExperts* h = resp->add_hosted();
-    h->set_layer(l);
-    for (int e = 0; e < config_.n_experts; ++e) {
-      if (pool_.Hosts(l, e, false)) h->add_experts(e);
-    }
-    for (int s = 0; s < config_.n_shared; ++s) {
-      if (pool_.Hosts(l, s, true)) h->add_shared(s);
-    }
-  }
-  return grpc::Status::OK;
+  AddHostedExperts(pool_, config_, resp->mutable_hosted());
+  return absl::OkStatus();
 }
 
 }  // namespace moe

@@ -41,8 +41,8 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
                                      moe::v1::DescribeResponse* resp) override;
 
  private:
-  grpc::Status DoForward(const moe::v1::ForwardRequest* req, moe::v1::ForwardResponse* resp);
-  grpc::Status DoDescribe(moe::v1::DescribeResponse* resp);
+  absl::Status DoForward(const moe::v1::ForwardRequest& req, moe::v1::ForwardResponse* resp);
+  absl::Status DoDescribe(moe::v1::DescribeResponse* resp);
 
   const ModelConfig config_;
   const PoolSpec pool_;
@@ -52,7 +52,7 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   std::map<std::pair<int, int>, prometheus::Counter*> computed_;
   MessageStreams<moe::v1::ForwardRequest, moe::v1::ForwardResponse> forward_streams_{
       [this](const moe::v1::ForwardRequest& req, moe::v1::ForwardResponse* resp) {
-        return DoForward(&req, resp);
+        return DoForward(req, resp);
       }};
   prometheus::Histogram* forward_seconds_;
 };

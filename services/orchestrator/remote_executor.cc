@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "models/experts.h"
+#include "services/common/deadline.h"
 #include "services/common/server.h"
 #include "services/common/status.h"
 #include "services/common/stream_call.h"
@@ -14,11 +15,6 @@
 
 namespace moe {
 namespace {
-
-void SetDeadline(grpc::ClientContext& ctx, absl::Duration d) {
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::microseconds(absl::ToInt64Microseconds(d)));
-}
 
 std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
@@ -119,7 +115,7 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch
     // Tell the router right away (its health checks would notice later), then re-route.
     for (const std::string& pool : failed) {
       grpc::ClientContext ctx;
-      SetDeadline(ctx, absl::Seconds(1));
+      SetTimeout(ctx, absl::Seconds(1));
       moe::v1::ReportPoolFailureRequest req;
       req.set_pool(pool);
       req.set_error(std::string(last.message()));
@@ -137,7 +133,7 @@ grpc::Status RemoteMoeExecutor::CallRoute(Link& link, const moe::v1::RouteReques
                                           moe::v1::RouteResponse* resp, absl::Time deadline) {
   if (!options_.streams) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(deadline));
+    SetDeadline(ctx, deadline);
     return router_->Route(&ctx, req, resp);
   }
   link.route->Send(&req, resp);
@@ -172,7 +168,7 @@ void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
       reqs.size());
   for (int p : busy) {
     ctxs[p] = std::make_unique<grpc::ClientContext>();
-    ctxs[p]->set_deadline(absl::ToChronoTime(deadline));
+    SetDeadline(*ctxs[p], deadline);
     calls[p] = pools_[p]->AsyncForward(ctxs[p].get(), reqs[p], &cq);
     calls[p]->Finish(&resps[p], &status[p], reinterpret_cast<void*>(static_cast<intptr_t>(p)));
   }

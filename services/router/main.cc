@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
+#include "models/routing.h"
 #include "services/common/flags.h"
 #include "services/common/log.h"
 #include "services/common/server.h"
@@ -21,12 +22,10 @@ int main(int argc, char** argv) {
   if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;
   absl::StatusOr<moe::ClusterSpec> cluster = moe::LoadCluster(flags.cluster, ckpt->config);
   if (!cluster.ok()) return log.Error("cluster", {{"error", cluster.status().ToString()}}), 1;
-  std::vector<torch::Tensor> gates;
-  for (int l = 0; l < ckpt->config.n_layers; ++l) {
-    gates.push_back(ckpt->state.at(absl::StrCat("blocks.", l, ".moe.router.gate.weight")));
-  }
+  absl::StatusOr<std::vector<torch::Tensor>> gates = moe::GateWeights(ckpt->config, ckpt->state);
+  if (!gates.ok()) return log.Error("model", {{"error", gates.status().ToString()}}), 1;
   moe::ServiceHost host({"router", flags.listen, flags.metrics_listen});
-  moe::RouterService service(ckpt->config, std::move(gates), *cluster, moe::RouterOptions(),
+  moe::RouterService service(ckpt->config, std::move(*gates), *cluster, moe::RouterOptions(),
                              host.registry(), &log);
   host.AddService(&service);
   if (absl::Status s = host.Start(); !s.ok())

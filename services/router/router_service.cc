@@ -2,12 +2,12 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <cmath>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "models/routing.h"
+#include "services/common/deadline.h"
 #include "services/common/server.h"
+#include "services/common/status.h"
 #include "services/common/tensor_codec.h"
 
 namespace moe {
@@ -15,10 +15,6 @@ namespace {
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
-}
-
-grpc::Status Invalid(const std::string& msg) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg);
 }
 
 }  // namespace
@@ -31,8 +27,8 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
       cluster_(std::move(cluster)),
       options_(options),
       logger_(logger),
-      policy_(DefaultPolicy(config)),
-      last_decay_(absl::Now()) {
+      replicas_(static_cast<int>(cluster_.pools.size())),
+      policy_(DefaultPolicy(config)) {
   auto& healthy = prometheus::BuildGauge()
                       .Name("moe_pool_healthy")
                       .Help("1 if the router sees the expert pool as healthy")
@@ -86,94 +82,73 @@ void RouterService::StartHealthChecks() {
 }
 
 void RouterService::SetHealthy(int pool, bool healthy, const std::string& why) {
-  PoolState& p = *pools_[pool];
-  if (p.healthy.exchange(healthy) != healthy) {
+  if (replicas_.SetHealthy(pool, healthy)) {
     if (healthy) {
       logger_->Info("pool_healthy", {{"pool", cluster_.pools[pool].name}});
     } else {
       logger_->Warn("pool_unhealthy", {{"pool", cluster_.pools[pool].name}, {"why", why}});
     }
   }
-  p.healthy_gauge->Set(healthy ? 1 : 0);
+  pools_[pool]->healthy_gauge->Set(healthy ? 1 : 0);
 }
 
 void RouterService::HealthLoop() {
   while (!stop_.WaitForNotificationWithTimeout(options_.health_interval)) {
-    for (size_t i = 0; i < pools_.size(); ++i) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(
-          std::chrono::system_clock::now() +
-          std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_timeout)));
-      grpc::health::v1::HealthCheckResponse resp;
-      grpc::Status st =
-          pools_[i]->health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
-      const bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-      if (ok) {
-        PoolState& p = *pools_[i];
-        bool known;
-        {
-          absl::MutexLock lock(&p.mu);
-          if (!p.healthy.load()) p.device.clear();  // a restarted pool may run elsewhere
-          known = !p.device.empty();
-        }
-        if (!known) {
-          // What the pool runs on, for GetPlacement (the cluster file does not say).
-          grpc::ClientContext dctx;
-          dctx.set_deadline(
-              std::chrono::system_clock::now() +
-              std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.health_timeout)));
-          moe::v1::DescribeResponse d;
-          if (p.pool->Describe(&dctx, moe::v1::DescribeRequest(), &d).ok()) {
-            absl::MutexLock lock(&p.mu);
-            p.device = d.device();
-          }
-        }
+    for (size_t i = 0; i < pools_.size(); ++i) CheckPool(static_cast<int>(i));
+  }
+}
+
+void RouterService::CheckPool(int index) {
+  PoolState& p = *pools_[index];
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, options_.health_timeout);
+  grpc::health::v1::HealthCheckResponse resp;
+  const grpc::Status st = p.health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+  const bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  if (ok) {
+    bool known;
+    {
+      absl::MutexLock lock(&p.mu);
+      if (!replicas_.healthy(index)) p.device.clear();  // a restarted pool may run elsewhere
+      known = !p.device.empty();
+    }
+    if (!known) {
+      // What the pool runs on, for GetPlacement (the cluster file does not say).
+      grpc::ClientContext dctx;
+      SetTimeout(dctx, options_.health_timeout);
+      moe::v1::DescribeResponse d;
+      if (p.pool->Describe(&dctx, moe::v1::DescribeRequest(), &d).ok()) {
+        absl::MutexLock lock(&p.mu);
+        p.device = d.device();
       }
-      SetHealthy(static_cast<int>(i), ok, st.ok() ? "not serving" : st.error_message());
     }
   }
+  SetHealthy(index, ok, st.ok() ? "not serving" : st.error_message());
 }
 
-void RouterService::DecayLoads() {
-  absl::MutexLock lock(&mu_);
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - last_decay_);
-  if (seconds < 0.1) return;
-  const double factor = std::exp2(-seconds);
-  for (auto& p : pools_) p->load.store(p->load.load() * factor);
-  last_decay_ = absl::Now();
-}
-
-int RouterService::PickReplica(const std::vector<int>& hosts, double tokens) {
-  int best = -1;
-  for (int h : hosts) {
-    if (!pools_[h]->healthy.load()) continue;
-    if (best < 0 || pools_[h]->load.load() < pools_[best]->load.load()) best = h;
-  }
-  if (best >= 0) pools_[best]->load.store(pools_[best]->load.load() + tokens);
-  return best;
-}
-
-grpc::Status RouterService::DoRoute(const moe::v1::RouteRequest* req,
+absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
                                     moe::v1::RouteResponse* resp) {
   const absl::Time start = absl::Now();
-  const int layer = req->layer();
+  const int layer = req.layer();
   if (layer < 0 || layer >= config_.n_layers) {
-    return Invalid(absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
   }
   absl::StatusOr<torch::Tensor> hidden =
-      DecodeTensor(req->hidden(), "hidden", {{-1, config_.d_model}, true});
-  if (!hidden.ok()) return Invalid(std::string(hidden.status().message()));
+      DecodeTensor(req.hidden(), "hidden", {{-1, config_.d_model}, true});
+  if (!hidden.ok()) return absl::InvalidArgumentError(hidden.status().message());
   const int64_t n = hidden->size(0);
-  if (req->token_keys_size() != 0 && req->token_keys_size() != n) {
-    return Invalid(absl::StrCat("token_keys: ", req->token_keys_size(), " keys for ", n,
-                                " tokens (give one per token, or none)"));
+  if (req.token_keys_size() != 0 && req.token_keys_size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("token_keys: ", req.token_keys_size(),
+                                                   " keys for ", n,
+                                                   " tokens (give one per token, or none)"));
   }
   RoutingPolicy policy;
   {
     absl::MutexLock lock(&mu_);
     policy = policy_;
   }
-  std::vector<uint64_t> keys(req->token_keys().begin(), req->token_keys().end());
+  std::vector<uint64_t> keys(req.token_keys().begin(), req.token_keys().end());
   c10::InferenceMode guard;
   RoutingResult r = RouteTokens(*hidden, gates_[layer], policy, layer, keys);
   const int k = policy.top_k;
@@ -188,26 +163,24 @@ grpc::Status RouterService::DoRoute(const moe::v1::RouteRequest* req,
   for (int64_t i = 0; i < n * k; ++i) {
     if (ids[i] >= 0) ++per_expert[ids[i] / config_.granularity];
   }
-  DecayLoads();
   std::vector<int> replica(config_.n_experts, -1);
   for (int e = 0; e < config_.n_experts; ++e) {
     if (per_expert[e] == 0) continue;
-    replica[e] = PickReplica(routed_hosts_[layer][e], static_cast<double>(per_expert[e]));
+    replica[e] = replicas_.Pick(routed_hosts_[layer][e], static_cast<double>(per_expert[e]));
     if (replica[e] < 0) {
       std::vector<std::string> names;
       for (int h : routed_hosts_[layer][e]) names.push_back(cluster_.pools[h].name);
-      return grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
-          absl::StrCat("layer ", layer, " expert ", e, ": no healthy pool (hosted by ",
-                       absl::StrJoin(names, ", "), ")"));
+      return absl::UnavailableError(absl::StrCat("layer ", layer, " expert ", e,
+                                                 ": no healthy pool (hosted by ",
+                                                 absl::StrJoin(names, ", "), ")"));
     }
     routed_counters_[layer][e]->Increment(static_cast<double>(per_expert[e]));
   }
   for (int s = 0; s < config_.n_shared; ++s) {
-    const int p = PickReplica(shared_hosts_[layer][s], static_cast<double>(n));
+    const int p = replicas_.Pick(shared_hosts_[layer][s], static_cast<double>(n));
     if (p < 0) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat("layer ", layer, " shared expert ", s, ": no healthy pool"));
+      return absl::UnavailableError(
+          absl::StrCat("layer ", layer, " shared expert ", s, ": no healthy pool"));
     }
     resp->add_shared_pool_index(p);
   }
@@ -219,29 +192,29 @@ grpc::Status RouterService::DoRoute(const moe::v1::RouteRequest* req,
     resp->add_weights(w[i]);
     resp->add_pool_index(ids[i] >= 0 ? replica[ids[i] / config_.granularity] : -1);
   }
-  if (req->return_probs()) EncodeTensor(r.probs, resp->mutable_probs());
+  if (req.return_probs()) EncodeTensor(r.probs, resp->mutable_probs());
   route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status RouterService::DoGetPolicy(moe::v1::RoutingPolicy* resp) {
+absl::Status RouterService::DoGetPolicy(moe::v1::RoutingPolicy* resp) {
   absl::MutexLock lock(&mu_);
   resp->set_top_k(policy_.top_k);
   resp->set_noise_std(policy_.noise_std);
   resp->set_capacity_factor(policy_.capacity_factor);
   resp->set_noise_seed(policy_.noise_seed);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status RouterService::DoSetPolicy(const moe::v1::SetPolicyRequest* req,
+absl::Status RouterService::DoSetPolicy(const moe::v1::SetPolicyRequest& req,
                                         moe::v1::RoutingPolicy* resp) {
   RoutingPolicy p;
-  p.top_k = req->policy().top_k() == 0 ? config_.top_k : req->policy().top_k();
-  p.noise_std = req->policy().noise_std();
-  p.capacity_factor = req->policy().capacity_factor();
-  p.noise_seed = req->policy().noise_seed();
+  p.top_k = req.policy().top_k() == 0 ? config_.top_k : req.policy().top_k();
+  p.noise_std = req.policy().noise_std();
+  p.capacity_factor = req.policy().capacity_factor();
+  p.noise_seed = req.policy().noise_seed();
   if (absl::Status s = ValidatePolicy(p, config_); !s.ok()) {
-    return Invalid(absl::StrCat("policy.", s.message()));
+    return absl::InvalidArgumentError(absl::StrCat("policy.", s.message()));
   }
   {
     absl::MutexLock lock(&mu_);
@@ -253,53 +226,35 @@ grpc::Status RouterService::DoSetPolicy(const moe::v1::SetPolicyRequest* req,
   return DoGetPolicy(resp);
 }
 
-grpc::Status RouterService::DoGetPlacement(moe::v1::Placement* resp) {
+absl::Status RouterService::DoGetPlacement(moe::v1::Placement* resp) {
   for (size_t i = 0; i < cluster_.pools.size(); ++i) {
     const PoolSpec& p = cluster_.pools[i];
     moe::v1::PoolInfo* info = resp->add_pools();
     info->set_name(p.name);
     info->set_address(p.address);
-    info->set_healthy(pools_[i]->healthy.load());
+    info->set_healthy(replicas_.healthy(static_cast<int>(i)));
     {
       absl::MutexLock lock(&pools_[i]->mu);
       info->set_device(pools_[i]->device);
     }
-    info->set_outstanding_tokens(static_cast<int64_t>(pools_[i]->load.load()));
-    for (int l = 0; l < config_.n_layers; ++l) {
-      moe::v1::HostedExperts* h = info->add_hosts();
-      h->set_layer(l);
-      for (int e = 0; e < config_.n_experts; ++e) {
-        if (p.Hosts(l, e, false)) h->add_experts(e);
-      }
-      for (int s = 0; s < config_.n_shared; ++s) {
-        if (p.Hosts(l, s, true)) h->add_shared(s);
-      }
-    }
+    info->set_outstanding_tokens(static_cast<int64_t>(replicas_.load(static_cast<int>(i))));
+    AddHostedExperts(p, config_, info->mutable_hosts());
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status RouterService::DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest* req) {
-  absl::StatusOr<int> pool = cluster_.FindPool(req->pool());
-  if (!pool.ok()) return Invalid(absl::StrCat("pool: ", pool.status().message()));
-  SetHealthy(*pool, false, req->error());
-  return grpc::Status::OK;
+absl::Status RouterService::DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest& req) {
+  absl::StatusOr<int> pool = cluster_.FindPool(req.pool());
+  if (!pool.ok())
+    return absl::InvalidArgumentError(absl::StrCat("pool: ", pool.status().message()));
+  SetHealthy(*pool, false, req.error());
+  return absl::OkStatus();
 }
-
-namespace {
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
-
-}  // namespace
 
 grpc::ServerUnaryReactor* RouterService::Route(grpc::CallbackServerContext* ctx,
                                                const moe::v1::RouteRequest* req,
                                                moe::v1::RouteResponse* resp) {
-  return Done(ctx, DoRoute(req, resp));
+  return FinishUnary(ctx, DoRoute(*req, resp));
 }
 
 grpc::ServerBidiReactor<moe::v1::RouteRequest, moe::v1::RouteResponse>* RouterService::RouteStream(
@@ -310,25 +265,25 @@ grpc::ServerBidiReactor<moe::v1::RouteRequest, moe::v1::RouteResponse>* RouterSe
 grpc::ServerUnaryReactor* RouterService::GetPolicy(grpc::CallbackServerContext* ctx,
                                                    const moe::v1::GetPolicyRequest*,
                                                    moe::v1::RoutingPolicy* resp) {
-  return Done(ctx, DoGetPolicy(resp));
+  return FinishUnary(ctx, DoGetPolicy(resp));
 }
 
 grpc::ServerUnaryReactor* RouterService::SetPolicy(grpc::CallbackServerContext* ctx,
                                                    const moe::v1::SetPolicyRequest* req,
                                                    moe::v1::RoutingPolicy* resp) {
-  return Done(ctx, DoSetPolicy(req, resp));
+  return FinishUnary(ctx, DoSetPolicy(*req, resp));
 }
 
 grpc::ServerUnaryReactor* RouterService::GetPlacement(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::GetPlacementRequest*,
                                                       moe::v1::Placement* resp) {
-  return Done(ctx, DoGetPlacement(resp));
+  return FinishUnary(ctx, DoGetPlacement(resp));
 }
 
 grpc::ServerUnaryReactor* RouterService::ReportPoolFailure(
     grpc::CallbackServerContext* ctx, const moe::v1::ReportPoolFailureRequest* req,
     moe::v1::ReportPoolFailureResponse*) {
-  return Done(ctx, DoReportPoolFailure(req));
+  return FinishUnary(ctx, DoReportPoolFailure(*req));
 }
 
 }  // namespace moe

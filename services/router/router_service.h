@@ -9,7 +9,6 @@
 #include <prometheus/registry.h>
 #include <torch/torch.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,6 +24,7 @@
 #include "services/common/log.h"
 #include "services/common/message_streams.h"
 #include "services/common/placement.h"
+#include "services/router/replica_selector.h"
 
 namespace moe {
 
@@ -67,26 +67,23 @@ class RouterService final : public moe::v1::Router::CallbackService {
                                               moe::v1::ReportPoolFailureResponse* resp) override;
 
  private:
-  grpc::Status DoRoute(const moe::v1::RouteRequest* req, moe::v1::RouteResponse* resp);
-  grpc::Status DoGetPolicy(moe::v1::RoutingPolicy* resp);
-  grpc::Status DoSetPolicy(const moe::v1::SetPolicyRequest* req, moe::v1::RoutingPolicy* resp);
-  grpc::Status DoGetPlacement(moe::v1::Placement* resp);
-  grpc::Status DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest* req);
+  absl::Status DoRoute(const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp);
+  absl::Status DoGetPolicy(moe::v1::RoutingPolicy* resp);
+  absl::Status DoSetPolicy(const moe::v1::SetPolicyRequest& req, moe::v1::RoutingPolicy* resp);
+  absl::Status DoGetPlacement(moe::v1::Placement* resp);
+  absl::Status DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest& req);
 
   struct PoolState {
     std::unique_ptr<grpc::health::v1::Health::Stub> health;
     std::unique_ptr<moe::v1::ExpertPool::Stub> pool;
-    std::string device ABSL_GUARDED_BY(mu);  // from Describe, once the pool is healthy
     absl::Mutex mu;
-    std::atomic<bool> healthy{true};
-    std::atomic<double> load{0};  // tokens assigned recently (halves every second)
+    std::string device ABSL_GUARDED_BY(mu);  // from Describe, once the pool is healthy
     prometheus::Gauge* healthy_gauge = nullptr;
   };
   void HealthLoop();
+  // One health check of pool `index` (and a Describe the first time it answers).
+  void CheckPool(int index);
   void SetHealthy(int pool, bool healthy, const std::string& why);
-  // The healthy replica with the least recent load; -1 if none.
-  int PickReplica(const std::vector<int>& hosts, double tokens);
-  void DecayLoads();
 
   const ModelConfig config_;
   const std::vector<torch::Tensor> gates_;
@@ -97,9 +94,10 @@ class RouterService final : public moe::v1::Router::CallbackService {
   // [layer][expert] -> pools hosting it.
   std::vector<std::vector<std::vector<int>>> routed_hosts_, shared_hosts_;
 
+  ReplicaSelector replicas_;
+
   mutable absl::Mutex mu_;
   RoutingPolicy policy_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_decay_ ABSL_GUARDED_BY(mu_);
 
   std::vector<std::vector<prometheus::Counter*>> routed_counters_;  // [layer][expert]
   std::vector<prometheus::Counter*> dropped_counters_;              // [layer]
@@ -107,7 +105,7 @@ class RouterService final : public moe::v1::Router::CallbackService {
 
   MessageStreams<moe::v1::RouteRequest, moe::v1::RouteResponse> route_streams_{
       [this](const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp) {
-        return DoRoute(&req, resp);
+        return DoRoute(req, resp);
       }};
 
   absl::Notification stop_;

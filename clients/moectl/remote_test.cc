@@ -1,0 +1,128 @@
+// moectl's remote commands against an in-process cluster (router, pools, orchestrator on
+// loopback ports): what they print, and that failures come back as the service's status.
+#include "clients/moectl/remote.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "nlohmann/json.hpp"
+#include "services/common/server.h"
+#include "services/testing/in_process_cluster.h"
+
+namespace moe::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::InProcessCluster;
+using testing::InProcessClusterOptions;
+
+class RemoteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InProcessClusterOptions options;
+    options.orchestrator = true;
+    absl::StatusOr<std::unique_ptr<InProcessCluster>> c =
+        InProcessCluster::Start(std::move(options));
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = *std::move(c);
+  }
+
+  GenerateArgs Greedy(const std::string& prompt) {
+    GenerateArgs a;
+    a.prompt = prompt;
+    a.max_tokens = 6;
+    a.temperature = 0;
+    a.seed = 1;
+    a.deadline_s = 60;
+    return a;
+  }
+
+  std::unique_ptr<InProcessCluster> cluster_;
+};
+
+TEST_F(RemoteTest, GenerateRemotePrintsWhatTheEmbeddedRunPrints) {
+  Printer remote_printer(/*routing=*/false);
+  ::testing::internal::CaptureStdout();
+  absl::Status s = GenerateRemote(cluster_->orchestrator_address(), Greedy("abc"), remote_printer);
+  const std::string remote = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+
+  Printer embedded_printer(/*routing=*/false);
+  ::testing::internal::CaptureStdout();
+  s = GenerateEmbedded(cluster_->source(), Greedy("abc"), /*threads=*/1, embedded_printer);
+  const std::string embedded = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(remote, embedded);
+  EXPECT_EQ(remote.rfind("abc", 0), 0u) << "the prompt is printed first: " << remote;
+}
+
+TEST_F(RemoteTest, RoutingRowsNameThePoolsThatComputedEachExpert) {
+  GenerateArgs args = Greedy("ab");
+  args.routing = true;
+  Printer printer(/*routing=*/true);
+  ::testing::internal::CaptureStdout();
+  const absl::Status s = GenerateRemote(cluster_->orchestrator_address(), args, printer);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_THAT(out, HasSubstr("pool-a"));
+  EXPECT_THAT(out, HasSubstr("text: "));
+}
+
+TEST_F(RemoteTest, InfoPlacementAndPolicyPrintJson) {
+  absl::StatusOr<std::string> info = ModelInfoJson(cluster_->orchestrator_address());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(nlohmann::json::parse(*info)["n_layers"], cluster_->config().n_layers);
+
+  absl::StatusOr<std::string> placement = PlacementJson(cluster_->orchestrator_address());
+  ASSERT_TRUE(placement.ok()) << placement.status();
+  EXPECT_EQ(nlohmann::json::parse(*placement)["pools"][1]["name"], "pool-b");
+
+  absl::StatusOr<std::string> policy = Policy(cluster_->router_address(), 1, -1, -1);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(nlohmann::json::parse(*policy)["top_k"], 1);
+  absl::StatusOr<std::string> read = Policy(cluster_->router_address(), 0, -1, -1);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(nlohmann::json::parse(*read)["top_k"], 1) << "reading must not change it";
+}
+
+TEST_F(RemoteTest, FailuresComeBackAsTheServicesStatus) {
+  absl::StatusOr<std::string> policy = Policy(cluster_->router_address(), 99, -1, -1);
+  ASSERT_FALSE(policy.ok());
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(policy.status().message()), HasSubstr("policy.top_k"));
+
+  GenerateArgs args = Greedy("abc");
+  args.max_tokens = 0;
+  ::testing::internal::CaptureStdout();
+  Printer printer(false);
+  const absl::Status s = GenerateRemote(cluster_->orchestrator_address(), args, printer);
+  ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("max_tokens"));
+
+  const absl::Status c = CompleteRemote(cluster_->orchestrator_address(), args);
+  EXPECT_EQ(c.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WaitHealthyTest, WaitsForServingAndGivesUpNamingTheTargetAndTheLastAnswer) {
+  ServiceHost host(ServerOptions{"test", "127.0.0.1:0", ""});
+  ASSERT_TRUE(host.Start().ok());
+  const std::string target = absl::StrCat("127.0.0.1:", host.port());
+  const absl::Status early = WaitHealthy(target, 0.3);
+  EXPECT_EQ(early.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(early.message()), HasSubstr(target));
+  EXPECT_THAT(std::string(early.message()), HasSubstr("NOT_SERVING"));
+
+  std::thread later([&host] {
+    absl::SleepFor(absl::Milliseconds(300));
+    host.SetServing(true);
+  });
+  EXPECT_TRUE(WaitHealthy(target, 10).ok());
+  later.join();
+}
+
+}  // namespace
+}  // namespace moe::cli

@@ -1,0 +1,142 @@
+#include "services/testing/in_process_cluster.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "models/engine.h"
+#include "models/inference.h"
+#include "models/routing.h"
+#include "models/test_util.h"
+#include "services/orchestrator/event_hub.h"
+#include "services/orchestrator/orchestrator_service.h"
+
+namespace moe::testing {
+namespace {
+
+std::string Loopback(int port) { return absl::StrCat("127.0.0.1:", port); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
+    InProcessClusterOptions options) {
+  std::unique_ptr<InProcessCluster> c(new InProcessCluster());
+  if (options.pools.empty()) {
+    std::vector<int> all;
+    for (int e = 0; e < options.config.n_experts; ++e) all.push_back(e);
+    options.pools = {{"pool-a", all, true}, {"pool-b", {2, 3}, false}};
+  }
+  c->options_ = options;
+  const ModelConfig& config = c->options_.config;
+
+  // The random model, written as a config file so that an embedded oracle loads the same one.
+  absl::StatusOr<Checkpoint> ckpt = RandomCheckpoint(config, options.seed);
+  if (!ckpt.ok()) return ckpt.status();
+  c->checkpoint_ = *std::move(ckpt);
+  c->dir_ = TempDir(absl::StrCat("cluster_", reinterpret_cast<uintptr_t>(c.get())));
+  if (absl::Status s = SaveCheckpoint(c->dir_, config, c->checkpoint_.state, /*half=*/false);
+      !s.ok()) {
+    return s;
+  }
+  c->source_.random_init_config = absl::StrCat(c->dir_, "/", kConfigFile);
+  c->source_.seed = options.seed;
+
+  for (const InProcessPool& p : options.pools) {
+    PoolSpec spec;
+    spec.name = p.name;
+    for (int l = 0; l < config.n_layers; ++l) {
+      for (int e : p.experts) spec.routed.insert({l, e});
+      for (int s = 0; p.shared && s < config.n_shared; ++s) spec.shared.insert({l, s});
+    }
+    absl::StatusOr<ExpertBank> bank = ExpertBank::Build(
+        config, c->checkpoint_.state,
+        [&spec](int l, int e, bool shared) { return spec.Hosts(l, e, shared); }, torch::kCPU);
+    if (!bank.ok()) return bank.status();
+    Pool pool;
+    pool.host = std::make_unique<ServiceHost>(ServerOptions{"expert_pool", Loopback(0), ""});
+    pool.service = std::make_unique<ExpertPoolService>(config, spec, *std::move(bank), "cpu",
+                                                       pool.host->registry());
+    pool.host->AddService(pool.service.get());
+    if (absl::Status s = pool.host->Start(); !s.ok()) return s;
+    pool.host->SetServing(true);
+    spec.address = Loopback(pool.host->port());
+    c->cluster_.pools.push_back(std::move(spec));
+    c->pools_.push_back(std::move(pool));
+  }
+
+  absl::StatusOr<std::vector<torch::Tensor>> gates = GateWeights(config, c->checkpoint_.state);
+  if (!gates.ok()) return gates.status();
+  c->router_host_ = std::make_unique<ServiceHost>(ServerOptions{"router", Loopback(0), ""});
+  // The cluster's pool addresses are known now; the router's own is once it has started.
+  c->router_ = std::make_unique<RouterService>(config, *std::move(gates), c->cluster_,
+                                               options.router, c->router_host_->registry(),
+                                               &c->logger_);
+  c->router_host_->AddService(c->router_.get());
+  if (absl::Status s = c->router_host_->Start(); !s.ok()) return s;
+  c->router_host_->SetServing(true);
+  c->cluster_.router_address = Loopback(c->router_host_->port());
+
+  if (options.orchestrator) {
+    c->orchestrator_host_ =
+        std::make_unique<ServiceHost>(ServerOptions{"orchestrator", Loopback(0), ""});
+    absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizerFor(c->source_, config);
+    if (!tok.ok()) return tok.status();
+    c->tokenizer_ = *std::move(tok);
+    absl::StatusOr<InferenceModel> model = InferenceModel::Create(config, c->checkpoint_.state);
+    if (!model.ok()) return model.status();
+    c->model_ = std::make_unique<InferenceModel>(*std::move(model));
+    c->executor_ = std::make_unique<RemoteMoeExecutor>(
+        config, c->cluster_, options.remote, c->orchestrator_host_->registry(), &c->logger_);
+    EngineOptions engine_options;
+    engine_options.max_batch = options.max_batch;
+    c->engine_ = std::make_unique<EngineLanes>(c->model_.get(), c->executor_.get(),
+                                               engine_options, options.lanes);
+    c->hub_ = std::make_unique<EventHub>(config, c->orchestrator_host_->registry());
+    c->orchestrator_ = std::make_unique<OrchestratorService>(
+        OrchestratorDeps{config, c->tokenizer_.get(), c->engine_.get(), c->hub_.get(),
+                         &c->executor_->router(), "{}", &c->logger_},
+        c->orchestrator_host_->registry());
+    c->orchestrator_host_->AddService(c->orchestrator_.get());
+    if (absl::Status s = c->orchestrator_host_->Start(); !s.ok()) return s;
+    c->engine_->Start();
+    c->orchestrator_host_->SetServing(true);
+  }
+  return c;
+}
+
+InProcessCluster::~InProcessCluster() {
+  // Front to back, as the processes would stop: nothing calls a server that is already gone.
+  if (orchestrator_host_ != nullptr) orchestrator_host_->Shutdown(absl::Seconds(1));
+  if (engine_ != nullptr) engine_->Stop(/*drain=*/false);
+  orchestrator_.reset();
+  hub_.reset();
+  engine_.reset();
+  executor_.reset();
+  StopRouter();
+  for (size_t i = 0; i < pools_.size(); ++i) StopPool(static_cast<int>(i));
+  if (!dir_.empty()) std::filesystem::remove_all(dir_);
+}
+
+std::string InProcessCluster::router_address() const { return cluster_.router_address; }
+
+std::string InProcessCluster::pool_address(int i) const { return cluster_.pools[i].address; }
+
+std::string InProcessCluster::orchestrator_address() const {
+  return Loopback(orchestrator_host_->port());
+}
+
+void InProcessCluster::StopPool(int i) {
+  Pool& p = pools_[i];
+  if (p.host == nullptr) return;
+  p.service->CloseStreams();
+  p.host->Shutdown(absl::Seconds(1));
+  p.host.reset();
+}
+
+void InProcessCluster::StopRouter() {
+  if (router_host_ == nullptr) return;
+  router_->CloseStreams();
+  router_host_->Shutdown(absl::Seconds(1));
+  router_host_.reset();
+}
+
+}  // namespace moe::testing
