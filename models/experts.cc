@@ -66,6 +66,29 @@ absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
                                              const std::map<std::string, torch::Tensor>& state,
                                              const HostFilter& hosts, torch::Device device) {
   ExpertBank bank(device);
+  if (absl::Status s = bank.Add(config, state, hosts); !s.ok()) return s;
+  return bank;
+}
+
+absl::StatusOr<ExpertBank> ExpertBank::Changed(const ModelConfig& config,
+                                               const std::map<std::string, torch::Tensor>& state,
+                                               const HostFilter& add,
+                                               const HostFilter& drop) const {
+  ExpertBank bank = *this;
+  for (auto it = bank.routed_.begin(); it != bank.routed_.end();) {
+    const auto [layer, flat] = it->first;
+    it = drop(layer, flat / config.granularity, false) ? bank.routed_.erase(it) : std::next(it);
+  }
+  for (auto it = bank.shared_.begin(); it != bank.shared_.end();) {
+    it = drop(it->first.first, it->first.second, true) ? bank.shared_.erase(it) : std::next(it);
+  }
+  if (absl::Status s = bank.Add(config, state, add); !s.ok()) return s;
+  return bank;
+}
+
+absl::Status ExpertBank::Add(const ModelConfig& config,
+                             const std::map<std::string, torch::Tensor>& state,
+                             const HostFilter& hosts) {
   auto find = [&](const std::string& name) -> absl::StatusOr<torch::Tensor> {
     auto it = state.find(name);
     if (it == state.end()) return absl::NotFoundError(absl::StrCat("missing tensor ", name));
@@ -74,30 +97,29 @@ absl::StatusOr<ExpertBank> ExpertBank::Build(const ModelConfig& config,
   const int dm = config.d_micro();
   for (int l = 0; l < config.n_layers; ++l) {
     for (int e = 0; e < config.n_experts; ++e) {
-      if (!hosts(l, e, false)) continue;
+      if (!hosts(l, e, false) || Hosts(l, e, false, config.granularity)) continue;
       const std::string prefix = absl::StrCat("blocks.", l, ".moe.experts.", e, ".");
       absl::StatusOr<torch::Tensor> w1 = find(prefix + "w1.weight");
       absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
       for (int j = 0; j < config.granularity; ++j) {
-        Weights w{w1->narrow(0, j * dm, dm).t().contiguous().to(device),
-                  w2->narrow(1, j * dm, dm).t().contiguous().to(device)};
-        bank.routed_[{l, e * config.granularity + j}] = std::move(w);
+        Weights w{w1->narrow(0, j * dm, dm).t().contiguous().to(device_),
+                  w2->narrow(1, j * dm, dm).t().contiguous().to(device_)};
+        routed_[{l, e * config.granularity + j}] = std::move(w);
       }
     }
     for (int s = 0; s < config.n_shared; ++s) {
-      if (!hosts(l, s, true)) continue;
+      if (!hosts(l, s, true) || Hosts(l, s, true, config.granularity)) continue;
       const std::string prefix = absl::StrCat("blocks.", l, ".moe.shared.", s, ".");
       absl::StatusOr<torch::Tensor> w1 = find(prefix + "w1.weight");
       absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
-      bank.shared_[{l, s}] =
-          Weights{w1->t().contiguous().to(device), w2->t().contiguous().to(device)};
+      shared_[{l, s}] = Weights{w1->t().contiguous().to(device_), w2->t().contiguous().to(device_)};
     }
   }
-  return bank;
+  return absl::OkStatus();
 }
 
 const ExpertBank::Weights* ExpertBank::Routed(int layer, int flat_id) const {

@@ -45,7 +45,8 @@ torch::Tensor CombineExpertOutputs(const std::vector<torch::Tensor>& outputs,
                                    int64_t d_model);
 
 // Contiguous weights of the (micro-)experts a process hosts, keyed by (layer, id). Not
-// thread-safe to build; read-only afterwards, so concurrent readers are fine.
+// thread-safe to build; read-only afterwards, so concurrent readers are fine. A pool that changes
+// what it hosts builds a changed copy (Changed) and swaps it in, so running calls keep theirs.
 class ExpertBank {
  public:
   // Stored transposed ([in, out], contiguous): x @ w is 2-3x faster than linear(x, w^T) for
@@ -63,6 +64,19 @@ class ExpertBank {
                                           const std::map<std::string, torch::Tensor>& state,
                                           const HostFilter& hosts, torch::Device device);
 
+  // A copy without the experts `drop` selects and with those `add` selects (from `state`, as
+  // Build does; experts already here are kept, not rebuilt). The copy shares the weights it
+  // keeps: tensors are reference-counted, so only added experts cost memory and time.
+  absl::StatusOr<ExpertBank> Changed(const ModelConfig& config,
+                                     const std::map<std::string, torch::Tensor>& state,
+                                     const HostFilter& add, const HostFilter& drop) const;
+
+  // Whether the base expert (all its micro-experts) or the shared expert is here.
+  bool Hosts(int layer, int expert, bool shared, int granularity) const {
+    return shared ? Shared(layer, expert) != nullptr
+                  : Routed(layer, expert * granularity) != nullptr;
+  }
+
   // nullptr when not hosted.
   const Weights* Routed(int layer, int flat_id) const;
   const Weights* Shared(int layer, int shared_id) const;
@@ -75,6 +89,9 @@ class ExpertBank {
 
  private:
   explicit ExpertBank(torch::Device device) : device_(device) {}
+  // Adds what `hosts` selects and is not here yet.
+  absl::Status Add(const ModelConfig& config, const std::map<std::string, torch::Tensor>& state,
+                   const HostFilter& hosts);
   torch::Device device_;
   std::map<std::pair<int, int>, Weights> routed_;
   std::map<std::pair<int, int>, Weights> shared_;

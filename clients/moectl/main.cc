@@ -19,7 +19,8 @@
 #include "models/config.h"
 #include "models/embedded.h"
 
-ABSL_FLAG(std::string, target, "", "orchestrator (or router, for policy) address HOST:PORT");
+ABSL_FLAG(std::string, target, "",
+          "orchestrator address HOST:PORT (the router's for policy, rebalance and drain)");
 ABSL_FLAG(bool, embedded, false, "run the model in this process instead of a cluster");
 ABSL_FLAG(std::string, model, "models/brown-moe", "embedded: checkpoint directory");
 ABSL_FLAG(std::string, random_init, "", "embedded: config JSON to initialise randomly instead");
@@ -87,7 +88,8 @@ int Generate(const std::string& prompt, bool complete) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "moectl generate|complete|info|placement|policy|health [flags] [prompt]");
+      "moectl generate|complete|info|placement|policy|rebalance|drain|health [flags] "
+      "[prompt|pool]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string cmd = args.size() > 1 ? args[1] : "";
   std::vector<std::string> rest(args.begin() + std::min<size_t>(2, args.size()), args.end());
@@ -121,6 +123,20 @@ int main(int argc, char** argv) {
     std::printf("%s\n", out->c_str());
     return 0;
   }
+  if (cmd == "rebalance" || cmd == "drain") {
+    if (!need_target()) return 2;
+    if (cmd == "drain" && prompt.empty()) {
+      std::fprintf(stderr,
+                   "moectl drain: give the pool, e.g. moectl drain --target=ROUTER pool-b\n");
+      return 2;
+    }
+    absl::StatusOr<std::string> out =
+        cmd == "rebalance" ? moe::cli::RebalanceNow(target, absl::GetFlag(FLAGS_deadline_s))
+                           : moe::cli::DrainPool(target, prompt, absl::GetFlag(FLAGS_deadline_s));
+    if (!out.ok()) return Fail(out.status());
+    std::printf("%s", out->c_str());
+    return 0;
+  }
   if (cmd == "policy") {
     if (!need_target()) return 2;
     absl::StatusOr<std::string> out =
@@ -131,7 +147,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::fprintf(stderr,
-               "usage: moectl generate|complete|info|placement|policy|health [flags] "
-               "[prompt] (see --help)\n");
+               "usage: moectl generate|complete|info|placement|policy|rebalance|drain|health "
+               "[flags] [prompt|pool] (see --help)\n");
   return 2;
 }

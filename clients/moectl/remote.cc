@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "clients/moectl/placement_text.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "models/embedded.h"
@@ -202,6 +203,29 @@ absl::StatusOr<std::string> PlacementJson(const std::string& target) {
   grpc::Status st = stub->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &placement);
   if (!st.ok()) return FromGrpcStatus(st);
   return ToJson(placement);
+}
+
+absl::StatusOr<std::string> RebalanceNow(const std::string& router, double deadline_s) {
+  auto stub = moe::v1::Router::NewStub(Dial(router));
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(deadline_s));
+  moe::v1::RebalanceResponse resp;
+  grpc::Status st = stub->Rebalance(&ctx, moe::v1::RebalanceRequest(), &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return FormatRebalance(resp);
+}
+
+absl::StatusOr<std::string> DrainPool(const std::string& router, const std::string& pool,
+                                      double deadline_s) {
+  auto stub = moe::v1::Router::NewStub(Dial(router));
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(deadline_s));
+  moe::v1::DrainPoolRequest req;
+  req.set_pool(pool);
+  moe::v1::Placement after;
+  grpc::Status st = stub->DrainPool(&ctx, req, &after);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return FormatPlacement(after);
 }
 
 absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double noise_std,

@@ -46,6 +46,11 @@ absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args)
 absl::Status WaitHealthy(const std::string& target, double timeout_s);
 absl::StatusOr<std::string> ModelInfoJson(const std::string& target);
 absl::StatusOr<std::string> PlacementJson(const std::string& target);
+// Runs the router's rebalancer now; the placement before and after, as text.
+absl::StatusOr<std::string> RebalanceNow(const std::string& router, double deadline_s);
+// Moves every expert off `pool` and returns the placement after, as text, once it hosts nothing.
+absl::StatusOr<std::string> DrainPool(const std::string& router, const std::string& pool,
+                                      double deadline_s);
 // Reads the router's policy and changes the fields given (top_k > 0, noise/capacity >= 0).
 absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double noise_std,
                                    double capacity_factor);

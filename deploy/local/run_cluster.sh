@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine, without Docker: router, pool-a, pool-b, orchestrator
 # and the web viewer, on 127.0.0.1 with the ports of docs/CONTRACTS.md and the cluster file
-# deploy/local/cluster.json. Builds first (incremental), waits until every service answers
-# SERVING, prints how to use it, then stays in the foreground until Ctrl-C (or SIGTERM), which
-# stops everything it started.
+# deploy/local/cluster.json (more pools with --pools: they join the router and get experts at
+# its next rebalance). Builds first (incremental), waits until every service answers SERVING,
+# prints how to use it, then stays in the foreground, supervising: a process that dies is
+# restarted (after 1, 2, 4 ... up to 30 s; the count resets once it has run for a minute), the
+# rest keep running. Ctrl-C (or SIGTERM) stops everything it started.
 #
 # Usage: deploy/local/run_cluster.sh [options]
 #   --detach              start, print, and return; the processes keep running (pids in the run dir)
@@ -14,6 +16,7 @@
 #   --seed=N              seed of --random-init (default 0)
 #   --device=DEV          device of both pools: cpu (default) or cuda:N
 #   --threads=N           intra-op threads of each service (default: the services' own)
+#   --pools=N             expert pools, 2 to 8 (default 2): pool-c and on join the router
 #   --no-build            do not run the CMake build
 #   -h, --help            this text
 # Environment: MODEL, BUILD_DIR (default build), HEALTH_TIMEOUT_S (default 60).
@@ -37,6 +40,7 @@ RANDOM_INIT=
 SEED=0
 DEVICE=cpu
 THREADS=
+POOLS=2
 
 for arg in "$@"; do
   case "$arg" in
@@ -48,6 +52,7 @@ for arg in "$@"; do
     --seed=*) SEED=${arg#*=} ;;
     --device=*) DEVICE=${arg#*=} ;;
     --threads=*) THREADS=${arg#*=} ;;
+    --pools=*) POOLS=${arg#*=} ;;
     --no-build) BUILD=0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run_cluster: unknown option '$arg' (see --help)" >&2; exit 2 ;;
@@ -55,16 +60,27 @@ for arg in "$@"; do
 done
 
 # The processes, in start order: name, binary (under BUILD_DIR), gRPC port, metrics port.
-NAMES=(pool-a pool-b router orchestrator viewer)
+[[ "$POOLS" =~ ^[2-8]$ ]] || { echo "run_cluster: --pools: must be in [2, 8], got '$POOLS'" >&2; exit 2; }
+
+POOL_NAMES=()
 declare -A BIN=(
   [router]=services/router/moe-router
-  [pool-a]=services/expert_pool/moe-expert-pool
-  [pool-b]=services/expert_pool/moe-expert-pool
   [orchestrator]=services/orchestrator/moe-orchestrator
   [viewer]=clients/viewer/viewer
 )
-declare -A GRPC=([orchestrator]=50050 [router]=50051 [pool-a]=50061 [pool-b]=50062)
-declare -A METRICS=([orchestrator]=9100 [router]=9101 [pool-a]=9111 [pool-b]=9112)
+declare -A GRPC=([orchestrator]=50050 [router]=50051)
+declare -A METRICS=([orchestrator]=9100 [router]=9101)
+letters=(a b c d e f g h)
+for ((i = 0; i < POOLS; i++)); do
+  p=pool-${letters[i]}
+  POOL_NAMES+=("$p")
+  BIN[$p]=services/expert_pool/moe-expert-pool
+  GRPC[$p]=$((50061 + i))
+  METRICS[$p]=$((9111 + i))
+done
+NAMES=("${POOL_NAMES[@]}" router orchestrator viewer)
+# pool-a and pool-b are the cluster file's; the others join the router.
+JOINED=("${POOL_NAMES[@]:2}")
 VIEWER_PORT=8080
 MOECTL=$BUILD_DIR/clients/moectl/moectl
 
@@ -129,12 +145,14 @@ died() {
 # still the binary we started before signalling it (pids get reused).
 if [[ "$MODE" == stop ]]; then
   pids=()
-  for name in "${NAMES[@]}"; do
-    f=$RUN_DIR/$name.pid
+  # Every pid file, whatever --pools the cluster was started with.
+  for f in "$RUN_DIR"/*.pid; do
     [[ -f "$f" ]] || continue
+    name=$(basename "$f" .pid)
+    bin=${BIN[$name]:-services/expert_pool/moe-expert-pool}
     pid=$(<"$f")
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(basename -- "${exe% (deleted)}")" == "$(basename "${BIN[$name]}")" ]]; then
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(basename -- "${exe% (deleted)}")" == "$(basename "$bin")" ]]; then
       pids+=("$pid")
       log "stopping $name (pid $pid)"
     else
@@ -190,13 +208,34 @@ trap 'stop_started; exit 143' TERM
 # only, which then stops the children in order; --detach leaves them running, detached from the
 # terminal. Without job control the child is no process group leader, so setsid execs in place
 # and $! is the service's own pid.
+declare -A CMD=()        # name -> its command line (quoted), for restarts
+declare -A STARTED_AT=() # name -> seconds since the epoch
+declare -A RESTARTS=()   # name -> restarts in a row
 start() {
   local name=$1; shift
   log "starting $name: $*"
-  setsid "$@" </dev/null >"$RUN_DIR/$name.log" 2>&1 &
+  CMD[$name]=$(printf '%q ' "$@")
+  setsid "$@" </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
   PID[$name]=$!
-  STARTED+=("$name")
+  STARTED_AT[$name]=$(date +%s)
+  local n
+  for n in "${STARTED[@]}"; do [[ "$n" == "$name" ]] && break; done
+  [[ "${n:-}" == "$name" ]] || STARTED+=("$name")
   echo "${PID[$name]}" >"$RUN_DIR/$name.pid"
+}
+
+# Starts a dead process again, after a backoff that doubles with each restart in a row.
+restart() {
+  local name=$1 status=0 delay
+  wait "${PID[$name]}" 2>/dev/null || status=$?
+  if (($(date +%s) - ${STARTED_AT[$name]} >= 60)); then RESTARTS[$name]=0; fi
+  RESTARTS[$name]=$((${RESTARTS[$name]:-0} + 1))
+  delay=$((1 << (${RESTARTS[$name]} - 1)))
+  ((delay <= 30)) || delay=30
+  log "$name exited (status $status); restarting it in ${delay}s (restart ${RESTARTS[$name]} in a row; log: $RUN_DIR/$name.log)"
+  tail -n 5 "$RUN_DIR/$name.log" | sed 's/^/    /' || true
+  sleep "$delay"
+  eval "start $name ${CMD[$name]}"
 }
 
 # Waits for grpc.health.v1 SERVING, failing at once if any started process dies meanwhile.
@@ -234,13 +273,15 @@ wait_port() {
 }
 
 # Pools and router load the model concurrently; the orchestrator dials them, so it goes after.
-for pool in pool-a pool-b; do
+for pool in "${POOL_NAMES[@]}"; do
+  join=()
+  for j in "${JOINED[@]}"; do [[ "$j" == "$pool" ]] && join=(--join="127.0.0.1:${GRPC[router]}"); done
   start "$pool" "$BUILD_DIR/${BIN[$pool]}" --pool="$pool" --listen="127.0.0.1:${GRPC[$pool]}" \
-    --metrics_listen="127.0.0.1:${METRICS[$pool]}" --device="$DEVICE" "${COMMON[@]}"
+    --metrics_listen="127.0.0.1:${METRICS[$pool]}" --device="$DEVICE" "${COMMON[@]}" "${join[@]}"
 done
 start router "$BUILD_DIR/${BIN[router]}" --listen="127.0.0.1:${GRPC[router]}" \
   --metrics_listen="127.0.0.1:${METRICS[router]}" "${COMMON[@]}"
-for name in pool-a pool-b router; do wait_healthy "$name"; done
+for name in "${POOL_NAMES[@]}" router; do wait_healthy "$name"; done
 
 start orchestrator "$BUILD_DIR/${BIN[orchestrator]}" --listen="127.0.0.1:${GRPC[orchestrator]}" \
   --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" "${COMMON[@]}"
@@ -255,6 +296,9 @@ cat <<EOF
 MoE cluster is up (logs and pids: $RUN_DIR)
   generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]} "The jury said"
   model info:  $MOECTL info --target=127.0.0.1:${GRPC[orchestrator]}
+  placement:   $MOECTL placement --target=127.0.0.1:${GRPC[orchestrator]}
+  rebalance:   $MOECTL rebalance --target=127.0.0.1:${GRPC[router]}
+  drain:       $MOECTL drain --target=127.0.0.1:${GRPC[router]} pool-b
   viewer:      http://127.0.0.1:$VIEWER_PORT   (terminal: $BUILD_DIR/${BIN[viewer]} top --target=127.0.0.1:${GRPC[orchestrator]})
   metrics:     http://127.0.0.1:${METRICS[orchestrator]}/metrics (orchestrator)  :${METRICS[router]} (router)  :${METRICS[pool-a]} (pool-a)  :${METRICS[pool-b]} (pool-b)
   prometheus:  prometheus --config.file=deploy/prometheus/prometheus.local.yml
@@ -267,10 +311,11 @@ if [[ "$MODE" == detach ]]; then
 fi
 echo "  stop:        Ctrl-C"
 
-# Foreground: return when a child exits on its own (that is a failure) or on a signal (trap).
+# Foreground: supervise. A child that exits on its own is restarted with backoff; the others
+# keep running. A signal stops everything (trap).
 while true; do
-  wait -n || true
+  wait -n 2>/dev/null || sleep 0.5
   for name in "${STARTED[@]}"; do
-    alive "${PID[$name]}" || died "$name"
+    alive "${PID[$name]}" || restart "$name"
   done
 done

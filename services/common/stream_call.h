@@ -225,11 +225,17 @@ inline void WaitForStreamCalls(grpc::CompletionQueue& cq, const std::vector<Stre
   }
 }
 
+// Ends some of the streams on `cq` and waits until gRPC has released them, so that they can be
+// destroyed; the queue and its other streams stay usable (a pool that left the placement).
+inline void EndStreamCalls(grpc::CompletionQueue& cq, const std::vector<StreamOpTarget*>& calls) {
+  for (StreamOpTarget* c : calls) c->BeginClose();
+  WaitForStreamCalls(cq, calls, absl::InfiniteFuture());
+}
+
 // Ends every call's stream, waits until gRPC has released them, then shuts `cq` down and drains
 // it: what the owner of a queue and its calls does before destroying them.
 inline void CloseStreamCalls(grpc::CompletionQueue& cq, const std::vector<StreamOpTarget*>& calls) {
-  for (StreamOpTarget* c : calls) c->BeginClose();
-  WaitForStreamCalls(cq, calls, absl::InfiniteFuture());
+  EndStreamCalls(cq, calls);
   cq.Shutdown();
   void* tag;
   bool ok;

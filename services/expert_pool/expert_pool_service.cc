@@ -1,5 +1,7 @@
 #include "services/expert_pool/expert_pool_service.h"
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/common/status.h"
@@ -7,28 +9,76 @@
 
 namespace moe {
 
-ExpertPoolService::ExpertPoolService(const ModelConfig& config, PoolSpec pool, ExpertBank bank,
-                                     std::string device, prometheus::Registry& registry)
-    : config_(config), pool_(std::move(pool)), bank_(std::move(bank)), device_(std::move(device)) {
-  auto& computed = prometheus::BuildCounter()
-                       .Name("moe_expert_tokens_computed_total")
-                       .Help("Tokens each hosted expert computed (expert sN = shared expert N)")
-                       .Register(registry);
-  for (const auto& [l, e] : pool_.routed) {
-    computed_[{l, e}] = &computed.Add(
-        {{"layer", absl::StrCat(l)}, {"expert", absl::StrCat(e)}, {"pool", pool_.name}});
-  }
-  for (const auto& [l, s] : pool_.shared) {
-    computed_[{l, -1 - s}] = &computed.Add(
-        {{"layer", absl::StrCat(l)}, {"expert", absl::StrCat("s", s)}, {"pool", pool_.name}});
+ExpertPoolService::ExpertPoolService(const ModelConfig& config, ExpertPoolOptions options,
+                                     std::map<std::string, torch::Tensor> expert_state,
+                                     ExpertBank bank, prometheus::Registry& registry)
+    : config_(config),
+      options_(std::move(options)),
+      expert_state_(std::move(expert_state)),
+      bank_(std::make_shared<const ExpertBank>(std::move(bank))) {
+  const std::string& pool = options_.name;
+  auto& computed =
+      prometheus::BuildCounter()
+          .Name("moe_expert_tokens_computed_total")
+          .Help("Tokens each expert computed on this pool (expert sN = shared expert N)")
+          .Register(registry);
+  // Every expert, hosted now or not: what a pool hosts changes at runtime.
+  for (int l = 0; l < config_.n_layers; ++l) {
+    for (int e = 0; e < config_.n_experts; ++e) {
+      computed_[{l, e}] =
+          &computed.Add({{"layer", absl::StrCat(l)}, {"expert", absl::StrCat(e)}, {"pool", pool}});
+    }
+    for (int s = 0; s < config_.n_shared; ++s) {
+      computed_[{l, -1 - s}] = &computed.Add(
+          {{"layer", absl::StrCat(l)}, {"expert", absl::StrCat("s", s)}, {"pool", pool}});
+    }
   }
   forward_seconds_ = &prometheus::BuildHistogram()
                           .Name("moe_forward_duration_seconds")
                           .Help("Forward calls and ForwardStream messages, server side")
                           .Register(registry)
-                          .Add({{"pool", pool_.name}}, prometheus::Histogram::BucketBoundaries{
-                                                           5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
-                                                           5e-3, 1e-2, 2.5e-2, 0.1, 1});
+                          .Add({{"pool", pool}}, prometheus::Histogram::BucketBoundaries{
+                                                     5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
+                                                     1e-2, 2.5e-2, 0.1, 1});
+  loaded_ = &prometheus::BuildCounter()
+                 .Name("moe_experts_loaded_total")
+                 .Help("Experts loaded at runtime (LoadExperts), routed and shared")
+                 .Register(registry)
+                 .Add({{"pool", pool}});
+  dropped_ = &prometheus::BuildCounter()
+                  .Name("moe_experts_dropped_total")
+                  .Help("Experts dropped at runtime (DropExperts), routed and shared")
+                  .Register(registry)
+                  .Add({{"pool", pool}});
+  change_seconds_ = &prometheus::BuildHistogram()
+                         .Name("moe_expert_change_duration_seconds")
+                         .Help(
+                             "LoadExperts and DropExperts, from request to the swap (drops: "
+                             "until no call computes them)")
+                         .Register(registry)
+                         .Add({{"pool", pool}}, prometheus::Histogram::BucketBoundaries{
+                                                    1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5, 30});
+  auto& hosted = prometheus::BuildGauge()
+                     .Name("moe_experts_hosted")
+                     .Help("Routed base experts this pool hosts, per layer")
+                     .Register(registry);
+  for (int l = 0; l < config_.n_layers; ++l) {
+    hosted_.push_back(&hosted.Add({{"pool", pool}, {"layer", absl::StrCat(l)}}));
+  }
+  UpdateHostedGauges(*bank_);
+}
+
+std::shared_ptr<const ExpertBank> ExpertPoolService::bank() const {
+  absl::MutexLock lock(&mu_);
+  return bank_;
+}
+
+void ExpertPoolService::UpdateHostedGauges(const ExpertBank& bank) {
+  for (int l = 0; l < config_.n_layers; ++l) {
+    int n = 0;
+    for (int e = 0; e < config_.n_experts; ++e) n += bank.Hosts(l, e, false, config_.granularity);
+    hosted_[l]->Set(n);
+  }
 }
 
 grpc::ServerUnaryReactor* ExpertPoolService::Forward(grpc::CallbackServerContext* ctx,
@@ -45,7 +95,152 @@ ExpertPoolService::ForwardStream(grpc::CallbackServerContext*) {
 grpc::ServerUnaryReactor* ExpertPoolService::Describe(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::DescribeRequest*,
                                                       moe::v1::DescribeResponse* resp) {
-  return FinishUnary(ctx, DoDescribe(resp));
+  FillDescribe(*bank(), resp);
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ExpertPoolService::LoadExperts(grpc::CallbackServerContext* ctx,
+                                                         const moe::v1::ChangeExpertsRequest* req,
+                                                         moe::v1::DescribeResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<std::vector<Key>> keys = ReadChange(*req);
+  if (!keys.ok()) {
+    reactor->Finish(ToGrpcStatus(keys.status()));
+    return reactor;
+  }
+  changes_.Post([this, reactor, keys = *std::move(keys), resp] {
+    reactor->Finish(ToGrpcStatus(DoLoad(keys, resp)));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ExpertPoolService::DropExperts(grpc::CallbackServerContext* ctx,
+                                                         const moe::v1::ChangeExpertsRequest* req,
+                                                         moe::v1::DescribeResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<std::vector<Key>> keys = ReadChange(*req);
+  if (!keys.ok()) {
+    reactor->Finish(ToGrpcStatus(keys.status()));
+    return reactor;
+  }
+  changes_.Post([this, reactor, keys = *std::move(keys), resp] {
+    reactor->Finish(ToGrpcStatus(DoDrop(keys, resp)));
+  });
+  return reactor;
+}
+
+absl::StatusOr<std::vector<ExpertPoolService::Key>> ExpertPoolService::ReadChange(
+    const moe::v1::ChangeExpertsRequest& req) const {
+  std::vector<Key> keys;
+  for (int i = 0; i < req.experts_size(); ++i) {
+    const moe::v1::HostedExperts& h = req.experts(i);
+    const std::string field = absl::StrCat("experts[", i, "]");
+    if (h.layer() < 0 || h.layer() >= config_.n_layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".layer: must be in [0, ", config_.n_layers, "), got ", h.layer()));
+    }
+    for (int e : h.experts()) {
+      if (e < 0 || e >= config_.n_experts) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".experts: layer ", h.layer(), " expert ", e,
+                         " is not an expert of the model (", config_.n_experts, " per layer)"));
+      }
+      keys.push_back({h.layer(), e});
+    }
+    for (int s : h.shared()) {
+      if (s < 0 || s >= config_.n_shared) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".shared: layer ", h.layer(), " shared expert ", s,
+                         " is not a shared expert of the model (", config_.n_shared, ")"));
+      }
+      keys.push_back({h.layer(), -1 - s});
+    }
+  }
+  return keys;
+}
+
+absl::Status ExpertPoolService::DoLoad(const std::vector<Key>& keys,
+                                       moe::v1::DescribeResponse* resp) {
+  const absl::Time start = absl::Now();
+  const std::set<Key> add(keys.begin(), keys.end());
+  std::shared_ptr<const ExpertBank> old = bank();  // only this thread changes bank_
+  if (options_.expert_slots > 0) {
+    for (int l = 0; l < config_.n_layers; ++l) {
+      int n = 0;
+      for (int e = 0; e < config_.n_experts; ++e) {
+        n += old->Hosts(l, e, false, config_.granularity) || add.count({l, e}) > 0;
+      }
+      for (int s = 0; s < config_.n_shared; ++s) {
+        n += old->Hosts(l, s, true, config_.granularity) || add.count({l, -1 - s}) > 0;
+      }
+      if (n > options_.expert_slots) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("layer ", l, ": ", n, " experts would exceed pool ", options_.name, "'s ",
+                         options_.expert_slots, " expert slots"));
+      }
+    }
+  }
+  int fresh = 0;
+  for (const auto& [l, e] : add)
+    fresh += !old->Hosts(l, e < 0 ? -1 - e : e, e < 0, config_.granularity);
+  // Built beside the bank in use: Forward calls go on meanwhile.
+  absl::StatusOr<ExpertBank> next = old->Changed(
+      config_, expert_state_,
+      [&add](int l, int e, bool shared) {
+        return add.count({l, shared ? -1 - e : e}) > 0;
+      },
+      [](int, int, bool) { return false; });
+  if (!next.ok()) return next.status();
+  auto swapped = std::make_shared<const ExpertBank>(*std::move(next));
+  {
+    absl::MutexLock lock(&mu_);
+    bank_ = swapped;
+  }
+  loaded_->Increment(fresh);
+  UpdateHostedGauges(*swapped);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  change_seconds_->Observe(seconds);
+  FillDescribe(*swapped, resp);
+  resp->set_change_seconds(seconds);
+  return absl::OkStatus();
+}
+
+absl::Status ExpertPoolService::DoDrop(const std::vector<Key>& keys,
+                                       moe::v1::DescribeResponse* resp) {
+  const absl::Time start = absl::Now();
+  const std::set<Key> drop(keys.begin(), keys.end());
+  std::shared_ptr<const ExpertBank> old = bank();
+  int gone = 0;
+  for (const auto& [l, e] : drop)
+    gone += old->Hosts(l, e < 0 ? -1 - e : e, e < 0, config_.granularity);
+  absl::StatusOr<ExpertBank> next = old->Changed(
+      config_, expert_state_, [](int, int, bool) { return false; },
+      [&drop](int l, int e, bool shared) {
+        return drop.count({l, shared ? -1 - e : e}) > 0;
+      });
+  if (!next.ok()) return next.status();
+  auto swapped = std::make_shared<const ExpertBank>(*std::move(next));
+  {
+    absl::MutexLock lock(&mu_);
+    bank_ = swapped;
+  }
+  // Calls that took the old bank still compute on it: wait until they are done, so that the
+  // caller may stop the pool once this returns.
+  const absl::Time deadline = absl::Now() + options_.drop_wait;
+  while (old.use_count() > 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  if (old.use_count() > 1) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("pool ", options_.name, ": calls still computing dropped experts after ",
+                     absl::FormatDuration(options_.drop_wait)));
+  }
+  old.reset();
+  dropped_->Increment(gone);
+  UpdateHostedGauges(*swapped);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  change_seconds_->Observe(seconds);
+  FillDescribe(*swapped, resp);
+  resp->set_change_seconds(seconds);
+  return absl::OkStatus();
 }
 
 absl::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest& req,
@@ -60,6 +255,8 @@ absl::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest& req,
       DecodeTensor(req.hidden(), "hidden", {{-1, config_.d_model}, true});
   if (!hidden.ok()) return absl::InvalidArgumentError(hidden.status().message());
   const int64_t n = hidden->size(0);
+  // One bank for the whole call, even if a change swaps it meanwhile.
+  const std::shared_ptr<const ExpertBank> bank = this->bank();
   // Validate everything before computing anything.
   for (int w = 0; w < req.work_size(); ++w) {
     const moe::v1::ExpertWork& work = req.work(w);
@@ -71,10 +268,10 @@ absl::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest& req,
                                                      work.shared() ? " (shared)" : ""));
     }
     const int base = work.shared() ? work.expert() : work.expert() / config_.granularity;
-    if (!pool_.Hosts(layer, base, work.shared())) {
+    if (!bank->Hosts(layer, base, work.shared(), config_.granularity)) {
       return absl::FailedPreconditionError(
           absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ", base,
-                       ": not hosted by pool ", pool_.name));
+                       ": not hosted by pool ", options_.name));
     }
     for (int32_t r : work.rows()) {
       if (r < 0 || r >= n) {
@@ -84,12 +281,12 @@ absl::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest& req,
     }
   }
   c10::InferenceMode guard;
-  torch::Tensor x = hidden->to(bank_.device());
+  torch::Tensor x = hidden->to(bank->device());
   std::vector<torch::Tensor> outputs;
   outputs.reserve(req.work_size());
   for (const moe::v1::ExpertWork& work : req.work()) {
     const std::vector<int32_t> rows(work.rows().begin(), work.rows().end());
-    outputs.push_back(bank_.Run(layer, work.expert(), work.shared(), x, rows));
+    outputs.push_back(bank->Run(layer, work.expert(), work.shared(), x, rows));
     const int key = work.shared() ? -1 - work.expert() : work.expert() / config_.granularity;
     computed_.at({layer, key})->Increment(static_cast<double>(rows.size()));
   }
@@ -97,19 +294,29 @@ absl::Status ExpertPoolService::DoForward(const moe::v1::ForwardRequest& req,
                       : outputs.size() == 1 ? outputs[0]
                                             : torch::cat(outputs, 0);
   EncodeTensor(out, resp->mutable_output());
-  resp->set_pool(pool_.name);
+  resp->set_pool(options_.name);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   resp->set_compute_seconds(seconds);
   forward_seconds_->Observe(seconds);
   return absl::OkStatus();
 }
 
-absl::Status ExpertPoolService::DoDescribe(moe::v1::DescribeResponse* resp) {
-  resp->set_pool(pool_.name);
-  resp->set_device(device_);
+void ExpertPoolService::FillDescribe(const ExpertBank& bank,
+                                     moe::v1::DescribeResponse* resp) const {
+  resp->set_pool(options_.name);
+  resp->set_device(options_.device);
   resp->set_model_id(ModelId(config_));
-  AddHostedExperts(pool_, config_, resp->mutable_hosted());
-  return absl::OkStatus();
+  resp->set_expert_slots(options_.expert_slots);
+  for (int l = 0; l < config_.n_layers; ++l) {
+    moe::v1::HostedExperts* h = resp->add_hosted();
+    h->set_layer(l);
+    for (int e = 0; e < config_.n_experts; ++e) {
+      if (bank.Hosts(l, e, false, config_.granularity)) h->add_experts(e);
+    }
+    for (int s = 0; s < config_.n_shared; ++s) {
+      if (bank.Hosts(l, s, true, config_.granularity)) h->add_shared(s);
+    }
+  }
 }
 
 }  // namespace moe

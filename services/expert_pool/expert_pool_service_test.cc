@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
+#include <thread>
+
 #include "services/common/deadline.h"
 #include "services/common/tensor_codec.h"
 #include "services/testing/in_process_cluster.h"
@@ -161,6 +164,104 @@ TEST_F(ExpertPoolServiceTest, ForwardStreamAnswersInOrderAndCloseEndsItAndRefuse
   const grpc::Status st = late->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(st.error_message(), HasSubstr("shutting down"));
+}
+
+moe::v1::ChangeExpertsRequest Change(int layer, std::vector<int> experts, std::vector<int> shared) {
+  moe::v1::ChangeExpertsRequest req;
+  moe::v1::HostedExperts* h = req.add_experts();
+  h->set_layer(layer);
+  h->mutable_experts()->Add(experts.begin(), experts.end());
+  h->mutable_shared()->Add(shared.begin(), shared.end());
+  return req;
+}
+
+TEST_F(ExpertPoolServiceTest, LoadedExpertsComputeAndDroppedOnesAreRefused) {
+  const int m = cluster_->config().granularity;
+  moe::v1::DescribeResponse d;
+  {
+    grpc::ClientContext ctx;
+    const grpc::Status st = stub_->LoadExperts(&ctx, Change(0, {0}, {0}), &d);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_THAT(d.hosted(0).experts(), ::testing::ElementsAre(0, 2, 3));
+  EXPECT_THAT(d.hosted(0).shared(), ::testing::ElementsAre(0));
+  EXPECT_THAT(d.hosted(1).experts(), ::testing::ElementsAre(2, 3)) << "other layers unchanged";
+  moe::v1::ForwardResponse resp;
+  ASSERT_TRUE(Forward(Request(0, {{0 * m + 1, {0, 1}}}), &resp).ok());
+
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->DropExperts(&ctx, Change(0, {0, 2}, {}), &d).ok());
+  }
+  EXPECT_THAT(d.hosted(0).experts(), ::testing::ElementsAre(3));
+  const grpc::Status st = Forward(Request(0, {{2 * m, {0}}}), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), HasSubstr("layer 0 expert 2: not hosted by pool pool-b"));
+  const std::string text =
+      prometheus::TextSerializer().Serialize(cluster_->pool_registry(1).Collect());
+  EXPECT_THAT(text, HasSubstr(R"(moe_experts_loaded_total{pool="pool-b"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(moe_experts_dropped_total{pool="pool-b"} 2)"));
+}
+
+TEST_F(ExpertPoolServiceTest, ChangesBeyondTheSlotsOrOutsideTheModelAreRefusedAndChangeNothing) {
+  testing::InProcessClusterOptions options;
+  options.pools = {{"pool-a", {0, 1, 2, 3}, true, 0}, {"pool-b", {2, 3}, false, 3}};
+  absl::StatusOr<std::unique_ptr<InProcessCluster>> c = InProcessCluster::Start(options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  cluster_ = *std::move(c);
+  stub_ = moe::v1::ExpertPool::NewStub(
+      grpc::CreateChannel(cluster_->pool_address(1), grpc::InsecureChannelCredentials()));
+  moe::v1::DescribeResponse d;
+  grpc::ClientContext ctx;
+  grpc::Status st = stub_->LoadExperts(&ctx, Change(1, {0}, {0}), &d);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(st.error_message(),
+              HasSubstr("layer 1: 4 experts would exceed pool pool-b's 3 expert slots"));
+  grpc::ClientContext ctx2;
+  st = stub_->LoadExperts(&ctx2, Change(0, {4}, {}), &d);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(),
+              HasSubstr("experts[0].experts: layer 0 expert 4 is not an expert"));
+  grpc::ClientContext ctx3;
+  st = stub_->LoadExperts(&ctx3, Change(0, {}, {1}), &d);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("shared expert 1"));
+  grpc::ClientContext ctx4;
+  ASSERT_TRUE(stub_->Describe(&ctx4, moe::v1::DescribeRequest(), &d).ok());
+  EXPECT_THAT(d.hosted(1).experts(), ::testing::ElementsAre(2, 3));
+  EXPECT_EQ(d.hosted(1).shared_size(), 0);
+  EXPECT_EQ(d.expert_slots(), 3);
+}
+
+// A drop waits for calls that are computing on the dropped experts: a Forward that took the bank
+// before the drop finishes with the right numbers.
+TEST_F(ExpertPoolServiceTest, ADropLetsRunningCallsFinish) {
+  const int m = cluster_->config().granularity;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::thread forwarder([&] {
+    while (!stop.load()) {
+      moe::v1::ForwardResponse resp;
+      const grpc::Status st = Forward(Request(1, {{3 * m, {0, 1, 2, 3, 4, 5}}}), &resp);
+      if (st.ok()) {
+        ++ok;
+      } else if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        ++refused;
+      } else {
+        ++other;
+      }
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  moe::v1::DescribeResponse d;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->DropExperts(&ctx, Change(1, {3}, {}), &d).ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  stop = true;
+  forwarder.join();
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_EQ(other.load(), 0);
 }
 
 }  // namespace

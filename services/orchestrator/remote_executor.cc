@@ -38,25 +38,53 @@ struct RemoteMoeExecutor::Link {
           return router->PrepareAsyncRouteStream(ctx, q);
         },
         &cq);
-    for (auto& stub : owner.pools_) {
-      moe::v1::ExpertPool::Stub* pool = stub.get();
-      forward.push_back(std::make_unique<ForwardCall>(
-          [pool](grpc::ClientContext* ctx, grpc::CompletionQueue* q) {
-            return pool->PrepareAsyncForwardStream(ctx, q);
-          },
-          &cq));
-    }
   }
 
   ~Link() {
     std::vector<StreamOpTarget*> all = {route.get()};
-    for (auto& f : forward) all.push_back(f.get());
+    for (auto& [address, f] : forward) all.push_back(f.call.get());
     CloseStreamCalls(cq, all);
   }
 
+  // The stream to a pool, opened on first use.
+  ForwardCall* Forward(const std::shared_ptr<PoolChannel>& pool) {
+    Pool& p = forward[pool->address];
+    if (p.call == nullptr) {
+      p.channel = pool;
+      moe::v1::ExpertPool::Stub* stub = pool->stub.get();
+      p.call = std::make_unique<ForwardCall>(
+          [stub](grpc::ClientContext* ctx, grpc::CompletionQueue* q) {
+            return stub->PrepareAsyncForwardStream(ctx, q);
+          },
+          &cq);
+    }
+    return p.call.get();
+  }
+
+  // A newer placement: close the streams to pools it no longer names.
+  void Forget(uint64_t new_epoch, const google::protobuf::RepeatedPtrField<std::string>& live) {
+    if (new_epoch <= epoch) return;
+    epoch = new_epoch;
+    std::vector<StreamOpTarget*> gone;
+    std::vector<std::string> addresses;
+    for (auto& [address, p] : forward) {
+      if (std::find(live.begin(), live.end(), address) != live.end()) continue;
+      gone.push_back(p.call.get());
+      addresses.push_back(address);
+    }
+    if (gone.empty()) return;
+    EndStreamCalls(cq, gone);
+    for (const std::string& a : addresses) forward.erase(a);
+  }
+
+  struct Pool {
+    std::shared_ptr<PoolChannel> channel;  // keeps the stub alive while the stream uses it
+    std::unique_ptr<ForwardCall> call;
+  };
   grpc::CompletionQueue cq;  // declared first: destroyed after the calls that use it
   std::unique_ptr<RouteCall> route;
-  std::vector<std::unique_ptr<ForwardCall>> forward;  // per pool, cluster order
+  std::map<std::string, Pool> forward;  // by pool address
+  uint64_t epoch = 0;                   // the newest placement epoch this link has seen
 };
 
 RemoteMoeExecutor::~RemoteMoeExecutor() = default;
@@ -81,24 +109,34 @@ void RemoteMoeExecutor::ReleaseLink(std::unique_ptr<Link> link) {
 RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpec& cluster,
                                      const RemoteExecutorOptions& options,
                                      prometheus::Registry& registry, const Logger* logger)
-    : config_(config), cluster_(cluster), options_(options), logger_(logger) {
+    : config_(config), options_(options), logger_(logger) {
   router_ = moe::v1::Router::NewStub(Dial(cluster.router_address));
-  auto& fwd =
-      prometheus::BuildHistogram()
-          .Name("moe_forward_call_duration_seconds")
-          .Help(
-              "Forward messages (or calls) to each pool, client side: one per pool per layer step")
-          .Register(registry);
-  for (const PoolSpec& p : cluster.pools) {
-    pools_.push_back(moe::v1::ExpertPool::NewStub(Dial(p.address)));
-    forward_seconds_.push_back(&fwd.Add({{"pool", p.name}}, Buckets()));
-  }
+  forward_family_ =
+      &prometheus::BuildHistogram()
+           .Name("moe_forward_call_duration_seconds")
+           .Help(
+               "Forward messages (or calls) to each pool, client side: one per pool per layer step")
+           .Register(registry);
   route_seconds_ =
       &prometheus::BuildHistogram()
            .Name("moe_route_call_duration_seconds")
            .Help("Route messages (or calls) to the router, client side: one per layer step")
            .Register(registry)
            .Add({}, Buckets());
+}
+
+std::shared_ptr<RemoteMoeExecutor::PoolChannel> RemoteMoeExecutor::Channel(
+    const std::string& name, const std::string& address) {
+  absl::MutexLock lock(&channels_mu_);
+  std::shared_ptr<PoolChannel>& c = channels_[address];
+  if (c == nullptr || c->name != name) {
+    c = std::make_shared<PoolChannel>();
+    c->name = name;
+    c->address = address;
+    c->stub = moe::v1::ExpertPool::NewStub(Dial(address));
+    c->seconds = &forward_family_->Add({{"pool", name}}, Buckets());
+  }
+  return c;
 }
 
 absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch::Tensor& x,
@@ -108,12 +146,12 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch
   absl::Cleanup release = [this, &link] { ReleaseLink(std::move(link)); };
   absl::Status last;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-    std::vector<std::string> failed;
-    absl::StatusOr<MoeLayerOutput> out = TryOnce(layer, x, token_keys, want_probs, *link, &failed);
-    if (out.ok() || failed.empty()) return out;
+    Attempt outcome;
+    absl::StatusOr<MoeLayerOutput> out = TryOnce(layer, x, token_keys, want_probs, *link, &outcome);
+    if (out.ok() || (outcome.failed_pools.empty() && !outcome.moved)) return out;
     last = out.status();
     // Tell the router right away (its health checks would notice later), then re-route.
-    for (const std::string& pool : failed) {
+    for (const std::string& pool : outcome.failed_pools) {
       grpc::ClientContext ctx;
       SetTimeout(ctx, absl::Seconds(1));
       moe::v1::ReportPoolFailureRequest req;
@@ -125,6 +163,9 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch
           "pool_failed",
           {{"pool", pool}, {"layer", absl::StrCat(layer)}, {"error", std::string(last.message())}});
     }
+    // A moved expert: the router has (or is about to have) a newer placement; give the change a
+    // moment before asking again.
+    if (outcome.failed_pools.empty()) absl::SleepFor(absl::Milliseconds(5 * (attempt + 1)));
   }
   return last;
 }
@@ -141,7 +182,9 @@ grpc::Status RemoteMoeExecutor::CallRoute(Link& link, const moe::v1::RouteReques
   return link.route->status();
 }
 
-void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
+void RemoteMoeExecutor::CallPools(Link& link,
+                                  const std::vector<std::shared_ptr<PoolChannel>>& pools,
+                                  const std::vector<int>& busy,
                                   const std::vector<moe::v1::ForwardRequest>& reqs,
                                   std::vector<moe::v1::ForwardResponse>& resps,
                                   std::vector<grpc::Status>& status) {
@@ -150,14 +193,16 @@ void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
   if (options_.streams) {
     // All pools at once, then one wait on this (the engine's) thread.
     std::vector<StreamOpTarget*> calls;
+    std::vector<Link::ForwardCall*> by_pool(reqs.size(), nullptr);
     for (int p : busy) {
-      link.forward[p]->Send(&reqs[p], &resps[p]);
-      calls.push_back(link.forward[p].get());
+      by_pool[p] = link.Forward(pools[p]);
+      by_pool[p]->Send(&reqs[p], &resps[p]);
+      calls.push_back(by_pool[p]);
     }
     WaitForStreamCalls(link.cq, calls, deadline);
     for (int p : busy) {
-      status[p] = link.forward[p]->status();
-      forward_seconds_[p]->Observe(absl::ToDoubleSeconds(link.forward[p]->answered_at() - sent));
+      status[p] = by_pool[p]->status();
+      pools[p]->seconds->Observe(absl::ToDoubleSeconds(by_pool[p]->answered_at() - sent));
     }
     return;
   }
@@ -169,7 +214,7 @@ void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
   for (int p : busy) {
     ctxs[p] = std::make_unique<grpc::ClientContext>();
     SetDeadline(*ctxs[p], deadline);
-    calls[p] = pools_[p]->AsyncForward(ctxs[p].get(), reqs[p], &cq);
+    calls[p] = pools[p]->stub->AsyncForward(ctxs[p].get(), reqs[p], &cq);
     calls[p]->Finish(&resps[p], &status[p], reinterpret_cast<void*>(static_cast<intptr_t>(p)));
   }
   for (size_t done = 0; done < busy.size(); ++done) {
@@ -177,7 +222,7 @@ void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
     bool ok = false;
     if (!cq.Next(&tag, &ok)) break;
     const int p = static_cast<int>(reinterpret_cast<intptr_t>(tag));
-    forward_seconds_[p]->Observe(absl::ToDoubleSeconds(absl::Now() - sent));
+    pools[p]->seconds->Observe(absl::ToDoubleSeconds(absl::Now() - sent));
   }
   cq.Shutdown();
   void* tag;
@@ -189,7 +234,7 @@ void RemoteMoeExecutor::CallPools(Link& link, const std::vector<int>& busy,
 absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch::Tensor& x,
                                                           absl::Span<const uint64_t> token_keys,
                                                           bool want_probs, Link& link,
-                                                          std::vector<std::string>* failed) {
+                                                          Attempt* attempt) {
   const absl::Time start = absl::Now();
   const int64_t n = x.size(0);
   moe::v1::RouteRequest route_req;
@@ -208,9 +253,11 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   }
   const int k = route.top_k();
   if (k <= 0 || route.expert_ids_size() != n * k || route.weights_size() != n * k ||
-      route.pool_index_size() != n * k || route.shared_pool_index_size() != config_.n_shared) {
+      route.pool_index_size() != n * k || route.shared_pool_index_size() != config_.n_shared ||
+      route.pool_addresses_size() != route.pools_size()) {
     return absl::InternalError("router: malformed Route response");
   }
+  link.Forget(route.placement_epoch(), route.pool_addresses());
   torch::Tensor ids = torch::empty({n, k}, torch::kInt64);
   torch::Tensor weights = torch::empty({n, k}, torch::kFloat);
   for (int64_t i = 0; i < n * k; ++i) {
@@ -219,16 +266,16 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   }
   DispatchPlan plan = PlanDispatch(ids);
 
-  // One request per pool with work: the layer's tokens once, then each expert's rows.
-  const size_t n_pools = cluster_.pools.size();
+  // One request per pool with work: the layer's tokens once, then each expert's rows. Pools are
+  // the response's: index i is route.pools(i) at route.pool_addresses(i).
+  const size_t n_pools = route.pools_size();
   std::vector<moe::v1::ForwardRequest> reqs(n_pools);
   std::vector<std::vector<std::pair<int, int>>> slots(n_pools);  // (kind, index) per work item
   auto pool_of = [&](int index) -> absl::StatusOr<int> {
-    if (index < 0 || index >= route.pools_size()) {
+    if (index < 0 || index >= static_cast<int>(n_pools)) {
       return absl::InternalError("router: pool index out of range");
     }
-    absl::StatusOr<int> p = cluster_.FindPool(route.pools(index));
-    return p;
+    return index;
   };
   std::vector<int> group_pool(plan.experts.size());
   for (size_t g = 0; g < plan.experts.size(); ++g) {
@@ -266,21 +313,26 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
     *reqs[p].mutable_hidden() = hidden;
     busy.push_back(static_cast<int>(p));
   }
+  std::vector<std::shared_ptr<PoolChannel>> pools(n_pools);
+  for (int p : busy) pools[p] = Channel(route.pools(p), route.pool_addresses(p));
   std::vector<moe::v1::ForwardResponse> resps(n_pools);
   std::vector<grpc::Status> status(n_pools);
-  CallPools(link, busy, reqs, resps, status);
+  CallPools(link, pools, busy, reqs, resps, status);
 
   std::vector<torch::Tensor> routed(plan.experts.size());
   std::vector<torch::Tensor> shared(config_.n_shared);
   absl::Status first_error;
   for (int p : busy) {
-    const std::string& name = cluster_.pools[p].name;
+    const std::string& name = route.pools(p);
     if (!status[p].ok()) {
       const grpc::StatusCode code = status[p].error_code();
-      // Transport failures mean the pool is gone or stuck: worth a replica. Others are bugs.
+      // Transport failures mean the pool is gone or stuck: worth a replica. An expert it no
+      // longer hosts means the placement moved: worth asking the router again. Others are bugs.
       if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
           code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::UNKNOWN) {
-        failed->push_back(name);
+        attempt->failed_pools.push_back(name);
+      } else if (code == grpc::StatusCode::FAILED_PRECONDITION) {
+        attempt->moved = true;
       }
       const auto& work = reqs[p].work(0);
       first_error.Update(absl::UnavailableError(

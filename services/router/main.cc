@@ -1,5 +1,6 @@
 // moe-router: serves the gates. Loads the checkpoint's gate weights and the cluster file, checks
 // pool health, and answers Route/GetPolicy/SetPolicy/GetPlacement.
+#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,14 @@
 #include "services/common/log.h"
 #include "services/common/server.h"
 #include "services/router/router_service.h"
+
+ABSL_FLAG(double, rebalance_interval_s, 30,
+          "run the rebalancer every this many seconds (0 = only when asked: moectl rebalance)");
+ABSL_FLAG(double, load_window_s, 30, "half-life of the measured expert loads the rebalancer uses");
+ABSL_FLAG(double, min_gain, 0.05,
+          "rebalance only when the planned balancedness of a layer is this much higher");
+ABSL_FLAG(int, drop_grace_ms, 1000,
+          "between taking a replica out of routing and telling its pool to drop it");
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
@@ -25,8 +34,24 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::vector<torch::Tensor>> gates = moe::GateWeights(ckpt->config, ckpt->state);
   if (!gates.ok()) return log.Error("model", {{"error", gates.status().ToString()}}), 1;
   moe::ServiceHost host({"router", flags.listen, flags.metrics_listen});
-  moe::RouterService service(ckpt->config, std::move(*gates), *cluster, moe::RouterOptions(),
-                             host.registry(), &log);
+  moe::RouterOptions options;
+  const double interval = absl::GetFlag(FLAGS_rebalance_interval_s);
+  const double window = absl::GetFlag(FLAGS_load_window_s);
+  const double min_gain = absl::GetFlag(FLAGS_min_gain);
+  const int grace = absl::GetFlag(FLAGS_drop_grace_ms);
+  if (!(interval >= 0))
+    return log.Error("flags", {{"error", "--rebalance_interval_s: must be >= 0"}}), 1;
+  if (!(window > 0)) return log.Error("flags", {{"error", "--load_window_s: must be > 0"}}), 1;
+  if (!(min_gain >= 0 && min_gain <= 1)) {
+    return log.Error("flags", {{"error", "--min_gain: must be in [0, 1]"}}), 1;
+  }
+  if (grace < 0) return log.Error("flags", {{"error", "--drop_grace_ms: must be >= 0"}}), 1;
+  options.control.rebalance_interval = absl::Seconds(interval);
+  options.load_window = absl::Seconds(window);
+  options.control.planner.min_gain = min_gain;
+  options.control.drop_grace = absl::Milliseconds(grace);
+  moe::RouterService service(ckpt->config, std::move(*gates), *cluster, options, host.registry(),
+                             &log);
   host.AddService(&service);
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;

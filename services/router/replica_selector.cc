@@ -1,28 +1,21 @@
 #include "services/router/replica_selector.h"
 
-#include <cmath>
 #include <utility>
 
 namespace moe {
 
 ReplicaSelector::ReplicaSelector(int n_pools, absl::Duration half_life, Clock clock)
-    : half_life_(half_life),
-      clock_(std::move(clock)),
-      load_(n_pools, 0.0),
-      decayed_at_(clock_()),
-      healthy_(n_pools, true) {}
+    : clock_(std::move(clock)), load_(n_pools, half_life, clock_()), healthy_(n_pools, true) {}
 
-void ReplicaSelector::DecayLocked() const {
-  const absl::Time now = clock_();
-  if (now <= decayed_at_) return;
-  const double factor = std::exp2(-absl::FDivDuration(now - decayed_at_, half_life_));
-  for (double& l : load_) l *= factor;
-  decayed_at_ = now;
+void ReplicaSelector::Resize(int n_pools) {
+  absl::MutexLock lock(&mu_);
+  load_.Resize(n_pools);
+  if (static_cast<size_t>(n_pools) > healthy_.size()) healthy_.resize(n_pools, true);
 }
 
 int ReplicaSelector::Pick(absl::Span<const int> hosts, double tokens) {
   absl::MutexLock lock(&mu_);
-  DecayLocked();
+  load_.DecayTo(clock_());
   int best = -1;
   for (int h : hosts) {
     if (!healthy_[h]) continue;
@@ -46,7 +39,7 @@ bool ReplicaSelector::healthy(int pool) const {
 
 double ReplicaSelector::load(int pool) const {
   absl::MutexLock lock(&mu_);
-  DecayLocked();
+  load_.DecayTo(clock_());
   return load_[pool];
 }
 

@@ -2,11 +2,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "models/routing.h"
-#include "services/common/deadline.h"
-#include "services/common/server.h"
 #include "services/common/status.h"
 #include "services/common/tensor_codec.h"
 
@@ -24,27 +24,12 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
                              prometheus::Registry& registry, const Logger* logger)
     : config_(config),
       gates_(std::move(gates)),
-      cluster_(std::move(cluster)),
-      options_(options),
       logger_(logger),
-      replicas_(static_cast<int>(cluster_.pools.size())),
-      policy_(DefaultPolicy(config)) {
-  auto& healthy = prometheus::BuildGauge()
-                      .Name("moe_pool_healthy")
-                      .Help("1 if the router sees the expert pool as healthy")
-                      .Register(registry);
-  for (const PoolSpec& p : cluster_.pools) {
-    auto state = std::make_unique<PoolState>();
-    auto channel = grpc::CreateCustomChannel(p.address, grpc::InsecureChannelCredentials(),
-                                             InternalChannelArguments());
-    state->health = grpc::health::v1::Health::NewStub(channel);
-    state->pool = moe::v1::ExpertPool::NewStub(channel);
-    state->healthy_gauge = &healthy.Add({{"pool", p.name}});
-    state->healthy_gauge->Set(1);
-    pools_.push_back(std::move(state));
-  }
-  routed_hosts_.resize(config.n_layers);
-  shared_hosts_.resize(config.n_layers);
+      table_(config, cluster),
+      replicas_(static_cast<int>(cluster.pools.size())),
+      meter_(config.n_layers, config.n_experts + config.n_shared, options.load_window),
+      policy_(DefaultPolicy(config)),
+      controller_(config, &table_, &replicas_, &meter_, options.control, registry, logger) {
   auto& routed = prometheus::BuildCounter()
                      .Name("moe_expert_tokens_routed_total")
                      .Help("(token, slot) pairs the gate sent to each base expert")
@@ -56,13 +41,10 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
   routed_counters_.resize(config.n_layers);
   for (int l = 0; l < config.n_layers; ++l) {
     for (int e = 0; e < config.n_experts; ++e) {
-      routed_hosts_[l].push_back(cluster_.Hosts(l, e, false));
       // Created at zero so that idle experts show up in load figures.
       routed_counters_[l].push_back(
           &routed.Add({{"layer", absl::StrCat(l)}, {"expert", absl::StrCat(e)}}));
     }
-    for (int s = 0; s < config.n_shared; ++s)
-      shared_hosts_[l].push_back(cluster_.Hosts(l, s, true));
     dropped_counters_.push_back(&dropped.Add({{"layer", absl::StrCat(l)}}));
   }
   route_seconds_ = &prometheus::BuildHistogram()
@@ -72,59 +54,7 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
                         .Add({}, LatencyBuckets());
 }
 
-RouterService::~RouterService() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (health_thread_.joinable()) health_thread_.join();
-}
-
-void RouterService::StartHealthChecks() {
-  health_thread_ = std::thread([this] { HealthLoop(); });
-}
-
-void RouterService::SetHealthy(int pool, bool healthy, const std::string& why) {
-  if (replicas_.SetHealthy(pool, healthy)) {
-    if (healthy) {
-      logger_->Info("pool_healthy", {{"pool", cluster_.pools[pool].name}});
-    } else {
-      logger_->Warn("pool_unhealthy", {{"pool", cluster_.pools[pool].name}, {"why", why}});
-    }
-  }
-  pools_[pool]->healthy_gauge->Set(healthy ? 1 : 0);
-}
-
-void RouterService::HealthLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(options_.health_interval)) {
-    for (size_t i = 0; i < pools_.size(); ++i) CheckPool(static_cast<int>(i));
-  }
-}
-
-void RouterService::CheckPool(int index) {
-  PoolState& p = *pools_[index];
-  grpc::ClientContext ctx;
-  SetTimeout(ctx, options_.health_timeout);
-  grpc::health::v1::HealthCheckResponse resp;
-  const grpc::Status st = p.health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
-  const bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-  if (ok) {
-    bool known;
-    {
-      absl::MutexLock lock(&p.mu);
-      if (!replicas_.healthy(index)) p.device.clear();  // a restarted pool may run elsewhere
-      known = !p.device.empty();
-    }
-    if (!known) {
-      // What the pool runs on, for GetPlacement (the cluster file does not say).
-      grpc::ClientContext dctx;
-      SetTimeout(dctx, options_.health_timeout);
-      moe::v1::DescribeResponse d;
-      if (p.pool->Describe(&dctx, moe::v1::DescribeRequest(), &d).ok()) {
-        absl::MutexLock lock(&p.mu);
-        p.device = d.device();
-      }
-    }
-  }
-  SetHealthy(index, ok, st.ok() ? "not serving" : st.error_message());
-}
+RouterService::~RouterService() { controller_.Stop(); }
 
 absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
                                     moe::v1::RouteResponse* resp) {
@@ -159,33 +89,44 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
   const float* w = r.weights.data_ptr<float>();
   // Tokens per base expert in this call: every row of an expert goes to one replica, so the
   // expert's matmul is the same as in-process (same rows, same shapes, same numbers).
-  std::vector<int64_t> per_expert(config_.n_experts, 0);
+  std::vector<double> per_key(config_.n_experts + config_.n_shared, 0);
   for (int64_t i = 0; i < n * k; ++i) {
-    if (ids[i] >= 0) ++per_expert[ids[i] / config_.granularity];
+    if (ids[i] >= 0) ++per_key[ids[i] / config_.granularity];
   }
+  for (int s = 0; s < config_.n_shared; ++s)
+    per_key[config_.n_experts + s] = static_cast<double>(n);
+  // One placement for the whole call, whatever changes meanwhile.
+  const std::shared_ptr<const RoutingView> view = table_.view();
+  std::vector<std::pair<int, double>> per_pool;
   std::vector<int> replica(config_.n_experts, -1);
   for (int e = 0; e < config_.n_experts; ++e) {
-    if (per_expert[e] == 0) continue;
-    replica[e] = replicas_.Pick(routed_hosts_[layer][e], static_cast<double>(per_expert[e]));
+    if (per_key[e] == 0) continue;
+    const std::vector<int>& hosts = view->hosts[layer][e];
+    replica[e] = replicas_.Pick(hosts, per_key[e]);
     if (replica[e] < 0) {
       std::vector<std::string> names;
-      for (int h : routed_hosts_[layer][e]) names.push_back(cluster_.pools[h].name);
-      return absl::UnavailableError(absl::StrCat("layer ", layer, " expert ", e,
-                                                 ": no healthy pool (hosted by ",
-                                                 absl::StrJoin(names, ", "), ")"));
+      for (int h : hosts) names.push_back(view->names[h]);
+      return absl::UnavailableError(
+          absl::StrCat("layer ", layer, " expert ", e, ": no healthy pool (hosted by ",
+                       names.empty() ? "none ready" : absl::StrJoin(names, ", "), ")"));
     }
-    routed_counters_[layer][e]->Increment(static_cast<double>(per_expert[e]));
+    per_pool.push_back({replica[e], per_key[e]});
+    routed_counters_[layer][e]->Increment(per_key[e]);
   }
   for (int s = 0; s < config_.n_shared; ++s) {
-    const int p = replicas_.Pick(shared_hosts_[layer][s], static_cast<double>(n));
+    const int p = replicas_.Pick(view->hosts[layer][config_.n_experts + s], static_cast<double>(n));
     if (p < 0) {
       return absl::UnavailableError(
           absl::StrCat("layer ", layer, " shared expert ", s, ": no healthy pool"));
     }
+    per_pool.push_back({p, static_cast<double>(n)});
     resp->add_shared_pool_index(p);
   }
+  meter_.Add(layer, per_key, per_pool);
   if (r.dropped > 0) dropped_counters_[layer]->Increment(static_cast<double>(r.dropped));
-  for (const PoolSpec& p : cluster_.pools) resp->add_pools(p.name);
+  for (const std::string& name : view->names) resp->add_pools(name);
+  for (const std::string& address : view->addresses) resp->add_pool_addresses(address);
+  resp->set_placement_epoch(view->epoch);
   resp->mutable_expert_ids()->Reserve(n * k);
   for (int64_t i = 0; i < n * k; ++i) {
     resp->add_expert_ids(static_cast<int32_t>(ids[i]));
@@ -226,31 +167,6 @@ absl::Status RouterService::DoSetPolicy(const moe::v1::SetPolicyRequest& req,
   return DoGetPolicy(resp);
 }
 
-absl::Status RouterService::DoGetPlacement(moe::v1::Placement* resp) {
-  for (size_t i = 0; i < cluster_.pools.size(); ++i) {
-    const PoolSpec& p = cluster_.pools[i];
-    moe::v1::PoolInfo* info = resp->add_pools();
-    info->set_name(p.name);
-    info->set_address(p.address);
-    info->set_healthy(replicas_.healthy(static_cast<int>(i)));
-    {
-      absl::MutexLock lock(&pools_[i]->mu);
-      info->set_device(pools_[i]->device);
-    }
-    info->set_outstanding_tokens(static_cast<int64_t>(replicas_.load(static_cast<int>(i))));
-    AddHostedExperts(p, config_, info->mutable_hosts());
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RouterService::DoReportPoolFailure(const moe::v1::ReportPoolFailureRequest& req) {
-  absl::StatusOr<int> pool = cluster_.FindPool(req.pool());
-  if (!pool.ok())
-    return absl::InvalidArgumentError(absl::StrCat("pool: ", pool.status().message()));
-  SetHealthy(*pool, false, req.error());
-  return absl::OkStatus();
-}
-
 grpc::ServerUnaryReactor* RouterService::Route(grpc::CallbackServerContext* ctx,
                                                const moe::v1::RouteRequest* req,
                                                moe::v1::RouteResponse* resp) {
@@ -277,13 +193,46 @@ grpc::ServerUnaryReactor* RouterService::SetPolicy(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* RouterService::GetPlacement(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::GetPlacementRequest*,
                                                       moe::v1::Placement* resp) {
-  return FinishUnary(ctx, DoGetPlacement(resp));
+  controller_.FillPlacement(resp);
+  return FinishUnary(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* RouterService::ReportPoolFailure(
     grpc::CallbackServerContext* ctx, const moe::v1::ReportPoolFailureRequest* req,
     moe::v1::ReportPoolFailureResponse*) {
-  return FinishUnary(ctx, DoReportPoolFailure(*req));
+  absl::Status s = controller_.ReportFailure(req->pool(), req->error());
+  if (!s.ok()) s = absl::InvalidArgumentError(absl::StrCat("pool: ", s.message()));
+  return FinishUnary(ctx, s);
+}
+
+grpc::ServerUnaryReactor* RouterService::RegisterPool(grpc::CallbackServerContext* ctx,
+                                                      const moe::v1::RegisterPoolRequest* req,
+                                                      moe::v1::RegisterPoolResponse* resp) {
+  absl::StatusOr<uint64_t> epoch = controller_.Register(*req);
+  if (epoch.ok()) resp->set_epoch(*epoch);
+  return FinishUnary(ctx, epoch.status());
+}
+
+grpc::ServerUnaryReactor* RouterService::DrainPool(grpc::CallbackServerContext* ctx,
+                                                   const moe::v1::DrainPoolRequest* req,
+                                                   moe::v1::Placement* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  controller_.Drain(req->pool(), [reactor, resp](absl::StatusOr<moe::v1::Placement> after) {
+    if (after.ok()) *resp = *std::move(after);
+    reactor->Finish(ToGrpcStatus(after.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RouterService::Rebalance(grpc::CallbackServerContext* ctx,
+                                                   const moe::v1::RebalanceRequest*,
+                                                   moe::v1::RebalanceResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  controller_.Rebalance([reactor, resp](absl::StatusOr<moe::v1::RebalanceResponse> r) {
+    if (r.ok()) *resp = *std::move(r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
 }
 
 }  // namespace moe

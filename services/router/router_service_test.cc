@@ -160,13 +160,13 @@ TEST_F(RouterServiceTest, AReportedFailureMovesWorkToReplicasAndNamesExpertsLeft
 
   const grpc::Status unknown = ReportFailure("pool-z");
   EXPECT_EQ(unknown.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(unknown.error_message(), HasSubstr("pool: pool \"pool-z\": not in the cluster file"));
+  EXPECT_THAT(unknown.error_message(), HasSubstr("pool: pool \"pool-z\": not in the placement"));
 }
 
 TEST_F(RouterServiceTest, HealthChecksMarkAStoppedPoolUnhealthyAndItsExpertsMoveAway) {
   InProcessClusterOptions options;
-  options.router.health_interval = absl::Milliseconds(20);
-  options.router.health_timeout = absl::Milliseconds(200);
+  options.router.control.health_interval = absl::Milliseconds(20);
+  options.router.control.health_timeout = absl::Milliseconds(200);
   Start(std::move(options));
   cluster_->router().StartHealthChecks();
   cluster_->StopPool(1);

@@ -7,6 +7,8 @@
 #include "models/inference.h"
 #include "models/routing.h"
 #include "models/test_util.h"
+#include "services/common/deadline.h"
+#include "services/common/status.h"
 #include "services/orchestrator/event_hub.h"
 #include "services/orchestrator/orchestrator_service.h"
 
@@ -42,34 +44,19 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
 
   for (const InProcessPool& p : options.pools) {
     PoolSpec spec;
-    spec.name = p.name;
-    for (int l = 0; l < config.n_layers; ++l) {
-      for (int e : p.experts) spec.routed.insert({l, e});
-      for (int s = 0; p.shared && s < config.n_shared; ++s) spec.shared.insert({l, s});
-    }
-    absl::StatusOr<ExpertBank> bank = ExpertBank::Build(
-        config, c->checkpoint_.state,
-        [&spec](int l, int e, bool shared) { return spec.Hosts(l, e, shared); }, torch::kCPU);
-    if (!bank.ok()) return bank.status();
-    Pool pool;
-    pool.host = std::make_unique<ServiceHost>(ServerOptions{"expert_pool", Loopback(0), ""});
-    pool.service = std::make_unique<ExpertPoolService>(config, spec, *std::move(bank), "cpu",
-                                                       pool.host->registry());
-    pool.host->AddService(pool.service.get());
-    if (absl::Status s = pool.host->Start(); !s.ok()) return s;
-    pool.host->SetServing(true);
-    spec.address = Loopback(pool.host->port());
+    absl::StatusOr<Pool> pool = c->StartPool(p, &spec);
+    if (!pool.ok()) return pool.status();
     c->cluster_.pools.push_back(std::move(spec));
-    c->pools_.push_back(std::move(pool));
+    c->pools_.push_back(*std::move(pool));
   }
 
   absl::StatusOr<std::vector<torch::Tensor>> gates = GateWeights(config, c->checkpoint_.state);
   if (!gates.ok()) return gates.status();
   c->router_host_ = std::make_unique<ServiceHost>(ServerOptions{"router", Loopback(0), ""});
   // The cluster's pool addresses are known now; the router's own is once it has started.
-  c->router_ = std::make_unique<RouterService>(config, *std::move(gates), c->cluster_,
-                                               options.router, c->router_host_->registry(),
-                                               &c->logger_);
+  c->router_ =
+      std::make_unique<RouterService>(config, *std::move(gates), c->cluster_, options.router,
+                                      c->router_host_->registry(), &c->logger_);
   c->router_host_->AddService(c->router_.get());
   if (absl::Status s = c->router_host_->Start(); !s.ok()) return s;
   c->router_host_->SetServing(true);
@@ -88,8 +75,8 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
         config, c->cluster_, options.remote, c->orchestrator_host_->registry(), &c->logger_);
     EngineOptions engine_options;
     engine_options.max_batch = options.max_batch;
-    c->engine_ = std::make_unique<EngineLanes>(c->model_.get(), c->executor_.get(),
-                                               engine_options, options.lanes);
+    c->engine_ = std::make_unique<EngineLanes>(c->model_.get(), c->executor_.get(), engine_options,
+                                               options.lanes);
     c->hub_ = std::make_unique<EventHub>(config, c->orchestrator_host_->registry());
     c->orchestrator_ = std::make_unique<OrchestratorService>(
         OrchestratorDeps{config, c->tokenizer_.get(), c->engine_.get(), c->hub_.get(),
@@ -101,6 +88,64 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
     c->orchestrator_host_->SetServing(true);
   }
   return c;
+}
+
+absl::StatusOr<InProcessCluster::Pool> InProcessCluster::StartPool(const InProcessPool& p,
+                                                                   PoolSpec* spec) {
+  const ModelConfig& config = options_.config;
+  spec->name = p.name;
+  for (int l = 0; l < config.n_layers; ++l) {
+    for (int e : p.experts) spec->routed.insert({l, e});
+    for (int s = 0; p.shared && s < config.n_shared; ++s) spec->shared.insert({l, s});
+  }
+  absl::StatusOr<ExpertBank> bank = ExpertBank::Build(
+      config, checkpoint_.state,
+      [spec](int l, int e, bool shared) { return spec->Hosts(l, e, shared); }, torch::kCPU);
+  if (!bank.ok()) return bank.status();
+  Pool pool;
+  pool.name = p.name;
+  pool.host = std::make_unique<ServiceHost>(ServerOptions{"expert_pool", Loopback(0), ""});
+  pool.service = std::make_unique<ExpertPoolService>(
+      config, ExpertPoolOptions{p.name, "cpu", p.expert_slots}, checkpoint_.state, *std::move(bank),
+      pool.host->registry());
+  pool.host->AddService(pool.service.get());
+  if (absl::Status s = pool.host->Start(); !s.ok()) return s;
+  pool.host->SetServing(true);
+  spec->address = Loopback(pool.host->port());
+  return pool;
+}
+
+absl::StatusOr<int> InProcessCluster::JoinPool(const InProcessPool& p) {
+  PoolSpec spec;
+  absl::StatusOr<Pool> pool = StartPool(p, &spec);
+  if (!pool.ok()) return pool.status();
+  auto stub = moe::v1::Router::NewStub(
+      grpc::CreateChannel(router_address(), grpc::InsecureChannelCredentials()));
+  moe::v1::RegisterPoolRequest req;
+  req.set_name(p.name);
+  req.set_address(spec.address);
+  req.set_device("cpu");
+  req.set_expert_slots(p.expert_slots);
+  req.set_model_id(ModelId(options_.config));
+  moe::v1::RegisterPoolResponse resp;
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(10));
+  if (grpc::Status st = stub->RegisterPool(&ctx, req, &resp); !st.ok()) {
+    return FromGrpcStatus(st);
+  }
+  int index = -1;
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    if (pools_[i].name == p.name) index = static_cast<int>(i);
+  }
+  if (index < 0) {
+    pools_.push_back(*std::move(pool));
+    cluster_.pools.push_back(spec);
+    return static_cast<int>(pools_.size()) - 1;
+  }
+  StopPool(index);
+  pools_[index] = *std::move(pool);
+  cluster_.pools[index] = spec;
+  return index;
 }
 
 InProcessCluster::~InProcessCluster() {
@@ -127,6 +172,7 @@ std::string InProcessCluster::orchestrator_address() const {
 void InProcessCluster::StopPool(int i) {
   Pool& p = pools_[i];
   if (p.host == nullptr) return;
+  // A pool that dies drops its streams; the router's health checks will see it gone.
   p.service->CloseStreams();
   p.host->Shutdown(absl::Seconds(1));
   p.host.reset();

@@ -33,11 +33,12 @@ struct InProcessPool {
   std::string name;
   std::vector<int> experts;  // base experts hosted, in every layer
   bool shared = false;       // hosts every shared expert too
+  int expert_slots = 0;      // the pool's slot budget per layer (0 = any)
 };
 
 struct InProcessClusterOptions {
   ModelConfig config = TinyConfig();  // micro-experts and a shared expert
-  uint64_t seed = 7;   // of the random weights
+  uint64_t seed = 7;                  // of the random weights
   // Default: pool-a hosts every expert and the shared ones; pool-b replicates experts 2 and 3.
   std::vector<InProcessPool> pools;
   RouterOptions router;
@@ -68,15 +69,22 @@ class InProcessCluster {
 
   // Shuts pool i's server down, as if the pool had died: calls to it fail UNAVAILABLE from now.
   void StopPool(int i);
+  // Starts a pool that hosts `p.experts` at start and announces itself to the router
+  // (RegisterPool), as `moe-expert-pool --join` does; a known name is that pool restarted on a
+  // new port. Returns its index here (a restarted pool keeps its index).
+  absl::StatusOr<int> JoinPool(const InProcessPool& p);
   // The same for the router.
   void StopRouter();
 
  private:
   InProcessCluster() = default;
   struct Pool {
+    std::string name;
     std::unique_ptr<ServiceHost> host;
     std::unique_ptr<ExpertPoolService> service;
   };
+  // Starts a pool server hosting p.experts (and p.shared); fills spec's name and address.
+  absl::StatusOr<Pool> StartPool(const InProcessPool& p, PoolSpec* spec);
 
   InProcessClusterOptions options_;
   std::string dir_;

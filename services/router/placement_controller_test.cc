@@ -1,0 +1,333 @@
+// Elastic placement end to end, in one process: an orchestrator, the router and expert pools as
+// real gRPC servers, with clients generating all the while. A rebalance that replicates and
+// moves experts, a drain followed by the drained pool's death, a pool that joins, and a pool
+// that dies and comes back: requests keep their exact tokens (the embedded model's), epochs move
+// forward, and (except while a pool with no replica is down) no request fails.
+#include "services/router/placement_controller.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "models/embedded.h"
+#include "moe/v1/orchestrator.grpc.pb.h"
+#include "services/common/deadline.h"
+#include "services/testing/in_process_cluster.h"
+
+namespace moe {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::InProcessCluster;
+using testing::InProcessClusterOptions;
+
+constexpr int kMaxTokens = 6;
+const std::vector<std::string>& Prompts() {
+  static const auto* p = new std::vector<std::string>{
+      "the", "a jury", "of the city", "when she", "it was", "he said", "in 1961", "we are"};
+  return *p;
+}
+
+// Clients that generate greedily in a loop until stopped (at most `max_each` requests each),
+// checking every answer against the embedded model's tokens for its prompt.
+class Load {
+ public:
+  Load(const std::string& target, const std::map<std::string, std::vector<int>>* want, int threads,
+       int max_each)
+      : want_(want) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, target, t, max_each] {
+        auto stub = moe::v1::Orchestrator::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+        for (int i = 0; i < max_each && !stop_.load(); ++i) {
+          const std::string& prompt = Prompts()[(t + i) % Prompts().size()];
+          moe::v1::GenerateRequest req;
+          req.set_prompt(prompt);
+          req.set_max_tokens(kMaxTokens);
+          req.set_temperature(0);
+          moe::v1::CompleteResponse resp;
+          grpc::ClientContext ctx;
+          SetTimeout(ctx, absl::Seconds(60));
+          const grpc::Status st = stub->Complete(&ctx, req, &resp);
+          absl::MutexLock lock(&mu_);
+          ++done_;
+          if (!st.ok()) {
+            failures_.push_back(st.error_message());
+          } else if (std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()) !=
+                     want_->at(prompt)) {
+            wrong_.push_back(prompt);
+          }
+        }
+      });
+    }
+  }
+  ~Load() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Waits until `n` more requests have finished (bounded).
+  void WaitFor(int n) {
+    absl::MutexLock lock(&mu_);
+    wait_until_ = done_ + n;
+    mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](Load* l) ABSL_NO_THREAD_SAFETY_ANALYSIS { return l->done_ >= l->wait_until_; },
+            this),
+        absl::Seconds(60));
+  }
+  int done() {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
+  std::vector<std::string> failures() {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+  std::vector<std::string> wrong() {
+    absl::MutexLock lock(&mu_);
+    return wrong_;
+  }
+
+ private:
+  const std::map<std::string, std::vector<int>>* want_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  int wait_until_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> wrong_ ABSL_GUARDED_BY(mu_);
+};
+
+class ElasticPlacementTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<testing::InProcessPool> pools) {
+    InProcessClusterOptions options;
+    options.pools = std::move(pools);
+    options.orchestrator = true;
+    options.lanes = 2;
+    options.max_batch = 4;
+    options.router.control.health_interval = absl::Milliseconds(50);
+    options.router.control.health_timeout = absl::Milliseconds(500);
+    options.router.control.drop_grace = absl::Milliseconds(100);
+    options.router.load_window = absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<InProcessCluster>> c =
+        InProcessCluster::Start(std::move(options));
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = *std::move(c);
+    cluster_->router().StartHealthChecks();
+    router_ = moe::v1::Router::NewStub(
+        grpc::CreateChannel(cluster_->router_address(), grpc::InsecureChannelCredentials()));
+    // The oracle: the same weights, in-process.
+    EngineOptions engine;
+    engine.max_batch = 1;
+    absl::StatusOr<std::unique_ptr<EmbeddedModel>> m =
+        EmbeddedModel::Load(cluster_->source(), engine);
+    ASSERT_TRUE(m.ok()) << m.status();
+    for (const std::string& prompt : Prompts()) {
+      GenerateParams p;
+      p.prompt = (*m)->tokenizer().Encode(prompt);
+      p.max_new_tokens = kMaxTokens;
+      p.sampling.temperature = 0;
+      std::vector<int>& ids = want_[prompt];
+      ASSERT_TRUE((*m)->Generate(std::move(p),
+                                 [&](const TokenOutput& t) {
+                                   if (!t.is_prompt) ids.push_back(t.token_id);
+                                 })
+                      .ok());
+    }
+  }
+
+  std::unique_ptr<Load> StartLoad(int threads = 8, int max_each = 400) {
+    return std::make_unique<Load>(cluster_->orchestrator_address(), &want_, threads, max_each);
+  }
+
+  moe::v1::Placement Placement() {
+    moe::v1::Placement p;
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(10));
+    EXPECT_TRUE(router_->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &p).ok());
+    return p;
+  }
+
+  static std::set<int> Experts(const moe::v1::PoolInfo& pool, int layer) {
+    return {pool.hosts(layer).experts().begin(), pool.hosts(layer).experts().end()};
+  }
+
+  double Computed(int pool) {
+    const std::string text =
+        prometheus::TextSerializer().Serialize(cluster_->pool_registry(pool).Collect());
+    double sum = 0;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      if (!absl::StartsWith(line, "moe_expert_tokens_computed_total{")) continue;
+      double v = 0;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) sum += v;
+    }
+    return sum;
+  }
+
+  std::unique_ptr<InProcessCluster> cluster_;
+  std::unique_ptr<moe::v1::Router::Stub> router_;
+  std::map<std::string, std::vector<int>> want_;
+};
+
+TEST_F(ElasticPlacementTest, ARebalanceUnderLoadEvensASkewedPlacementAndLosesNothing) {
+  // pool-a: experts 0-2 and the shared expert of every layer; pool-b: expert 3. Four slots each.
+  Start({{"pool-a", {0, 1, 2}, true, 4}, {"pool-b", {3}, false, 4}});
+  const uint64_t epoch0 = Placement().epoch();
+  std::unique_ptr<Load> load = StartLoad();
+  load->WaitFor(40);
+  moe::v1::RebalanceResponse r;
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(60));
+    const grpc::Status st = router_->Rebalance(&ctx, moe::v1::RebalanceRequest(), &r);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  load->WaitFor(40);
+  load->Stop();
+  EXPECT_TRUE(r.changed()) << r.reason();
+  for (int l = 0; l < r.predicted_after_size(); ++l) {
+    EXPECT_GT(r.predicted_after(l), r.predicted_before(l)) << "layer " << l << ": " << r.reason();
+    EXPECT_GE(r.predicted_after(l), 0.9) << r.reason();
+  }
+  EXPECT_GT(r.after().epoch(), epoch0);
+  // pool-b now computes more than its one expert's share.
+  int b_keys = 0;
+  for (const auto& h : r.after().pools(1).hosts()) b_keys += h.experts_size() + h.shared_size();
+  EXPECT_GT(b_keys, cluster_->config().n_layers);
+  EXPECT_THAT(load->failures(), ::testing::IsEmpty());
+  EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
+  EXPECT_GT(load->done(), 80);
+}
+
+TEST_F(ElasticPlacementTest, ADrainedPoolHostsNothingAndCanDieWithoutAFailedRequest) {
+  Start({{"pool-a", {0, 1, 2, 3}, true, 0}, {"pool-b", {2, 3}, false, 0}});
+  std::unique_ptr<Load> load = StartLoad();
+  load->WaitFor(30);
+  moe::v1::DrainPoolRequest req;
+  req.set_pool("pool-b");
+  moe::v1::Placement after;
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(60));
+    const grpc::Status st = router_->DrainPool(&ctx, req, &after);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_TRUE(after.pools(1).draining());
+  for (const auto& h : after.pools(1).hosts()) {
+    EXPECT_EQ(h.experts_size() + h.shared_size(), 0) << "layer " << h.layer();
+  }
+  const double computed = Computed(1);
+  cluster_->StopPool(1);
+  load->WaitFor(40);
+  load->Stop();
+  EXPECT_THAT(load->failures(), ::testing::IsEmpty());
+  EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
+  EXPECT_GT(computed, 0) << "pool-b took tokens before the drain";
+}
+
+TEST_F(ElasticPlacementTest, AJoiningPoolTakesTokensAfterTheNextRebalance) {
+  Start({{"pool-a", {0, 1, 2, 3}, true, 0}});
+  std::unique_ptr<Load> load = StartLoad();
+  absl::StatusOr<int> c = cluster_->JoinPool({"pool-c", {}, false, 0});
+  ASSERT_TRUE(c.ok()) << c.status();
+  load->WaitFor(30);
+  EXPECT_EQ(Computed(*c), 0);
+  moe::v1::RebalanceResponse r;
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(60));
+    ASSERT_TRUE(router_->Rebalance(&ctx, moe::v1::RebalanceRequest(), &r).ok());
+  }
+  EXPECT_TRUE(r.changed()) << r.reason();
+  load->WaitFor(40);
+  load->Stop();
+  EXPECT_GT(Computed(*c), 0) << "the joined pool never computed";
+  EXPECT_THAT(load->failures(), ::testing::IsEmpty());
+  EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
+}
+
+TEST_F(ElasticPlacementTest, APoolThatDiesAndComesBackEmptyGetsItsExpertsAgain) {
+  Start({{"pool-a", {0, 1}, true, 0}, {"pool-b", {2, 3}, false, 0}});
+  std::unique_ptr<Load> load = StartLoad(4);
+  load->WaitFor(10);
+  cluster_->StopPool(1);
+  load->WaitFor(10);  // these may fail: experts 2 and 3 have no replica
+  // Back on a new port, hosting nothing: the router heals it from its placement.
+  ASSERT_TRUE(cluster_->JoinPool({"pool-b", {}, false, 0}).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    const moe::v1::Placement p = Placement();
+    if (p.pools(1).healthy() && Experts(p.pools(1), 0) == std::set<int>{2, 3}) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const int failed_before = static_cast<int>(load->failures().size());
+  load->WaitFor(30);
+  load->Stop();
+  EXPECT_EQ(static_cast<int>(load->failures().size()), failed_before)
+      << "requests failed after the pool was back: " << load->failures().back();
+  EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
+  EXPECT_GT(Computed(1), 0);
+}
+
+TEST_F(ElasticPlacementTest, RefusalsNameTheCulpritAndChangeNothing) {
+  Start({{"pool-a", {0, 1, 2, 3}, true, 0}, {"pool-b", {2, 3}, false, 0}});
+  const uint64_t epoch = Placement().epoch();
+  moe::v1::DrainPoolRequest drain;
+  drain.set_pool("pool-a");
+  moe::v1::Placement after;
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(60));
+    // pool-b has no slot limit, so it could take everything: drain pool-b first, then pool-a is
+    // the last pool that can host anything.
+    moe::v1::DrainPoolRequest b;
+    b.set_pool("pool-b");
+    ASSERT_TRUE(router_->DrainPool(&ctx, b, &after).ok());
+  }
+  const uint64_t drained = Placement().epoch();
+  EXPECT_GT(drained, epoch);
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(60));
+  const grpc::Status st = router_->DrainPool(&ctx, drain, &after);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), HasSubstr("layer 0 expert 0: no pool can host it"));
+  const moe::v1::Placement now = Placement();
+  EXPECT_EQ(now.epoch(), drained) << "a refused drain changed the placement";
+  EXPECT_FALSE(now.pools(0).draining());
+
+  moe::v1::RegisterPoolRequest join;
+  join.set_name("pool-x");
+  join.set_address("127.0.0.1:1");
+  join.set_model_id("other-model");
+  moe::v1::RegisterPoolResponse joined;
+  grpc::ClientContext jctx;
+  const grpc::Status js = router_->RegisterPool(&jctx, join, &joined);
+  EXPECT_EQ(js.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(js.error_message(), HasSubstr("other-model"));
+  EXPECT_THAT(js.error_message(), HasSubstr(ModelId(cluster_->config())));
+
+  drain.set_pool("pool-z");
+  grpc::ClientContext zctx;
+  EXPECT_EQ(router_->DrainPool(&zctx, drain, &after).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Placement().epoch(), drained);
+}
+
+}  // namespace
+}  // namespace moe
