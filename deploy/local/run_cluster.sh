@@ -79,8 +79,6 @@ for ((i = 0; i < POOLS; i++)); do
   METRICS[$p]=$((9111 + i))
 done
 NAMES=("${POOL_NAMES[@]}" router orchestrator viewer)
-# pool-a and pool-b are the cluster file's; the others join the router.
-JOINED=("${POOL_NAMES[@]:2}")
 VIEWER_PORT=8080
 MOECTL=$BUILD_DIR/clients/moectl/moectl
 
@@ -273,9 +271,11 @@ wait_port() {
 }
 
 # Pools and router load the model concurrently; the orchestrator dials them, so it goes after.
+# Every pool announces itself to the router (--join): one in the cluster file starts with its
+# experts there, the others with none; a pool that restarts (after a drain, say) is back in
+# service at once and gets experts at the router's next rebalance.
 for pool in "${POOL_NAMES[@]}"; do
-  join=()
-  for j in "${JOINED[@]}"; do [[ "$j" == "$pool" ]] && join=(--join="127.0.0.1:${GRPC[router]}"); done
+  join=(--join="127.0.0.1:${GRPC[router]}")
   start "$pool" "$BUILD_DIR/${BIN[$pool]}" --pool="$pool" --listen="127.0.0.1:${GRPC[$pool]}" \
     --metrics_listen="127.0.0.1:${METRICS[$pool]}" --device="$DEVICE" "${COMMON[@]}" "${join[@]}"
 done

@@ -193,6 +193,9 @@ absl::Status Cluster::Spawn(const std::string& name) {
   if (name == "orchestrator") {
     for (const std::string& a : options_.orchestrator_args) argv.push_back(a);
   }
+  if (name == "router") {
+    for (const std::string& a : options_.router_args) argv.push_back(a);
+  }
   pid_[name] = SpawnProcess(argv, dir_ + "/" + name + ".log");
   return pid_[name] > 0 ? absl::OkStatus() : absl::InternalError("fork failed");
 }

@@ -22,6 +22,7 @@ struct PoolLayout {
 struct ClusterOptions {
   std::vector<std::string> model_args;         // e.g. {"--model=models/brown-moe"}
   std::vector<std::string> orchestrator_args;  // extra flags for the orchestrator only
+  std::vector<std::string> router_args;        // extra flags for the router only
   std::vector<PoolLayout> pools;
   bool metrics = false;
 };
