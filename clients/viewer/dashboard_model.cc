@@ -47,6 +47,17 @@ void DashboardModel::Add(const moe::v1::RoutingEvent& event) {
               [](const LayerLoadCounts& a, const LayerLoadCounts& b) { return a.layer < b.layer; });
   } else if (event.has_token()) {
     AddToken(event.token());
+  } else if (event.has_placement()) {
+    SetPlacement(event.placement().placement());
+  }
+}
+
+void DashboardModel::SetPlacement(const moe::v1::Placement& placement) {
+  if (placement.epoch() < state_.placement_epoch) return;  // an older answer, overtaken
+  state_.placement_epoch = placement.epoch();
+  state_.balancedness.clear();
+  for (const moe::v1::LayerBalance& l : placement.layers()) {
+    state_.balancedness.push_back(l.balancedness());
   }
 }
 

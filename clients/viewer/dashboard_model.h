@@ -23,6 +23,8 @@ class DashboardModel {
                  size_t max_recent = 256);
 
   void Add(const moe::v1::RoutingEvent& event);
+  // The router's placement (at start, and from each placement event): epoch and balancedness.
+  void SetPlacement(const moe::v1::Placement& placement);
 
   // The state to draw, with ANSI colour when `color`.
   DashboardState State(bool color) const;

@@ -37,6 +37,24 @@ TEST(DashboardModelTest, LayersOfOneTokenBecomeOneRecentEntry) {
   EXPECT_EQ(s.recent[1].layers.size(), 2u);
 }
 
+TEST(DashboardModelTest, PlacementEventsSetTheEpochAndBalanceAndOlderOnesAreIgnored) {
+  DashboardModel model("m", "t", 1, 4);
+  EXPECT_EQ(model.State(false).placement_epoch, 0u);
+  moe::v1::RoutingEvent e;
+  moe::v1::Placement* p = e.mutable_placement()->mutable_placement();
+  p->set_epoch(7);
+  p->add_layers()->set_balancedness(0.5);
+  p->add_layers()->set_balancedness(0.98);
+  model.Add(e);
+  EXPECT_EQ(model.State(false).placement_epoch, 7u);
+  EXPECT_THAT(model.State(false).balancedness, ElementsAre(0.5, 0.98));
+  p->set_epoch(6);
+  p->mutable_layers(0)->set_balancedness(1);
+  model.Add(e);
+  EXPECT_EQ(model.State(false).placement_epoch, 7u);
+  EXPECT_THAT(model.State(false).balancedness, ElementsAre(0.5, 0.98));
+}
+
 TEST(DashboardModelTest, TokenCountsStandInUntilTheFirstSnapshot) {
   DashboardModel model("m", "t", 1, 4);
   model.Add(Token("a", 0, 0, {1, 2}));

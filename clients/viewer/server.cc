@@ -384,6 +384,8 @@ int ViewerServer::ServeEvents(mg_connection* conn) {
         ok = Write(conn, SseEvent("started", ProtoToJson(event.started()).dump()));
       } else if (event.has_finished()) {
         ok = Write(conn, SseEvent("finished", ProtoToJson(event.finished()).dump()));
+      } else if (event.has_placement()) {
+        ok = Write(conn, SseEvent("placement", ProtoToJson(event.placement().placement()).dump()));
       }
       if (ok && event.dropped() > dropped_sent) {
         dropped_sent = event.dropped();

@@ -190,6 +190,9 @@ absl::Status TopCommand(const TopOptions& options) {
     const int m = std::max(1, info->granularity());
     model =
         std::make_unique<DashboardModel>(info->name(), options.target, m, info->n_experts() * m);
+    // The placement at start; placement events in the stream keep it current.
+    absl::StatusOr<moe::v1::Placement> placement = client->GetPlacement(absl::Seconds(10));
+    if (placement.ok()) model->SetPlacement(*placement);
     const absl::Duration life =
         options.duration_s > 0 ? absl::Seconds(options.duration_s + 10) : kLiveDeadline;
     source = WatchCluster(client->orchestrator(), options.watch, absl::Now() + life);

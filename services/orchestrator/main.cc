@@ -14,6 +14,7 @@
 #include "services/common/server.h"
 #include "services/orchestrator/event_hub.h"
 #include "services/orchestrator/orchestrator_service.h"
+#include "services/orchestrator/placement_watcher.h"
 #include "services/orchestrator/remote_executor.h"
 
 ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most, per lane (continuous batching)");
@@ -58,6 +59,13 @@ int main(int argc, char** argv) {
   }
   remote_options.route_deadline = absl::Milliseconds(route_ms);
   remote_options.forward_deadline = absl::Milliseconds(forward_ms);
+  // The event stream shows every placement change the executor sees in a Route answer.
+  moe::EventHub hub(ckpt->config, host.registry());
+  auto router = moe::v1::Router::NewStub(
+      grpc::CreateCustomChannel(cluster->router_address, grpc::InsecureChannelCredentials(),
+                                moe::InternalChannelArguments()));
+  moe::PlacementWatcher watcher(router.get(), &hub, &log);
+  remote_options.on_new_epoch = [&watcher](uint64_t epoch) { watcher.OnEpoch(epoch); };
   moe::RemoteMoeExecutor executor(ckpt->config, *cluster, remote_options, host.registry(), &log);
   prometheus::Histogram& batch_sizes =
       prometheus::BuildHistogram()
@@ -72,10 +80,9 @@ int main(int argc, char** argv) {
   if (lanes < 1 || lanes > 16)
     return log.Error("flags", {{"error", "--lanes: must be in [1, 16]"}}), 1;
   moe::EngineLanes engine(&*model, &executor, engine_options, lanes);
-  moe::EventHub hub(ckpt->config, host.registry());
-  moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub,
-                                    &executor.router(), ckpt->profiles_json, &log},
-                                   host.registry());
+  moe::OrchestratorService service(
+      {ckpt->config, tokenizer->get(), &engine, &hub, router.get(), ckpt->profiles_json, &log},
+      host.registry());
   ckpt->state.clear();
   host.AddService(&service);
   if (absl::Status s = host.Start(); !s.ok())

@@ -258,6 +258,12 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
     return absl::InternalError("router: malformed Route response");
   }
   link.Forget(route.placement_epoch(), route.pool_addresses());
+  for (uint64_t seen = newest_epoch_.load(); route.placement_epoch() > seen;) {
+    if (newest_epoch_.compare_exchange_weak(seen, route.placement_epoch())) {
+      if (options_.on_new_epoch) options_.on_new_epoch(route.placement_epoch());
+      break;
+    }
+  }
   torch::Tensor ids = torch::empty({n, k}, torch::kInt64);
   torch::Tensor weights = torch::empty({n, k}, torch::kFloat);
   for (int64_t i = 0; i < n * k; ++i) {

@@ -19,6 +19,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +41,9 @@ struct RemoteExecutorOptions {
   absl::Duration forward_deadline = absl::Seconds(10);
   int max_attempts = 5;  // per layer call, re-routing after a pool failure or a moved expert
   bool streams = true;   // false: one unary Route / Forward call per message
+  // Called with each placement epoch newer than any seen before (from the calling thread; must
+  // not block).
+  std::function<void(uint64_t epoch)> on_new_epoch;
 };
 
 class RemoteMoeExecutor : public MoeExecutor {
@@ -95,6 +100,7 @@ class RemoteMoeExecutor : public MoeExecutor {
   std::map<std::string, std::shared_ptr<PoolChannel>> channels_ ABSL_GUARDED_BY(channels_mu_);
   absl::Mutex links_mu_;
   std::vector<std::unique_ptr<Link>> idle_links_ ABSL_GUARDED_BY(links_mu_);
+  std::atomic<uint64_t> newest_epoch_{0};
 };
 
 }  // namespace moe

@@ -285,6 +285,43 @@ TEST_F(ElasticPlacementTest, APoolThatDiesAndComesBackEmptyGetsItsExpertsAgain) 
   EXPECT_GT(Computed(1), 0);
 }
 
+TEST_F(ElasticPlacementTest, APlacementChangeAppearsInTheEventStreamWithItsEpoch) {
+  Start({{"pool-a", {0, 1, 2, 3}, true, 0}, {"pool-b", {2, 3}, false, 0}});
+  auto orchestrator = moe::v1::Orchestrator::NewStub(
+      grpc::CreateChannel(cluster_->orchestrator_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_ctx;
+  SetTimeout(watch_ctx, absl::Seconds(60));
+  auto watch = orchestrator->WatchRouting(&watch_ctx, moe::v1::WatchRoutingRequest());
+  std::unique_ptr<Load> load = StartLoad(2);
+  load->WaitFor(4);
+  moe::v1::DrainPoolRequest drain;
+  drain.set_pool("pool-b");
+  moe::v1::Placement after;
+  {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(60));
+    ASSERT_TRUE(router_->DrainPool(&ctx, drain, &after).ok());
+  }
+  load->WaitFor(6);
+  load->Stop();
+  // Events of the load went by first; the placement event comes once a Route answer showed the
+  // new epoch.
+  bool seen = false;
+  moe::v1::WatchRoutingResponse batch;
+  while (!seen && watch->Read(&batch)) {
+    for (const moe::v1::RoutingEvent& ev : batch.events()) {
+      if (!ev.has_placement()) continue;
+      const moe::v1::Placement& p = ev.placement().placement();
+      if (p.epoch() < after.epoch()) continue;
+      seen = true;
+      EXPECT_TRUE(p.pools(1).draining());
+      EXPECT_EQ(p.pools(1).hosts(0).experts_size(), 0);
+    }
+  }
+  watch_ctx.TryCancel();
+  EXPECT_TRUE(seen) << "no placement event at epoch " << after.epoch();
+}
+
 TEST_F(ElasticPlacementTest, RefusalsNameTheCulpritAndChangeNothing) {
   Start({{"pool-a", {0, 1, 2, 3}, true, 0}, {"pool-b", {2, 3}, false, 0}});
   const uint64_t epoch = Placement().epoch();

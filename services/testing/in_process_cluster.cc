@@ -11,6 +11,7 @@
 #include "services/common/status.h"
 #include "services/orchestrator/event_hub.h"
 #include "services/orchestrator/orchestrator_service.h"
+#include "services/orchestrator/placement_watcher.h"
 
 namespace moe::testing {
 namespace {
@@ -71,16 +72,23 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
     absl::StatusOr<InferenceModel> model = InferenceModel::Create(config, c->checkpoint_.state);
     if (!model.ok()) return model.status();
     c->model_ = std::make_unique<InferenceModel>(*std::move(model));
+    c->hub_ = std::make_unique<EventHub>(config, c->orchestrator_host_->registry());
+    c->router_stub_ = moe::v1::Router::NewStub(
+        grpc::CreateChannel(c->cluster_.router_address, grpc::InsecureChannelCredentials()));
+    c->watcher_ =
+        std::make_unique<PlacementWatcher>(c->router_stub_.get(), c->hub_.get(), &c->logger_);
+    RemoteExecutorOptions remote = options.remote;
+    PlacementWatcher* watcher = c->watcher_.get();
+    remote.on_new_epoch = [watcher](uint64_t epoch) { watcher->OnEpoch(epoch); };
     c->executor_ = std::make_unique<RemoteMoeExecutor>(
-        config, c->cluster_, options.remote, c->orchestrator_host_->registry(), &c->logger_);
+        config, c->cluster_, remote, c->orchestrator_host_->registry(), &c->logger_);
     EngineOptions engine_options;
     engine_options.max_batch = options.max_batch;
     c->engine_ = std::make_unique<EngineLanes>(c->model_.get(), c->executor_.get(), engine_options,
                                                options.lanes);
-    c->hub_ = std::make_unique<EventHub>(config, c->orchestrator_host_->registry());
     c->orchestrator_ = std::make_unique<OrchestratorService>(
         OrchestratorDeps{config, c->tokenizer_.get(), c->engine_.get(), c->hub_.get(),
-                         &c->executor_->router(), "{}", &c->logger_},
+                         c->router_stub_.get(), "{}", &c->logger_},
         c->orchestrator_host_->registry());
     c->orchestrator_host_->AddService(c->orchestrator_.get());
     if (absl::Status s = c->orchestrator_host_->Start(); !s.ok()) return s;
@@ -153,9 +161,10 @@ InProcessCluster::~InProcessCluster() {
   if (orchestrator_host_ != nullptr) orchestrator_host_->Shutdown(absl::Seconds(1));
   if (engine_ != nullptr) engine_->Stop(/*drain=*/false);
   orchestrator_.reset();
-  hub_.reset();
   engine_.reset();
   executor_.reset();
+  watcher_.reset();
+  hub_.reset();
   StopRouter();
   for (size_t i = 0; i < pools_.size(); ++i) StopPool(static_cast<int>(i));
   if (!dir_.empty()) std::filesystem::remove_all(dir_);

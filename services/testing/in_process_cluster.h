@@ -25,6 +25,7 @@ class EngineLanes;
 class EventHub;
 class InferenceModel;
 class OrchestratorService;
+class PlacementWatcher;
 }  // namespace moe
 
 namespace moe::testing {
@@ -99,9 +100,11 @@ class InProcessCluster {
   std::unique_ptr<ServiceHost> orchestrator_host_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<InferenceModel> model_;
+  std::unique_ptr<EventHub> hub_;
+  std::unique_ptr<moe::v1::Router::Stub> router_stub_;
+  std::unique_ptr<PlacementWatcher> watcher_;
   std::unique_ptr<RemoteMoeExecutor> executor_;
   std::unique_ptr<EngineLanes> engine_;
-  std::unique_ptr<EventHub> hub_;
   std::unique_ptr<OrchestratorService> orchestrator_;
 };
 

@@ -151,9 +151,15 @@ absl::Status Cluster::Start() {
   return s;
 }
 
+absl::Status Cluster::StartPool(const std::string& name) {
+  if (absl::Status s = Spawn(name); !s.ok()) return s;
+  return WaitServing(name);
+}
+
 absl::Status Cluster::StartOnce() {
   std::vector<std::string> pools;
   for (const PoolLayout& p : options_.pools) {
+    if (p.join) continue;
     std::string hosts = absl::StrCat("{\"layers\": \"all\", \"experts\": \"", p.experts, "\"");
     if (!p.shared.empty()) absl::StrAppend(&hosts, ", \"shared\": \"", p.shared, "\"");
     pools.push_back(absl::StrCat("{\"name\": \"", p.name, "\", \"address\": \"", address(p.name),
@@ -163,6 +169,7 @@ absl::Status Cluster::StartOnce() {
       "{\"router\": {\"address\": \"", address("router"), "\"}, \"orchestrator\": {\"address\": \"",
       address("orchestrator"), "\"}, \"pools\": [", absl::StrJoin(pools, ", "), "]}\n");
   for (const PoolLayout& p : options_.pools) {
+    if (p.join) continue;
     if (absl::Status s = Spawn(p.name); !s.ok()) return s;
   }
   if (absl::Status s = Spawn("router"); !s.ok()) return s;
@@ -195,6 +202,9 @@ absl::Status Cluster::Spawn(const std::string& name) {
   }
   if (name == "router") {
     for (const std::string& a : options_.router_args) argv.push_back(a);
+  }
+  for (const PoolLayout& p : options_.pools) {
+    if (p.name == name && p.join) argv.push_back("--join=" + address("router"));
   }
   pid_[name] = SpawnProcess(argv, dir_ + "/" + name + ".log");
   return pid_[name] > 0 ? absl::OkStatus() : absl::InternalError("fork failed");

@@ -17,6 +17,9 @@ struct PoolLayout {
   std::string name;
   std::string experts;  // "0-1", "all", ...
   std::string shared;   // "" or "all"
+  // Not in the cluster file: started with --join (it announces itself to the router, hosting
+  // nothing until a rebalance gives it experts), and only by StartPool, after Start.
+  bool join = false;
 };
 
 struct ClusterOptions {
@@ -41,6 +44,8 @@ class Cluster {
   void Kill(const std::string& name);             // SIGKILL, as if the machine died
   void Signal(const std::string& name, int sig);  // e.g. SIGSTOP: a hung process
   absl::Status Restart(const std::string& name);  // start again on the same port
+  // Starts a pool of options.pools that Start left out (join = true) and waits until SERVING.
+  absl::Status StartPool(const std::string& name);
 
   std::string address(const std::string& name) const;  // "127.0.0.1:PORT"
   int metrics_port(const std::string& name) const;

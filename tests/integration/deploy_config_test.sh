@@ -55,6 +55,7 @@ import yaml
 
 EXPECTED_PORTS = {"orchestrator": (50050, 9100), "router": (50051, 9101),
                   "pool-a": (50061, 9111), "pool-b": (50062, 9112)}
+ELASTIC_PORTS = (50060, 9110)  # k8s pool-elastic: not in the cluster files
 MOE = ["router", "pool-a", "pool-b", "orchestrator"]
 CLUSTER_FILES = {"local": "deploy/local/cluster.json", "compose": "deploy/cluster.compose.json",
                  "k8s": "deploy/k8s/cluster.k8s.json"}
@@ -206,9 +207,10 @@ def check_k8s(rendered, rendered_gpu):
         return err(f"k8s: expected one Namespace, got {sorted(ns)}")
     namespace = next(iter(ns))
     want = set(MOE) | {"viewer"}
-    for kind in ["Deployment", "Service"]:
-        if set(by_kind.get(kind, {})) != want:
-            err(f"k8s: {kind}s {sorted(by_kind.get(kind, {}))}, expected {sorted(want)}")
+    # Elastic pools are reached by pod IP (they tell the router), so they have no Service.
+    for kind, names in [("Deployment", want | {"pool-elastic"}), ("Service", want)]:
+        if set(by_kind.get(kind, {})) != names:
+            err(f"k8s: {kind}s {sorted(by_kind.get(kind, {}))}, expected {sorted(names)}")
     cms = list(by_kind.get("ConfigMap", {}).values())
     if len(cms) != 1 or "cluster.json" not in cms[0].get("data", {}):
         return err("k8s: expected one ConfigMap with cluster.json")
@@ -232,7 +234,7 @@ def check_k8s(rendered, rendered_gpu):
             err(f"k8s {name}: image {c.get('image')}")
         if name == "viewer":
             continue
-        grpc, metrics = EXPECTED_PORTS[name]
+        grpc, metrics = ELASTIC_PORTS if name == "pool-elastic" else EXPECTED_PORTS[name]
         f = flags(c.get("args", []))
         if f.get("--listen") != f"0.0.0.0:{grpc}" or f.get("--metrics_listen") != f"0.0.0.0:{metrics}":
             err(f"k8s {name}: --listen/--metrics_listen are not 0.0.0.0:{grpc}/0.0.0.0:{metrics}")
@@ -248,7 +250,15 @@ def check_k8s(rendered, rendered_gpu):
         if not vol or vol["configMap"]["name"] != cm["metadata"]["name"] or \
                 f.get("--cluster") != f"{mount}/cluster.json":
             err(f"k8s {name}: --cluster does not point into the generated ConfigMap")
-        if name.startswith("pool-") and f.get("--pool") != name:
+        if name == "pool-elastic":
+            router_host, router_port = cluster.get("router", ("", 0))
+            if f.get("--join") != f"{router_host}:{router_port}" or \
+                    f.get("--advertise") != f"$(POD_IP):{grpc}" or f.get("--pool") != "$(POD_NAME)":
+                err(f"k8s {name}: must --join the router's Service as $(POD_NAME) at $(POD_IP):{grpc}")
+            pre = json.dumps(c.get("lifecycle", {}).get("preStop", {}))
+            if "moectl drain" not in pre:
+                err(f"k8s {name}: no preStop drain")
+        elif name.startswith("pool-") and f.get("--pool") != name:
             err(f"k8s {name}: --pool is {f.get('--pool')}")
     with open(rendered_gpu, encoding="utf-8") as f:
         gpu = {d["metadata"]["name"]: d for d in yaml.safe_load_all(f) if d and d["kind"] == "Deployment"}
@@ -345,6 +355,19 @@ def check_dashboard(tmp):
     add("moe_event_subscribers", "0x60")
     for service in ["router", "expert_pool", "orchestrator"]:
         add(f'moe_build_info{{service="{service}"}}', "1x60")
+    # Elastic placement: created at start, whether or not anything changes.
+    add("moe_placement_epoch", "1x60")
+    for layer in range(2):
+        add(f'moe_layer_balancedness{{layer="{layer}"}}', "1x60")
+        for pool in ["pool-a", "pool-b"]:
+            add(f'moe_experts_hosted{{pool="{pool}",layer="{layer}"}}', "4x60")
+    for outcome in ["changed", "unchanged", "failed"]:
+        add(f'moe_rebalances_total{{outcome="{outcome}"}}', "0x60")
+    for kind in ["load", "drop"]:
+        add(f'moe_replica_changes_total{{kind="{kind}"}}', "0x60")
+    for pool in ["pool-a", "pool-b"]:
+        add(f'moe_experts_loaded_total{{pool="{pool}"}}', "0x60")
+        add(f'moe_experts_dropped_total{{pool="{pool}"}}', "0x60")
     test = {"rule_files": ["rules.yml"], "evaluation_interval": "5s",
             "tests": [{"interval": "5s", "input_series": series,
                        "alert_rule_test": [{"eval_time": "4m", "alertname": r["alert"], "exp_alerts": [{}]}

@@ -104,8 +104,15 @@ std::string HeaderLine(const DashboardState& state, const Painter& paint, int wi
       absl::StrCat(paint("MoE top", kBold), "  model ",
                    SanitizeForDisplay(state.model.empty() ? "?" : state.model), "  target ",
                    SanitizeForDisplay(state.target.empty() ? "?" : state.target));
+  std::string placement;
+  if (state.placement_epoch > 0) {
+    std::vector<std::string> balance;
+    for (double b : state.balancedness) balance.push_back(absl::StrFormat("%.2f", b));
+    placement = absl::StrCat("epoch ", state.placement_epoch, "  balance ",
+                             balance.empty() ? "?" : absl::StrJoin(balance, "/"), "  ");
+  }
   const std::string right =
-      absl::StrCat(absl::StrFormat("%.1f tok/s", state.tokens_per_second), "  ",
+      absl::StrCat(placement, absl::StrFormat("%.1f tok/s", state.tokens_per_second), "  ",
                    paint(absl::StrCat("dropped ", state.dropped), state.dropped > 0 ? kRed : ""));
   const int gap = width - DisplayWidth(left) - DisplayWidth(right);
   return absl::StrCat(left, std::string(std::max(gap, 2), ' '), right);

@@ -36,7 +36,10 @@ struct DashboardState {
   double tokens_per_second = 0.0;
   std::vector<RecentToken> recent;  // oldest first; the newest that fit are shown, newest on top
   uint64_t dropped = 0;             // events lost to the subscriber queue so far
-  bool color = false;               // ANSI 256-colour escapes; off for pipes and tests
+  // The router's placement, once known: its epoch and each layer's pool balancedness (1 = even).
+  uint64_t placement_epoch = 0;  // 0 = not known
+  std::vector<double> balancedness;
+  bool color = false;  // ANSI 256-colour escapes; off for pipes and tests
 };
 
 // Renders the dashboard as at most `height` lines, each at most `width` display columns (escapes

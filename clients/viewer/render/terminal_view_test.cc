@@ -96,6 +96,16 @@ TEST(RenderDashboardTest, HeaderNamesModelTargetRateAndDrops) {
   EXPECT_EQ(DisplayWidth(lines[0]), 100);  // the rate sits at the right edge
 }
 
+TEST(RenderDashboardTest, HeaderShowsThePlacementEpochAndBalanceOnceKnown) {
+  DashboardState state = ThreeLayerState();
+  EXPECT_FALSE(absl::StrContains(RenderDashboard(state, 120, 40)[0], "epoch"));
+  state.placement_epoch = 12;
+  state.balancedness = {0.984, 0.5};
+  const std::string header = RenderDashboard(state, 120, 40)[0];
+  EXPECT_TRUE(absl::StrContains(header, "epoch 12  balance 0.98/0.50")) << header;
+  EXPECT_EQ(DisplayWidth(header), 120);
+}
+
 TEST(RenderDashboardTest, RecentTokensNewestFirstWithMicroExperts) {
   const std::vector<std::string> lines = RenderDashboard(ThreeLayerState(), 100, 40);
   int newest = -1;

@@ -114,7 +114,7 @@ export async function generate(params, { onToken, onDone, onError, signal }) {
 }
 
 /** Subscribes to /api/events (live routing of every request). Returns the EventSource. */
-export function watchEvents({ onLoad, onToken, onDropped, onState }) {
+export function watchEvents({ onLoad, onToken, onDropped, onState, onPlacement }) {
   const es = new EventSource('/api/events');
   const parse = (fn) => (ev) => {
     try {
@@ -124,6 +124,7 @@ export function watchEvents({ onLoad, onToken, onDropped, onState }) {
   es.addEventListener('load', parse(onLoad));
   es.addEventListener('token', parse(onToken));
   es.addEventListener('dropped', parse(onDropped));
+  if (onPlacement) es.addEventListener('placement', parse(onPlacement));
   es.onopen = () => onState('live');
   es.onerror = () => onState(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
   return es;

@@ -4,7 +4,7 @@
 
 import { initGenerate } from './generate.js';
 import { startLive } from './live.js';
-import { initPolicy, loadInfo, loadPolicy } from './model_info.js';
+import { initPolicy, loadInfo, loadPolicy, renderPlacement } from './model_info.js';
 import { highlightExpert, initNetwork } from './network.js';
 import { startPlayback } from './playback.js';
 import { onProfileShown } from './profiles.js';
@@ -15,7 +15,7 @@ initPolicy();
 initGenerate();
 initTokenPanel();
 initNetwork();
-startLive();
+startLive({ onPlacement: renderPlacement });
 startPlayback();
 
 loadInfo();

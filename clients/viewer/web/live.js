@@ -93,8 +93,11 @@ export function renderLoad() {
   });
 }
 
-/** Binds the load source switch and subscribes to /api/events. */
-export function startLive() {
+/**
+ * Binds the load source switch and subscribes to /api/events; `onPlacement` gets each new
+ * placement the router reports (a rebalance, a drain, a pool that joined or came back).
+ */
+export function startLive({ onPlacement } = {}) {
   $('load-source').addEventListener('click', (ev) => {
     if (!ev.target.dataset.src) return;
     state.loadSource = ev.target.dataset.src;
@@ -107,5 +110,6 @@ export function startLive() {
     onToken: onLiveToken,
     onDropped: (d) => { state.live.dropped = Number(d.dropped ?? 0); },
     onState: (s) => { $('live-state').textContent = s; $('live-state').className = `pill ${s}`; },
+    onPlacement,
   });
 }

@@ -35,25 +35,44 @@ function renderModelInfo(m) {
     el('span', { className: 'k', textContent: k }), el('b', { textContent: v ?? '?' }))));
 }
 
-function renderPlacement(placement) {
+/**
+ * Shows the placement: its epoch, each layer's balancedness, and per pool its health, slots,
+ * the experts it hosts (and is loading) per layer and its share of each layer's tokens. Called
+ * at load and again for every placement event, so the panel follows changes live.
+ */
+export function renderPlacement(placement) {
   const pools = placement?.pools || [];
   if (!pools.length) { $('placement').textContent = 'No placement reported.'; return; }
-  $('placement').replaceChildren(...pools.map((p) => {
+  const layers = placement.layers || [];
+  // Share of each layer's computed tokens per pool: a replicated expert's pools split its load.
+  const totals = [];
+  for (const p of pools) (p.layer_tokens || []).forEach((t, l) => { totals[l] = (totals[l] || 0) + Number(t); });
+  const head = el('div', { className: 'placement-head muted' },
+    el('span', { textContent: `epoch ${placement.epoch ?? '?'}` }),
+    ...layers.map((l) => el('span', { className: 'kv', textContent: ` · L${l.layer ?? 0} balance ${Number(l.balancedness ?? 1).toFixed(2)}` })));
+  $('placement').replaceChildren(head, ...pools.map((p) => {
     // Group the hosts by their expert sets: "L0-3 · E0-3 · S0".
     const groups = new Map();
     for (const h of p.hosts || []) {
       const key = `${ranges(h.experts || [])}|${ranges(h.shared || [])}`;
       if (!groups.has(key)) groups.set(key, []);
-      groups.get(key).push(h.layer);
+      groups.get(key).push(h.layer ?? 0);
     }
-    const lines = [...groups].map(([key, layers]) => {
+    const lines = [...groups].map(([key, ls]) => {
       const [e, s] = key.split('|');
-      return el('div', { className: 'hosts', textContent: `L${ranges(layers)} · experts ${e}${s !== '—' ? ` · shared ${s}` : ''}` });
+      return el('div', { className: 'hosts', textContent: `L${ranges(ls)} · experts ${e}${s !== '—' ? ` · shared ${s}` : ''}` });
     });
+    const loading = (p.loading || []).filter((h) => (h.experts || []).length + (h.shared || []).length > 0);
+    if (loading.length) {
+      lines.push(el('div', { className: 'hosts muted', textContent: `loading ${loading.map((h) => `L${h.layer ?? 0}: ${ranges(h.experts || [])}`).join(' · ')}` }));
+    }
+    const shares = (p.layer_tokens || []).map((t, l) => (totals[l] > 0 ? `L${l} ${Math.round((100 * Number(t)) / totals[l])}%` : null)).filter(Boolean);
+    if (shares.length) lines.push(el('div', { className: 'hosts muted', textContent: `token share ${shares.join(' · ')}` }));
+    const flags = [p.address, p.device || '?', Number(p.expert_slots) > 0 ? `${p.expert_slots} slots` : null, p.draining ? 'draining' : null].filter(Boolean);
     return el('div', { className: 'pool-card' },
       el('div', {},
         el('span', { className: `dot ${p.healthy ? 'ok' : 'bad'}`, title: p.healthy ? 'healthy' : 'unhealthy' }),
-        poolPill(p.name), el('span', { className: 'muted', textContent: ` ${p.address} · ${p.device || '?'}` })),
+        poolPill(p.name), el('span', { className: 'muted', textContent: ` ${flags.join(' · ')}` })),
       ...lines);
   }));
 }

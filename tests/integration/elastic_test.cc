@@ -1,0 +1,254 @@
+// Elastic placement on real processes (the shipped model), under 32 concurrent streams of greedy
+// requests whose tokens are checked against the embedded model: a rebalance that replicates and
+// moves experts, then a drain followed by kill -9 of the drained pool; a pool that joins and then
+// takes tokens; a killed pool that comes back. No request fails except while a pool with no
+// replica is down.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "models/embedded.h"
+#include "moe/v1/orchestrator.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "tests/integration/cluster.h"
+
+namespace moe {
+namespace {
+
+using testing::Cluster;
+using testing::ClusterOptions;
+
+constexpr int kStreams = 32;
+constexpr int kTokens = 6;
+const std::vector<std::string> kPrompts = {"The jury said", "It was a dark", "She looked at",
+                                           "In the city of", "He said that", "The man who"};
+
+std::chrono::system_clock::time_point In(absl::Duration d) {
+  return absl::ToChronoTime(absl::Now() + d);
+}
+
+class Load {
+ public:
+  Load(const std::string& target, const std::map<std::string, std::vector<int>>* want) {
+    for (int t = 0; t < kStreams; ++t) {
+      threads_.emplace_back([this, target, want, t] {
+        auto stub = moe::v1::Orchestrator::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+        for (int i = 0; i < 200 && !stop_.load(); ++i) {
+          const std::string& prompt = kPrompts[(t + i) % kPrompts.size()];
+          moe::v1::GenerateRequest req;
+          req.set_prompt(prompt);
+          req.set_max_tokens(kTokens);
+          req.set_temperature(0);
+          moe::v1::CompleteResponse resp;
+          grpc::ClientContext ctx;
+          ctx.set_deadline(In(absl::Seconds(120)));
+          const grpc::Status st = stub->Complete(&ctx, req, &resp);
+          absl::MutexLock lock(&mu_);
+          ++done_;
+          if (!st.ok()) {
+            failures_.push_back(st.error_message());
+          } else if (std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()) !=
+                     want->at(prompt)) {
+            wrong_.push_back(prompt);
+          }
+        }
+      });
+    }
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  void WaitFor(int n) {
+    absl::MutexLock lock(&mu_);
+    until_ = done_ + n;
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](Load* l) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                               return l->done_ >= l->until_;
+                             },
+                             this),
+                         absl::Seconds(120));
+  }
+  int done() {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
+  std::vector<std::string> failures() {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+  std::vector<std::string> wrong() {
+    absl::MutexLock lock(&mu_);
+    return wrong_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  int until_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> wrong_ ABSL_GUARDED_BY(mu_);
+};
+
+class ElasticClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ModelSource source;
+    source.model_dir = Cluster::SourceDir() + "/models/brown-moe";
+    EngineOptions options;
+    options.max_batch = 1;
+    absl::StatusOr<std::unique_ptr<EmbeddedModel>> m = EmbeddedModel::Load(source, options);
+    ASSERT_TRUE(m.ok()) << m.status();
+    want_ = new std::map<std::string, std::vector<int>>();
+    for (const std::string& prompt : kPrompts) {
+      GenerateParams p;
+      p.prompt = (*m)->tokenizer().Encode(prompt);
+      p.max_new_tokens = kTokens;
+      p.sampling.temperature = 0;
+      std::vector<int>& ids = (*want_)[prompt];
+      ASSERT_TRUE((*m)->Generate(std::move(p), [&](const TokenOutput& t) {
+                        if (!t.is_prompt) ids.push_back(t.token_id);
+                      }).ok());
+    }
+  }
+
+  void Start(std::vector<testing::PoolLayout> pools) {
+    ClusterOptions o;
+    o.model_args = {"--model=" + Cluster::SourceDir() + "/models/brown-moe", "--threads=1"};
+    o.pools = std::move(pools);
+    o.metrics = true;
+    o.router_args = {"--rebalance_interval_s=0", "--load_window_s=5", "--drop_grace_ms=200"};
+    cluster_ = std::make_unique<Cluster>(o);
+    ASSERT_TRUE(cluster_->Start().ok());
+    router_ = moe::v1::Router::NewStub(
+        grpc::CreateChannel(cluster_->address("router"), grpc::InsecureChannelCredentials()));
+  }
+
+  std::unique_ptr<Load> StartLoad() {
+    return std::make_unique<Load>(cluster_->address("orchestrator"), want_);
+  }
+
+  moe::v1::Placement Placement() {
+    moe::v1::Placement p;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(10)));
+    EXPECT_TRUE(router_->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &p).ok());
+    return p;
+  }
+
+  // Tokens the pool computed, from its /metrics page.
+  double Computed(const std::string& pool) {
+    std::string page;
+    Cluster::RunToCompletion(
+        {"/usr/bin/curl", "-s",
+         absl::StrCat("http://127.0.0.1:", cluster_->metrics_port(pool), "/metrics")},
+        &page);
+    double sum = 0;
+    for (absl::string_view line : absl::StrSplit(page, '\n')) {
+      if (!absl::StartsWith(line, "moe_expert_tokens_computed_total{")) continue;
+      double v = 0;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) sum += v;
+    }
+    return sum;
+  }
+
+  static std::map<std::string, std::vector<int>>* want_;
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<moe::v1::Router::Stub> router_;
+};
+
+std::map<std::string, std::vector<int>>* ElasticClusterTest::want_ = nullptr;
+
+TEST_F(ElasticClusterTest, RebalanceThenDrainAndKillOfTheDrainedPoolLoseNothing) {
+  Start({{"pool-a", "0-5", ""}, {"pool-b", "6-7", ""}});
+  const uint64_t epoch0 = Placement().epoch();
+  std::unique_ptr<Load> load = StartLoad();
+  load->WaitFor(64);
+  moe::v1::RebalanceResponse r;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(120)));
+    const grpc::Status st = router_->Rebalance(&ctx, moe::v1::RebalanceRequest(), &r);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_TRUE(r.changed()) << r.reason();
+  EXPECT_GT(r.after().epoch(), epoch0);
+  load->WaitFor(64);
+  moe::v1::DrainPoolRequest drain;
+  drain.set_pool("pool-b");
+  moe::v1::Placement after;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(120)));
+    const grpc::Status st = router_->DrainPool(&ctx, drain, &after);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_GT(after.epoch(), r.after().epoch());
+  cluster_->Kill("pool-b");
+  load->WaitFor(64);
+  load->Stop();
+  EXPECT_TRUE(load->failures().empty()) << load->failures().size() << " failed, e.g. "
+                                        << load->failures().front();
+  EXPECT_TRUE(load->wrong().empty()) << load->wrong().size() << " wrong, e.g. "
+                                     << load->wrong().front();
+}
+
+TEST_F(ElasticClusterTest, AJoiningPoolTakesTokensAfterARebalance) {
+  Start({{"pool-a", "all", ""}, {"pool-c", "", "", /*join=*/true}});
+  std::unique_ptr<Load> load = StartLoad();
+  ASSERT_TRUE(cluster_->StartPool("pool-c").ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Placement().pools_size() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  load->WaitFor(64);
+  moe::v1::RebalanceResponse r;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(120)));
+    ASSERT_TRUE(router_->Rebalance(&ctx, moe::v1::RebalanceRequest(), &r).ok());
+  }
+  EXPECT_TRUE(r.changed()) << r.reason();
+  load->WaitFor(64);
+  load->Stop();
+  EXPECT_GT(Computed("pool-c"), 0) << "the joined pool never computed";
+  EXPECT_TRUE(load->failures().empty()) << load->failures().front();
+  EXPECT_TRUE(load->wrong().empty()) << load->wrong().front();
+}
+
+TEST_F(ElasticClusterTest, AKilledPoolThatComesBackServesAgain) {
+  Start({{"pool-a", "0-3", ""}, {"pool-b", "4-7", ""}});
+  std::unique_ptr<Load> load = StartLoad();
+  load->WaitFor(32);
+  cluster_->Kill("pool-b");
+  load->WaitFor(16);  // these may fail: experts 4-7 have no replica
+  ASSERT_TRUE(cluster_->Restart("pool-b").ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!Placement().pools(1).healthy() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  // Requests already in flight when the pool came back may still have failed; from here on none.
+  load->WaitFor(kStreams);
+  const size_t failed = load->failures().size();
+  load->WaitFor(64);
+  load->Stop();
+  EXPECT_EQ(load->failures().size(), failed) << load->failures().back();
+  EXPECT_TRUE(load->wrong().empty()) << load->wrong().front();
+  EXPECT_GT(Computed("pool-b"), 0);
+}
+
+}  // namespace
+}  // namespace moe
