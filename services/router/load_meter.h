@@ -17,19 +17,26 @@ class LoadMeter {
  public:
   LoadMeter(int n_layers, int n_keys, absl::Duration half_life, Clock clock = RealClock());
 
-  // One Route call's work: per key, and per pool (pool index, tokens).
-  void Add(int layer, absl::Span<const double> per_key,
-           absl::Span<const std::pair<int, double>> per_pool);
+  // Tokens one expert key got from one Route call, and the pool that computes them.
+  struct Work {
+    int key;
+    int pool;
+    double tokens;
+  };
+  void Add(int layer, absl::Span<const Work> work);
   std::vector<double> KeyLoads(int layer) const;
   // Per pool index, n_pools long (pools with nothing measured read 0).
   std::vector<double> PoolLoads(int layer, int n_pools) const;
+  // One key's tokens per pool index, n_pools long: how its replicas share it.
+  std::vector<double> KeyPoolLoads(int layer, int key, int n_pools) const;
 
  private:
   const int n_keys_;
   const Clock clock_;
   mutable absl::Mutex mu_;
-  mutable std::vector<DecayingCounters> keys_ ABSL_GUARDED_BY(mu_);   // per layer
-  mutable std::vector<DecayingCounters> pools_ ABSL_GUARDED_BY(mu_);  // per layer
+  mutable std::vector<DecayingCounters> keys_ ABSL_GUARDED_BY(mu_);                    // per layer
+  mutable std::vector<DecayingCounters> pools_ ABSL_GUARDED_BY(mu_);                   // per layer
+  mutable std::vector<std::vector<DecayingCounters>> key_pools_ ABSL_GUARDED_BY(mu_);  // [l][key]
 };
 
 }  // namespace moe

@@ -266,7 +266,8 @@ void PlacementController::CheckPool(int index) {
       ok = false;
       why = absl::StrCat("serves model ", d.model_id(), ", the router ", ModelId(config_));
     } else {
-      table_->SetDevice(index, d.device());
+      // The cluster file says nothing of devices and slot budgets: the pool does.
+      table_->SetDescribed(index, d.device(), d.expert_slots());
       Reconcile(index, d);
       absl::MutexLock lock(&links_mu_);
       Link(index).described = true;
@@ -554,10 +555,13 @@ void PlacementController::FillPlacement(moe::v1::Placement* out) const {
     moe::v1::PoolInfo* info = out->mutable_pools(r.pool);
     moe::v1::HostedExperts* h = r.state == ReplicaState::kReady ? info->mutable_hosts(r.layer)
                                                                 : info->mutable_loading(r.layer);
+    const double tokens = meter_->KeyPoolLoads(r.layer, r.key, n)[r.pool];
     if (r.key < config_.n_experts) {
       h->add_experts(r.key);
+      if (r.state == ReplicaState::kReady) h->add_expert_tokens(tokens);
     } else {
       h->add_shared(r.key - config_.n_experts);
+      if (r.state == ReplicaState::kReady) h->add_shared_tokens(tokens);
     }
   }
   const std::vector<PlannerPool> usable = PlannerPools();

@@ -96,9 +96,10 @@ int PlacementTable::UpsertPool(const PoolEntry& entry) {
   return static_cast<int>(pools_.size()) - 1;
 }
 
-void PlacementTable::SetDevice(int pool, const std::string& device) {
+void PlacementTable::SetDescribed(int pool, const std::string& device, int expert_slots) {
   absl::MutexLock lock(&mu_);
   pools_[pool].device = device;
+  pools_[pool].expert_slots = expert_slots;
 }
 
 void PlacementTable::SetDraining(int pool, bool draining) {

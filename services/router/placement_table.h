@@ -77,7 +77,8 @@ class PlacementTable {
   // A new pool, or a known one's new address, device and slots (and no longer draining).
   // Returns its index; pool indices never change.
   int UpsertPool(const PoolEntry& entry);
-  void SetDevice(int pool, const std::string& device);
+  // What the pool says of itself (Describe): its device and slot budget.
+  void SetDescribed(int pool, const std::string& device, int expert_slots);
   void SetDraining(int pool, bool draining);
 
   std::vector<Replica> replicas() const;

@@ -97,7 +97,7 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
     per_key[config_.n_experts + s] = static_cast<double>(n);
   // One placement for the whole call, whatever changes meanwhile.
   const std::shared_ptr<const RoutingView> view = table_.view();
-  std::vector<std::pair<int, double>> per_pool;
+  std::vector<LoadMeter::Work> work;
   std::vector<int> replica(config_.n_experts, -1);
   for (int e = 0; e < config_.n_experts; ++e) {
     if (per_key[e] == 0) continue;
@@ -110,7 +110,7 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
           absl::StrCat("layer ", layer, " expert ", e, ": no healthy pool (hosted by ",
                        names.empty() ? "none ready" : absl::StrJoin(names, ", "), ")"));
     }
-    per_pool.push_back({replica[e], per_key[e]});
+    work.push_back({e, replica[e], per_key[e]});
     routed_counters_[layer][e]->Increment(per_key[e]);
   }
   for (int s = 0; s < config_.n_shared; ++s) {
@@ -119,10 +119,10 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
       return absl::UnavailableError(
           absl::StrCat("layer ", layer, " shared expert ", s, ": no healthy pool"));
     }
-    per_pool.push_back({p, static_cast<double>(n)});
+    work.push_back({config_.n_experts + s, p, static_cast<double>(n)});
     resp->add_shared_pool_index(p);
   }
-  meter_.Add(layer, per_key, per_pool);
+  meter_.Add(layer, work);
   if (r.dropped > 0) dropped_counters_[layer]->Increment(static_cast<double>(r.dropped));
   for (const std::string& name : view->names) resp->add_pools(name);
   for (const std::string& address : view->addresses) resp->add_pool_addresses(address);

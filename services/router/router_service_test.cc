@@ -142,6 +142,20 @@ TEST_F(RouterServiceTest, FullReplicasShareTheLoadEvenly) {
             largest + 1);
   EXPECT_GT(p.pools(0).outstanding_tokens(), 0);
   EXPECT_GT(p.pools(1).outstanding_tokens(), 0);
+  // Each replica's tokens, and per layer they add up to what the pools computed.
+  for (int l = 0; l < config.n_layers; ++l) {
+    double replicas = 0, pools = 0;
+    for (const moe::v1::PoolInfo& pool : p.pools()) {
+      const moe::v1::HostedExperts& h = pool.hosts(l);
+      ASSERT_EQ(h.expert_tokens_size(), h.experts_size());
+      ASSERT_EQ(h.shared_tokens_size(), h.shared_size());
+      for (double t : h.expert_tokens()) replicas += t;
+      for (double t : h.shared_tokens()) replicas += t;
+      pools += pool.layer_tokens(l);
+    }
+    EXPECT_GT(pools, 0);
+    EXPECT_NEAR(replicas, pools, 1e-3 * pools) << "layer " << l;
+  }
 }
 
 TEST_F(RouterServiceTest, AReportedFailureMovesWorkToReplicasAndNamesExpertsLeftWithout) {

@@ -47,6 +47,17 @@ export function renderPlacement(placement) {
   // Share of each layer's computed tokens per pool: a replicated expert's pools split its load.
   const totals = [];
   for (const p of pools) (p.layer_tokens || []).forEach((t, l) => { totals[l] = (totals[l] || 0) + Number(t); });
+  // Replicated experts: how many pools host each (layer, expert), and the tokens of all of them.
+  const replicas = new Map(), expertTotals = new Map();
+  for (const p of pools) {
+    for (const h of p.hosts || []) {
+      (h.experts || []).forEach((e, i) => {
+        const key = `${h.layer ?? 0}/${e}`;
+        replicas.set(key, (replicas.get(key) || 0) + 1);
+        expertTotals.set(key, (expertTotals.get(key) || 0) + Number((h.expert_tokens || [])[i] ?? 0));
+      });
+    }
+  }
   const head = el('div', { className: 'placement-head muted' },
     el('span', { textContent: `epoch ${placement.epoch ?? '?'}` }),
     ...layers.map((l) => el('span', { className: 'kv', textContent: ` · L${l.layer ?? 0} balance ${Number(l.balancedness ?? 1).toFixed(2)}` })));
@@ -66,6 +77,17 @@ export function renderPlacement(placement) {
     if (loading.length) {
       lines.push(el('div', { className: 'hosts muted', textContent: `loading ${loading.map((h) => `L${h.layer ?? 0}: ${ranges(h.experts || [])}`).join(' · ')}` }));
     }
+    const replicated = [];
+    for (const h of p.hosts || []) {
+      (h.experts || []).forEach((e, i) => {
+        const key = `${h.layer ?? 0}/${e}`;
+        if ((replicas.get(key) || 0) < 2) return;
+        const total = expertTotals.get(key) || 0;
+        const mine = Number((h.expert_tokens || [])[i] ?? 0);
+        replicated.push(`L${h.layer ?? 0} E${e} ${total > 0 ? `${Math.round((100 * mine) / total)}%` : '–'}`);
+      });
+    }
+    if (replicated.length) lines.push(el('div', { className: 'hosts', textContent: `replicas (its share) ${replicated.join(' · ')}` }));
     const shares = (p.layer_tokens || []).map((t, l) => (totals[l] > 0 ? `L${l} ${Math.round((100 * Number(t)) / totals[l])}%` : null)).filter(Boolean);
     if (shares.length) lines.push(el('div', { className: 'hosts muted', textContent: `token share ${shares.join(' · ')}` }));
     const flags = [p.address, p.device || '?', Number(p.expert_slots) > 0 ? `${p.expert_slots} slots` : null, p.draining ? 'draining' : null].filter(Boolean);
