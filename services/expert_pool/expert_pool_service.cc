@@ -102,29 +102,27 @@ grpc::ServerUnaryReactor* ExpertPoolService::Describe(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* ExpertPoolService::LoadExperts(grpc::CallbackServerContext* ctx,
                                                          const moe::v1::ChangeExpertsRequest* req,
                                                          moe::v1::DescribeResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<std::vector<Key>> keys = ReadChange(*req);
-  if (!keys.ok()) {
-    reactor->Finish(ToGrpcStatus(keys.status()));
-    return reactor;
-  }
-  changes_.Post([this, reactor, keys = *std::move(keys), resp] {
-    reactor->Finish(ToGrpcStatus(DoLoad(keys, resp)));
-  });
-  return reactor;
+  return Change(ctx, *req, resp, /*load=*/true);
 }
 
 grpc::ServerUnaryReactor* ExpertPoolService::DropExperts(grpc::CallbackServerContext* ctx,
                                                          const moe::v1::ChangeExpertsRequest* req,
                                                          moe::v1::DescribeResponse* resp) {
+  return Change(ctx, *req, resp, /*load=*/false);
+}
+
+grpc::ServerUnaryReactor* ExpertPoolService::Change(grpc::CallbackServerContext* ctx,
+                                                    const moe::v1::ChangeExpertsRequest& req,
+                                                    moe::v1::DescribeResponse* resp, bool load) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<std::vector<Key>> keys = ReadChange(*req);
+  absl::StatusOr<std::vector<Key>> keys = ReadChange(req);
   if (!keys.ok()) {
     reactor->Finish(ToGrpcStatus(keys.status()));
     return reactor;
   }
-  changes_.Post([this, reactor, keys = *std::move(keys), resp] {
-    reactor->Finish(ToGrpcStatus(DoDrop(keys, resp)));
+  // On the worker thread: loading copies weights, dropping waits for calls in flight.
+  changes_.Post([this, reactor, keys = *std::move(keys), resp, load] {
+    reactor->Finish(ToGrpcStatus(load ? DoLoad(keys, resp) : DoDrop(keys, resp)));
   });
   return reactor;
 }

@@ -72,6 +72,10 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   void FillDescribe(const ExpertBank& bank, moe::v1::DescribeResponse* resp) const;
   // Reads the (layer, expert) blocks of a change request; INVALID_ARGUMENT names the bad one.
   absl::StatusOr<std::vector<Key>> ReadChange(const moe::v1::ChangeExpertsRequest& req) const;
+  // LoadExperts and DropExperts: validated here, carried out on the worker thread.
+  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx,
+                                   const moe::v1::ChangeExpertsRequest& req,
+                                   moe::v1::DescribeResponse* resp, bool load);
   absl::Status DoLoad(const std::vector<Key>& keys, moe::v1::DescribeResponse* resp);
   absl::Status DoDrop(const std::vector<Key>& keys, moe::v1::DescribeResponse* resp);
   void UpdateHostedGauges(const ExpertBank& bank);

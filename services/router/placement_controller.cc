@@ -453,35 +453,31 @@ moe::v1::ChangeExpertsRequest ChangeRequest(const KeyList& keys, int n_experts) 
 }  // namespace
 
 absl::Status PlacementController::CallLoad(int pool, const KeyList& keys) {
-  grpc::ClientContext ctx;
-  SetTimeout(ctx, options_.change_timeout);
-  moe::v1::DescribeResponse resp;
-  const grpc::Status st =
-      PoolStub(pool)->LoadExperts(&ctx, ChangeRequest(keys, config_.n_experts), &resp);
-  if (!st.ok()) {
-    const absl::Status s = FromGrpcStatus(st);
-    return absl::Status(
-        s.code(), absl::StrCat("pool ", table_->pool(pool).name, ": LoadExperts: ", s.message()));
-  }
-  logger_->Info("experts_loaded", {{"pool", table_->pool(pool).name},
-                                   {"experts", absl::StrCat(keys.size())},
-                                   {"seconds", absl::StrCat(resp.change_seconds())}});
-  return absl::OkStatus();
+  return CallChange(pool, keys, /*load=*/true);
 }
 
 absl::Status PlacementController::CallDrop(int pool, const KeyList& keys) {
+  return CallChange(pool, keys, /*load=*/false);
+}
+
+absl::Status PlacementController::CallChange(int pool, const KeyList& keys, bool load) {
+  const std::string name = table_->pool(pool).name;
+  const moe::v1::ChangeExpertsRequest req = ChangeRequest(keys, config_.n_experts);
   grpc::ClientContext ctx;
   SetTimeout(ctx, options_.change_timeout);
   moe::v1::DescribeResponse resp;
+  moe::v1::ExpertPool::Stub* stub = PoolStub(pool);
   const grpc::Status st =
-      PoolStub(pool)->DropExperts(&ctx, ChangeRequest(keys, config_.n_experts), &resp);
+      load ? stub->LoadExperts(&ctx, req, &resp) : stub->DropExperts(&ctx, req, &resp);
+  const char* method = load ? "LoadExperts" : "DropExperts";
   if (!st.ok()) {
     const absl::Status s = FromGrpcStatus(st);
-    return absl::Status(
-        s.code(), absl::StrCat("pool ", table_->pool(pool).name, ": DropExperts: ", s.message()));
+    return absl::Status(s.code(), absl::StrCat("pool ", name, ": ", method, ": ", s.message()));
   }
-  logger_->Info("experts_dropped",
-                {{"pool", table_->pool(pool).name}, {"experts", absl::StrCat(keys.size())}});
+  logger_->Info(load ? "experts_loaded" : "experts_dropped",
+                {{"pool", name},
+                 {"experts", absl::StrCat(keys.size())},
+                 {"seconds", absl::StrCat(resp.change_seconds())}});
   return absl::OkStatus();
 }
 

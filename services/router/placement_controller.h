@@ -107,6 +107,7 @@ class PlacementController {
   absl::Status Apply(const Target& target);
   absl::Status CallLoad(int pool, const std::vector<std::pair<int, int>>& keys);
   absl::Status CallDrop(int pool, const std::vector<std::pair<int, int>>& keys);
+  absl::Status CallChange(int pool, const std::vector<std::pair<int, int>>& keys, bool load);
   std::vector<PlannerPool> PlannerPools() const;
   // Sleeps up to `d`; false when stopping.
   bool Sleep(absl::Duration d);

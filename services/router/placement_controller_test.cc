@@ -23,6 +23,7 @@
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "services/common/deadline.h"
 #include "services/testing/in_process_cluster.h"
+#include "services/testing/load_generator.h"
 
 namespace moe {
 namespace {
@@ -30,6 +31,7 @@ namespace {
 using ::testing::HasSubstr;
 using testing::InProcessCluster;
 using testing::InProcessClusterOptions;
+using testing::LoadGenerator;
 
 constexpr int kMaxTokens = 6;
 const std::vector<std::string>& Prompts() {
@@ -37,81 +39,6 @@ const std::vector<std::string>& Prompts() {
       "the", "a jury", "of the city", "when she", "it was", "he said", "in 1961", "we are"};
   return *p;
 }
-
-// Clients that generate greedily in a loop until stopped (at most `max_each` requests each),
-// checking every answer against the embedded model's tokens for its prompt.
-class Load {
- public:
-  Load(const std::string& target, const std::map<std::string, std::vector<int>>* want, int threads,
-       int max_each)
-      : want_(want) {
-    for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, target, t, max_each] {
-        auto stub = moe::v1::Orchestrator::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-        for (int i = 0; i < max_each && !stop_.load(); ++i) {
-          const std::string& prompt = Prompts()[(t + i) % Prompts().size()];
-          moe::v1::GenerateRequest req;
-          req.set_prompt(prompt);
-          req.set_max_tokens(kMaxTokens);
-          req.set_temperature(0);
-          moe::v1::CompleteResponse resp;
-          grpc::ClientContext ctx;
-          SetTimeout(ctx, absl::Seconds(60));
-          const grpc::Status st = stub->Complete(&ctx, req, &resp);
-          absl::MutexLock lock(&mu_);
-          ++done_;
-          if (!st.ok()) {
-            failures_.push_back(st.error_message());
-          } else if (std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()) !=
-                     want_->at(prompt)) {
-            wrong_.push_back(prompt);
-          }
-        }
-      });
-    }
-  }
-  ~Load() { Stop(); }
-
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  // Waits until `n` more requests have finished (bounded).
-  void WaitFor(int n) {
-    absl::MutexLock lock(&mu_);
-    wait_until_ = done_ + n;
-    mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](Load* l) ABSL_NO_THREAD_SAFETY_ANALYSIS { return l->done_ >= l->wait_until_; },
-            this),
-        absl::Seconds(60));
-  }
-  int done() {
-    absl::MutexLock lock(&mu_);
-    return done_;
-  }
-  std::vector<std::string> failures() {
-    absl::MutexLock lock(&mu_);
-    return failures_;
-  }
-  std::vector<std::string> wrong() {
-    absl::MutexLock lock(&mu_);
-    return wrong_;
-  }
-
- private:
-  const std::map<std::string, std::vector<int>>* want_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-  absl::Mutex mu_;
-  int done_ ABSL_GUARDED_BY(mu_) = 0;
-  int wait_until_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> wrong_ ABSL_GUARDED_BY(mu_);
-};
 
 class ElasticPlacementTest : public ::testing::Test {
  protected:
@@ -152,8 +79,9 @@ class ElasticPlacementTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<Load> StartLoad(int threads = 8, int max_each = 400) {
-    return std::make_unique<Load>(cluster_->orchestrator_address(), &want_, threads, max_each);
+  std::unique_ptr<LoadGenerator> StartLoad(int threads = 8, int max_each = 400) {
+    return std::make_unique<LoadGenerator>(cluster_->orchestrator_address(), &want_, kMaxTokens,
+                                           threads, max_each);
   }
 
   moe::v1::Placement Placement() {
@@ -189,7 +117,7 @@ TEST_F(ElasticPlacementTest, ARebalanceUnderLoadEvensASkewedPlacementAndLosesNot
   // pool-a: experts 0-2 and the shared expert of every layer; pool-b: expert 3. Four slots each.
   Start({{"pool-a", {0, 1, 2}, true, 4}, {"pool-b", {3}, false, 4}});
   const uint64_t epoch0 = Placement().epoch();
-  std::unique_ptr<Load> load = StartLoad();
+  std::unique_ptr<LoadGenerator> load = StartLoad();
   load->WaitFor(40);
   moe::v1::RebalanceResponse r;
   {
@@ -217,7 +145,7 @@ TEST_F(ElasticPlacementTest, ARebalanceUnderLoadEvensASkewedPlacementAndLosesNot
 
 TEST_F(ElasticPlacementTest, ADrainedPoolHostsNothingAndCanDieWithoutAFailedRequest) {
   Start({{"pool-a", {0, 1, 2, 3}, true, 0}, {"pool-b", {2, 3}, false, 0}});
-  std::unique_ptr<Load> load = StartLoad();
+  std::unique_ptr<LoadGenerator> load = StartLoad();
   load->WaitFor(30);
   moe::v1::DrainPoolRequest req;
   req.set_pool("pool-b");
@@ -243,7 +171,7 @@ TEST_F(ElasticPlacementTest, ADrainedPoolHostsNothingAndCanDieWithoutAFailedRequ
 
 TEST_F(ElasticPlacementTest, AJoiningPoolTakesTokensAfterTheNextRebalance) {
   Start({{"pool-a", {0, 1, 2, 3}, true, 0}});
-  std::unique_ptr<Load> load = StartLoad();
+  std::unique_ptr<LoadGenerator> load = StartLoad();
   absl::StatusOr<int> c = cluster_->JoinPool({"pool-c", {}, false, 0});
   ASSERT_TRUE(c.ok()) << c.status();
   load->WaitFor(30);
@@ -264,7 +192,7 @@ TEST_F(ElasticPlacementTest, AJoiningPoolTakesTokensAfterTheNextRebalance) {
 
 TEST_F(ElasticPlacementTest, APoolThatDiesAndComesBackEmptyGetsItsExpertsAgain) {
   Start({{"pool-a", {0, 1}, true, 0}, {"pool-b", {2, 3}, false, 0}});
-  std::unique_ptr<Load> load = StartLoad(4);
+  std::unique_ptr<LoadGenerator> load = StartLoad(4);
   load->WaitFor(10);
   cluster_->StopPool(1);
   load->WaitFor(10);  // these may fail: experts 2 and 3 have no replica
@@ -292,7 +220,7 @@ TEST_F(ElasticPlacementTest, APlacementChangeAppearsInTheEventStreamWithItsEpoch
   grpc::ClientContext watch_ctx;
   SetTimeout(watch_ctx, absl::Seconds(60));
   auto watch = orchestrator->WatchRouting(&watch_ctx, moe::v1::WatchRoutingRequest());
-  std::unique_ptr<Load> load = StartLoad(2);
+  std::unique_ptr<LoadGenerator> load = StartLoad(2);
   load->WaitFor(4);
   moe::v1::DrainPoolRequest drain;
   drain.set_pool("pool-b");

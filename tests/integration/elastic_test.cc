@@ -19,6 +19,7 @@
 #include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
+#include "services/testing/load_generator.h"
 #include "tests/integration/cluster.h"
 
 namespace moe {
@@ -26,84 +27,16 @@ namespace {
 
 using testing::Cluster;
 using testing::ClusterOptions;
+using testing::LoadGenerator;
 
 constexpr int kStreams = 32;
 constexpr int kTokens = 6;
-const std::vector<std::string> kPrompts = {"The jury said", "It was a dark", "She looked at",
-                                           "In the city of", "He said that", "The man who"};
+const std::vector<std::string> kPrompts = {"The jury said",  "It was a dark", "She looked at",
+                                           "In the city of", "He said that",  "The man who"};
 
 std::chrono::system_clock::time_point In(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
 }
-
-class Load {
- public:
-  Load(const std::string& target, const std::map<std::string, std::vector<int>>* want) {
-    for (int t = 0; t < kStreams; ++t) {
-      threads_.emplace_back([this, target, want, t] {
-        auto stub = moe::v1::Orchestrator::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-        for (int i = 0; i < 200 && !stop_.load(); ++i) {
-          const std::string& prompt = kPrompts[(t + i) % kPrompts.size()];
-          moe::v1::GenerateRequest req;
-          req.set_prompt(prompt);
-          req.set_max_tokens(kTokens);
-          req.set_temperature(0);
-          moe::v1::CompleteResponse resp;
-          grpc::ClientContext ctx;
-          ctx.set_deadline(In(absl::Seconds(120)));
-          const grpc::Status st = stub->Complete(&ctx, req, &resp);
-          absl::MutexLock lock(&mu_);
-          ++done_;
-          if (!st.ok()) {
-            failures_.push_back(st.error_message());
-          } else if (std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()) !=
-                     want->at(prompt)) {
-            wrong_.push_back(prompt);
-          }
-        }
-      });
-    }
-  }
-  ~Load() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  void WaitFor(int n) {
-    absl::MutexLock lock(&mu_);
-    until_ = done_ + n;
-    mu_.AwaitWithTimeout(absl::Condition(
-                             +[](Load* l) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                               return l->done_ >= l->until_;
-                             },
-                             this),
-                         absl::Seconds(120));
-  }
-  int done() {
-    absl::MutexLock lock(&mu_);
-    return done_;
-  }
-  std::vector<std::string> failures() {
-    absl::MutexLock lock(&mu_);
-    return failures_;
-  }
-  std::vector<std::string> wrong() {
-    absl::MutexLock lock(&mu_);
-    return wrong_;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-  absl::Mutex mu_;
-  int done_ ABSL_GUARDED_BY(mu_) = 0;
-  int until_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> wrong_ ABSL_GUARDED_BY(mu_);
-};
 
 class ElasticClusterTest : public ::testing::Test {
  protected:
@@ -121,9 +54,11 @@ class ElasticClusterTest : public ::testing::Test {
       p.max_new_tokens = kTokens;
       p.sampling.temperature = 0;
       std::vector<int>& ids = (*want_)[prompt];
-      ASSERT_TRUE((*m)->Generate(std::move(p), [&](const TokenOutput& t) {
-                        if (!t.is_prompt) ids.push_back(t.token_id);
-                      }).ok());
+      ASSERT_TRUE((*m)->Generate(std::move(p),
+                                 [&](const TokenOutput& t) {
+                                   if (!t.is_prompt) ids.push_back(t.token_id);
+                                 })
+                      .ok());
     }
   }
 
@@ -139,8 +74,9 @@ class ElasticClusterTest : public ::testing::Test {
         grpc::CreateChannel(cluster_->address("router"), grpc::InsecureChannelCredentials()));
   }
 
-  std::unique_ptr<Load> StartLoad() {
-    return std::make_unique<Load>(cluster_->address("orchestrator"), want_);
+  std::unique_ptr<LoadGenerator> StartLoad() {
+    return std::make_unique<LoadGenerator>(cluster_->address("orchestrator"), want_, kTokens,
+                                           kStreams, /*max_each=*/200);
   }
 
   moe::v1::Placement Placement() {
@@ -177,7 +113,7 @@ std::map<std::string, std::vector<int>>* ElasticClusterTest::want_ = nullptr;
 TEST_F(ElasticClusterTest, RebalanceThenDrainAndKillOfTheDrainedPoolLoseNothing) {
   Start({{"pool-a", "0-5", ""}, {"pool-b", "6-7", ""}});
   const uint64_t epoch0 = Placement().epoch();
-  std::unique_ptr<Load> load = StartLoad();
+  std::unique_ptr<LoadGenerator> load = StartLoad();
   load->WaitFor(64);
   moe::v1::RebalanceResponse r;
   {
@@ -202,18 +138,19 @@ TEST_F(ElasticClusterTest, RebalanceThenDrainAndKillOfTheDrainedPoolLoseNothing)
   cluster_->Kill("pool-b");
   load->WaitFor(64);
   load->Stop();
-  EXPECT_TRUE(load->failures().empty()) << load->failures().size() << " failed, e.g. "
-                                        << load->failures().front();
-  EXPECT_TRUE(load->wrong().empty()) << load->wrong().size() << " wrong, e.g. "
-                                     << load->wrong().front();
+  EXPECT_TRUE(load->failures().empty())
+      << load->failures().size() << " failed, e.g. " << load->failures().front();
+  EXPECT_TRUE(load->wrong().empty())
+      << load->wrong().size() << " wrong, e.g. " << load->wrong().front();
 }
 
 TEST_F(ElasticClusterTest, AJoiningPoolTakesTokensAfterARebalance) {
   Start({{"pool-a", "all", ""}, {"pool-c", "", "", /*join=*/true}});
-  std::unique_ptr<Load> load = StartLoad();
+  std::unique_ptr<LoadGenerator> load = StartLoad();
   ASSERT_TRUE(cluster_->StartPool("pool-c").ok());
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (Placement().pools_size() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  while (Placement().pools_size() < 2 && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(50));
   load->WaitFor(64);
   moe::v1::RebalanceResponse r;
   {
@@ -231,7 +168,7 @@ TEST_F(ElasticClusterTest, AJoiningPoolTakesTokensAfterARebalance) {
 
 TEST_F(ElasticClusterTest, AKilledPoolThatComesBackServesAgain) {
   Start({{"pool-a", "0-3", ""}, {"pool-b", "4-7", ""}});
-  std::unique_ptr<Load> load = StartLoad();
+  std::unique_ptr<LoadGenerator> load = StartLoad();
   load->WaitFor(32);
   cluster_->Kill("pool-b");
   load->WaitFor(16);  // these may fail: experts 4-7 have no replica
