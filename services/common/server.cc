@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "absl/synchronization/mutex.h"
 #include "services/common/metrics_server.h"
 
@@ -54,6 +55,11 @@ absl::Status ServiceHost::Start() {
     metrics_ = std::move(*m);
   }
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's health service carries no protobuf descriptor; reflection serves the one generated
+  // from proto/grpc/health/v1/health.proto, if the binary links it. Naming it here keeps the
+  // linker from dropping it from services that never call Health themselves, so that grpcurl can
+  // describe (and call) grpc.health.v1.Health on every service.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);

@@ -23,6 +23,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/descriptor_database.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "models/embedded.h"
 #include "moe/v1/expert.grpc.pb.h"
@@ -322,6 +325,76 @@ TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
     grpc::health::v1::HealthCheckResponse h;
     ASSERT_TRUE(health->Check(&hctx, grpc::health::v1::HealthCheckRequest(), &h).ok());
     EXPECT_EQ(h.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+// What grpcurl does with nothing but reflection: list the services, fetch the file that defines
+// each (and the files it depends on), and resolve every method's request and response types.
+// A service that reflection lists but cannot describe cannot be called by grpcurl.
+TEST_F(ShippedClusterTest, ReflectionDescribesEveryListedServiceAndItsMethodTypes) {
+  for (const std::string name : {"router", "pool-a", "orchestrator"}) {
+    auto channel = grpc::CreateChannel(cluster_->address(name), grpc::InsecureChannelCredentials());
+    auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+    grpc::ClientContext ctx;
+    Deadline(ctx, 10);
+    auto stream = reflection->ServerReflectionInfo(&ctx);
+    auto ask = [&](const grpc::reflection::v1alpha::ServerReflectionRequest& req) {
+      grpc::reflection::v1alpha::ServerReflectionResponse resp;
+      EXPECT_TRUE(stream->Write(req));
+      EXPECT_TRUE(stream->Read(&resp));
+      return resp;
+    };
+    grpc::reflection::v1alpha::ServerReflectionRequest list;
+    list.set_list_services("");
+    const auto listed = ask(list);
+    google::protobuf::SimpleDescriptorDatabase db;
+    std::set<std::string> have;
+    auto add_files = [&](const grpc::reflection::v1alpha::ServerReflectionResponse& r) {
+      for (const std::string& bytes : r.file_descriptor_response().file_descriptor_proto()) {
+        google::protobuf::FileDescriptorProto file;
+        ASSERT_TRUE(file.ParseFromString(bytes));
+        if (have.insert(file.name()).second) db.Add(file);
+      }
+    };
+    for (const auto& service : listed.list_services_response().service()) {
+      grpc::reflection::v1alpha::ServerReflectionRequest req;
+      req.set_file_containing_symbol(service.name());
+      const auto r = ask(req);
+      EXPECT_FALSE(r.has_error_response())
+          << name << ": " << service.name() << ": " << r.error_response().error_message();
+      add_files(r);
+    }
+    // Dependencies the answers named but did not include, by file name (as grpcurl asks).
+    for (bool more = true; more;) {
+      more = false;
+      std::vector<std::string> missing;
+      for (const std::string& f : have) {
+        google::protobuf::FileDescriptorProto file;
+        ASSERT_TRUE(db.FindFileByName(f, &file));
+        for (const std::string& dep : file.dependency()) {
+          if (!have.count(dep)) missing.push_back(dep);
+        }
+      }
+      for (const std::string& dep : missing) {
+        grpc::reflection::v1alpha::ServerReflectionRequest req;
+        req.set_file_by_filename(dep);
+        const auto r = ask(req);
+        EXPECT_FALSE(r.has_error_response()) << name << ": " << dep;
+        const size_t before = have.size();
+        add_files(r);
+        more |= have.size() > before;
+      }
+    }
+    stream->WritesDone();
+    google::protobuf::DescriptorPool pool(&db);
+    for (const auto& service : listed.list_services_response().service()) {
+      const google::protobuf::ServiceDescriptor* d = pool.FindServiceByName(service.name());
+      ASSERT_NE(d, nullptr) << name << ": cannot describe " << service.name();
+      for (int m = 0; m < d->method_count(); ++m) {
+        EXPECT_NE(d->method(m)->input_type(), nullptr) << d->method(m)->full_name();
+        EXPECT_NE(d->method(m)->output_type(), nullptr) << d->method(m)->full_name();
+      }
+    }
   }
 }
 
