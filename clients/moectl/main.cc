@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
+#include "models/usage.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
 #include "models/config.h"
@@ -87,7 +88,7 @@ int Generate(const std::string& prompt, bool complete) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  moe::InitUsage(
       "moectl generate|complete|info|placement|policy|rebalance|drain|health [flags] "
       "[prompt|pool]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);

@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "models/usage.h"
 #include "clients/viewer/gif_command.h"
 #include "clients/viewer/options.h"
 #include "clients/viewer/record.h"
@@ -134,7 +135,7 @@ absl::Status Run(const std::string& command) {
 }  // namespace moe::viewer
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  moe::InitUsage(
       "viewer serve|top|record|gif [flags] (see clients/viewer/README.md)");
   const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() > 1 ? args[1] : "";

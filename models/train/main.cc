@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/embedded.h"
@@ -159,7 +160,7 @@ int RunLogits() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  moe::InitUsage(
       "moe-train train|eval|analyze|init|logits [flags]: train a MoE model, evaluate it, profile "
       "its "
       "experts. See --help.");

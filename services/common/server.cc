@@ -7,8 +7,8 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
-#include "grpc/health/v1/health.pb.h"
 #include "absl/synchronization/mutex.h"
+#include "grpc/health/v1/health.pb.h"
 #include "services/common/metrics_server.h"
 
 namespace moe {

@@ -7,6 +7,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
 #include "moe/v1/router.grpc.pb.h"
@@ -70,7 +71,7 @@ absl::Status Join(const std::string& router, const moe::v1::RegisterPoolRequest&
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
-  absl::SetProgramUsageMessage(
+  moe::InitUsage(
       "moe-expert-pool --pool=NAME (--cluster=FILE | --join=ROUTER) --model=DIR");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();

@@ -6,6 +6,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
 #include "models/inference.h"
@@ -31,7 +32,7 @@ ABSL_FLAG(int, lanes, 2,
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
-  absl::SetProgramUsageMessage("moe-orchestrator --cluster=FILE --model=DIR --listen=HOST:PORT");
+  moe::InitUsage("moe-orchestrator --cluster=FILE --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();
   moe::Logger log("orchestrator");

@@ -4,6 +4,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
 #include "models/routing.h"
@@ -22,7 +23,7 @@ ABSL_FLAG(int, drop_grace_ms, 1000,
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
-  absl::SetProgramUsageMessage("moe-router --cluster=FILE --model=DIR --listen=HOST:PORT");
+  moe::InitUsage("moe-router --cluster=FILE --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();
   moe::Logger log("router");
