@@ -76,8 +76,10 @@ uint64_t EventHub::Subscriber::dropped() const {
   return dropped_;
 }
 
-EventHub::EventHub(const ModelConfig& config, prometheus::Registry& registry)
-    : config_(config), counts_(static_cast<size_t>(config.n_layers) * config.n_routed()) {
+EventHub::EventHub(const ModelConfig& config, prometheus::Registry& registry, int max_subscribers)
+    : config_(config),
+      max_subscribers_(max_subscribers),
+      counts_(static_cast<size_t>(config.n_layers) * config.n_routed()) {
   subscribers_gauge_ = &prometheus::BuildGauge()
                             .Name("moe_event_subscribers")
                             .Help("WatchRouting streams open now")
@@ -158,10 +160,14 @@ absl::StatusOr<std::shared_ptr<EventHub::Subscriber>> EventHub::Subscribe(
     sub->last_snapshot_ = absl::Now();
     sub->next_snapshot_ = sub->last_snapshot_ + absl::Milliseconds(req.snapshot_interval_ms());
     sub->last_tokens_ = tokens_.load();
-  } else {
-    token_subscribers_.fetch_add(1);
   }
   absl::MutexLock lock(&mu_);
+  if (static_cast<int>(subs_.size()) >= max_subscribers_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("WatchRouting: ", subs_.size(),
+                     " streams open, at most --max_watchers=", max_subscribers_, "; retry later"));
+  }
+  if (req.snapshot_interval_ms() == 0) token_subscribers_.fetch_add(1);
   subs_.push_back(sub);
   subscribers_gauge_->Set(static_cast<double>(subs_.size()));
   return sub;

@@ -58,13 +58,16 @@ class EventHub {
     int64_t last_tokens_ = 0;
   };
 
-  EventHub(const ModelConfig& config, prometheus::Registry& registry);
+  // At most `max_subscribers` WatchRouting streams at a time: with each queue bounded, so is the
+  // memory the hub holds.
+  EventHub(const ModelConfig& config, prometheus::Registry& registry, int max_subscribers = 64);
   ~EventHub();
 
   // How long the delivery thread lets events gather before it wakes a subscriber's writer.
   static constexpr absl::Duration kLinger = absl::Milliseconds(10);
 
-  // Validates the request (INVALID_ARGUMENT names the field). `wake` is called from the hub's
+  // Validates the request (INVALID_ARGUMENT names the field); RESOURCE_EXHAUSTED when
+  // `max_subscribers` streams are open already. `wake` is called from the hub's
   // delivery thread, without hub locks held, about kLinger after the queue becomes non-empty.
   absl::StatusOr<std::shared_ptr<Subscriber>> Subscribe(const moe::v1::WatchRoutingRequest& req,
                                                         std::function<void()> wake);
@@ -85,6 +88,7 @@ class EventHub {
   void DeliveryLoop();
 
   const ModelConfig config_;
+  const int max_subscribers_;
   std::vector<std::atomic<int64_t>> counts_;  // [layer * n_routed + id]
   std::atomic<int64_t> tokens_{0};
   std::atomic<int> token_subscribers_{0};

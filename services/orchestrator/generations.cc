@@ -49,8 +49,14 @@ void Generation::Cancel() {
 }
 
 Generations::Generations(const ModelConfig& config, const Tokenizer* tokenizer, EngineLanes* engine,
-                         EventHub* hub, const Logger* logger, prometheus::Registry& registry)
-    : config_(config), tokenizer_(tokenizer), engine_(engine), hub_(hub), logger_(logger) {
+                         EventHub* hub, const Logger* logger, prometheus::Registry& registry,
+                         int max_requests)
+    : config_(config),
+      tokenizer_(tokenizer),
+      engine_(engine),
+      hub_(hub),
+      logger_(logger),
+      max_requests_(max_requests) {
   requests_ = &prometheus::BuildCounter()
                    .Name("moe_generate_requests_total")
                    .Help("Generate and Complete requests by final gRPC status")
@@ -84,11 +90,18 @@ void Generations::CountFinished(absl::StatusCode code) {
   // absl and gRPC share the canonical code numbering.
   requests_->Add({{"code", GrpcCodeName(static_cast<grpc::StatusCode>(code))}}).Increment();
   inflight_->Decrement();
+  admitted_.fetch_sub(1);
 }
 
 absl::Status Generations::Start(std::shared_ptr<Generation> g,
                                 const moe::v1::GenerateRequest& req) {
   inflight_->Increment();
+  if (const int before = admitted_.fetch_add(1); before >= max_requests_) {
+    CountFinished(absl::StatusCode::kResourceExhausted);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "orchestrator: ", before, " requests in flight, at most --max_requests=", max_requests_,
+        "; retry later"));
+  }
   absl::StatusOr<GenerateParams> params = ParseGenerateRequest(req, config_, *tokenizer_);
   if (!params.ok()) {
     CountFinished(params.status().code());

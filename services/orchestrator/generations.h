@@ -61,12 +61,15 @@ struct Generation {
 
 class Generations {
  public:
+  // At most `max_requests` requests are admitted at a time (queued or decoding); more are
+  // refused RESOURCE_EXHAUSTED, so that a flood cannot grow the queue without bound.
   Generations(const ModelConfig& config, const Tokenizer* tokenizer, EngineLanes* engine,
-              EventHub* hub, const Logger* logger, prometheus::Registry& registry);
+              EventHub* hub, const Logger* logger, prometheus::Registry& registry,
+              int max_requests = 256);
 
   // Validates `req` and submits it. On success the request runs and ends with g->on_finish; on
-  // error (INVALID_ARGUMENT naming the field, or the engine's refusal) nothing was started and
-  // neither callback will be called.
+  // error (INVALID_ARGUMENT naming the field, RESOURCE_EXHAUSTED naming the limit, or the
+  // engine's refusal) nothing was started and neither callback will be called.
   absl::Status Start(std::shared_ptr<Generation> g, const moe::v1::GenerateRequest& req);
 
  private:
@@ -79,6 +82,8 @@ class Generations {
   EngineLanes* const engine_;
   EventHub* const hub_;
   const Logger* const logger_;
+  const int max_requests_;
+  std::atomic<int> admitted_{0};  // requests between Start and their end
   std::atomic<uint64_t> next_id_{1};
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Counter* tokens_generated_;

@@ -6,10 +6,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
 #include "models/inference.h"
+#include "models/usage.h"
 #include "services/common/flags.h"
 #include "services/common/log.h"
 #include "services/common/server.h"
@@ -26,6 +26,11 @@ ABSL_FLAG(int, route_deadline_ms, 5000, "deadline of each Route message or call 
 ABSL_FLAG(int, forward_deadline_ms, 10000,
           "deadline of each Forward message or call to a pool: a pool that does not answer in "
           "time counts as failed (reported to the router; the layer is re-routed)");
+ABSL_FLAG(int, max_requests, 256,
+          "Generate/Complete requests admitted at a time (queued or decoding); more get "
+          "RESOURCE_EXHAUSTED naming this flag");
+ABSL_FLAG(int, max_watchers, 64,
+          "WatchRouting streams open at a time; more get RESOURCE_EXHAUSTED naming this flag");
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
@@ -61,7 +66,12 @@ int main(int argc, char** argv) {
   remote_options.route_deadline = absl::Milliseconds(route_ms);
   remote_options.forward_deadline = absl::Milliseconds(forward_ms);
   // The event stream shows every placement change the executor sees in a Route answer.
-  moe::EventHub hub(ckpt->config, host.registry());
+  const int max_requests = absl::GetFlag(FLAGS_max_requests);
+  const int max_watchers = absl::GetFlag(FLAGS_max_watchers);
+  if (max_requests < 1 || max_watchers < 1) {
+    return log.Error("flags", {{"error", "--max_requests, --max_watchers: must be >= 1"}}), 1;
+  }
+  moe::EventHub hub(ckpt->config, host.registry(), max_watchers);
   auto router = moe::v1::Router::NewStub(
       grpc::CreateCustomChannel(cluster->router_address, grpc::InsecureChannelCredentials(),
                                 moe::InternalChannelArguments()));
@@ -81,9 +91,9 @@ int main(int argc, char** argv) {
   if (lanes < 1 || lanes > 16)
     return log.Error("flags", {{"error", "--lanes: must be in [1, 16]"}}), 1;
   moe::EngineLanes engine(&*model, &executor, engine_options, lanes);
-  moe::OrchestratorService service(
-      {ckpt->config, tokenizer->get(), &engine, &hub, router.get(), ckpt->profiles_json, &log},
-      host.registry());
+  moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub, router.get(),
+                                    ckpt->profiles_json, &log, max_requests},
+                                   host.registry());
   ckpt->state.clear();
   host.AddService(&service);
   if (absl::Status s = host.Start(); !s.ok())

@@ -15,8 +15,8 @@ namespace moe {
 
 OrchestratorService::OrchestratorService(OrchestratorDeps deps, prometheus::Registry& registry)
     : deps_(std::move(deps)),
-      generations_(deps_.config, deps_.tokenizer, deps_.engine, deps_.hub, deps_.logger, registry) {
-}
+      generations_(deps_.config, deps_.tokenizer, deps_.engine, deps_.hub, deps_.logger, registry,
+                   deps_.max_requests) {}
 
 grpc::ServerWriteReactor<moe::v1::GenerateResponse>* OrchestratorService::Generate(
     grpc::CallbackServerContext*, const moe::v1::GenerateRequest* req) {

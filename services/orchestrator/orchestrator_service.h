@@ -29,6 +29,7 @@ struct OrchestratorDeps {
   moe::v1::Router::Stub* router;  // GetPlacement is the router's answer
   std::string profiles_json;
   const Logger* logger;
+  int max_requests = 256;  // admitted at a time (see Generations); more are RESOURCE_EXHAUSTED
 };
 
 // WatchRouting is served raw: its messages are assembled from events the hub serialized once for

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "models/embedded.h"
 #include "services/common/deadline.h"
@@ -227,6 +228,80 @@ TEST_F(OrchestratorServiceTest, WatchRoutingRefusesABadFilterNamingIt) {
   const grpc::Status st = watch->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), HasSubstr("layers"));
+}
+
+// A flood past the limits: the requests over --max_requests and the streams over --max_watchers
+// are refused RESOURCE_EXHAUSTED naming the flag, nothing crashes, and the admitted requests
+// finish with their tokens.
+TEST(OrchestratorAdmissionTest, AFloodPastTheLimitsIsRefusedNamingThemAndTheRestFinish) {
+  InProcessClusterOptions options;
+  options.orchestrator = true;
+  options.max_requests = 3;
+  options.max_watchers = 2;
+  absl::StatusOr<std::unique_ptr<InProcessCluster>> c = InProcessCluster::Start(options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto stub = moe::v1::Orchestrator::NewStub(
+      grpc::CreateChannel((*c)->orchestrator_address(), grpc::InsecureChannelCredentials()));
+
+  constexpr int kFlood = 24;
+  std::vector<grpc::Status> status(kFlood);
+  std::vector<int> tokens(kFlood, 0);
+  std::vector<std::thread> threads;
+  absl::Notification go;  // every request at once
+  for (int i = 0; i < kFlood; ++i) {
+    threads.emplace_back([&, i] {
+      go.WaitForNotification();
+      moe::v1::GenerateRequest req;
+      req.set_prompt("flood");
+      req.set_max_tokens(30);
+      req.set_temperature(0);
+      moe::v1::CompleteResponse resp;
+      grpc::ClientContext ctx;
+      SetTimeout(ctx, absl::Seconds(60));
+      status[i] = stub->Complete(&ctx, req, &resp);
+      tokens[i] = resp.token_ids_size();
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  go.Notify();
+  for (auto& t : threads) t.join();
+  int ok = 0, refused = 0;
+  for (int i = 0; i < kFlood; ++i) {
+    if (status[i].ok()) {
+      ++ok;
+      EXPECT_EQ(tokens[i], 30);
+    } else {
+      ++refused;
+      EXPECT_EQ(status[i].error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+      EXPECT_THAT(status[i].error_message(), HasSubstr("at most --max_requests=3"));
+    }
+  }
+  EXPECT_GE(ok, 3);
+  EXPECT_GT(refused, 0);
+  // With the flood over, requests are admitted again.
+  moe::v1::CompleteResponse resp;
+  grpc::ClientContext after;
+  moe::v1::GenerateRequest req;
+  req.set_prompt("after");
+  req.set_max_tokens(2);
+  EXPECT_TRUE(stub->Complete(&after, req, &resp).ok());
+
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<moe::v1::WatchRoutingResponse>>> watches;
+  for (int i = 0; i < 2; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    watches.push_back(stub->WatchRouting(ctxs.back().get(), moe::v1::WatchRoutingRequest()));
+  }
+  absl::SleepFor(absl::Milliseconds(200));  // both subscribed
+  grpc::ClientContext third;
+  auto refused_watch = stub->WatchRouting(&third, moe::v1::WatchRoutingRequest());
+  moe::v1::WatchRoutingResponse batch;
+  EXPECT_FALSE(refused_watch->Read(&batch));
+  const grpc::Status st = refused_watch->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(st.error_message(), HasSubstr("at most --max_watchers=2"));
+  for (auto& ctx : ctxs) ctx->TryCancel();
+  for (auto& w : watches) (void)w->Finish();
 }
 
 TEST_F(OrchestratorServiceTest, ModelInfoDescribesTheServedModelAndItsBatchCapacity) {

@@ -72,7 +72,8 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
     absl::StatusOr<InferenceModel> model = InferenceModel::Create(config, c->checkpoint_.state);
     if (!model.ok()) return model.status();
     c->model_ = std::make_unique<InferenceModel>(*std::move(model));
-    c->hub_ = std::make_unique<EventHub>(config, c->orchestrator_host_->registry());
+    c->hub_ =
+        std::make_unique<EventHub>(config, c->orchestrator_host_->registry(), options.max_watchers);
     c->router_stub_ = moe::v1::Router::NewStub(
         grpc::CreateChannel(c->cluster_.router_address, grpc::InsecureChannelCredentials()));
     c->watcher_ =
@@ -88,7 +89,7 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
                                                options.lanes);
     c->orchestrator_ = std::make_unique<OrchestratorService>(
         OrchestratorDeps{config, c->tokenizer_.get(), c->engine_.get(), c->hub_.get(),
-                         c->router_stub_.get(), "{}", &c->logger_},
+                         c->router_stub_.get(), "{}", &c->logger_, options.max_requests},
         c->orchestrator_host_->registry());
     c->orchestrator_host_->AddService(c->orchestrator_.get());
     if (absl::Status s = c->orchestrator_host_->Start(); !s.ok()) return s;

@@ -47,6 +47,8 @@ struct InProcessClusterOptions {
   RemoteExecutorOptions remote;
   int lanes = 1;
   int max_batch = 4;
+  int max_requests = 256;  // the orchestrator's --max_requests
+  int max_watchers = 64;   // the orchestrator's --max_watchers
 };
 
 class InProcessCluster {
