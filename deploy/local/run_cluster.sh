@@ -17,6 +17,8 @@
 #   --device=DEV          device of both pools: cpu (default) or cuda:N
 #   --threads=N           intra-op threads of each service (default: the services' own)
 #   --pools=N             expert pools, 2 to 8 (default 2): pool-c and on join the router
+#   --port-offset=N       add N to every port (gRPC, metrics, viewer), e.g. beside a running
+#                         cluster; the cluster file with the shifted addresses goes in the run dir
 #   --no-build            do not run the CMake build
 #   -h, --help            this text
 # Environment: MODEL, BUILD_DIR (default build), HEALTH_TIMEOUT_S (default 60).
@@ -41,6 +43,7 @@ SEED=0
 DEVICE=cpu
 THREADS=
 POOLS=2
+PORT_OFFSET=0
 
 for arg in "$@"; do
   case "$arg" in
@@ -53,6 +56,7 @@ for arg in "$@"; do
     --device=*) DEVICE=${arg#*=} ;;
     --threads=*) THREADS=${arg#*=} ;;
     --pools=*) POOLS=${arg#*=} ;;
+    --port-offset=*) PORT_OFFSET=${arg#*=} ;;
     --no-build) BUILD=0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run_cluster: unknown option '$arg' (see --help)" >&2; exit 2 ;;
@@ -61,6 +65,8 @@ done
 
 # The processes, in start order: name, binary (under BUILD_DIR), gRPC port, metrics port.
 [[ "$POOLS" =~ ^[2-8]$ ]] || { echo "run_cluster: --pools: must be in [2, 8], got '$POOLS'" >&2; exit 2; }
+[[ "$PORT_OFFSET" =~ ^[0-9]+$ ]] && ((PORT_OFFSET <= 10000)) ||
+  { echo "run_cluster: --port-offset: must be in [0, 10000], got '$PORT_OFFSET'" >&2; exit 2; }
 
 POOL_NAMES=()
 declare -A BIN=(
@@ -68,18 +74,18 @@ declare -A BIN=(
   [orchestrator]=services/orchestrator/moe-orchestrator
   [viewer]=clients/viewer/viewer
 )
-declare -A GRPC=([orchestrator]=50050 [router]=50051)
-declare -A METRICS=([orchestrator]=9100 [router]=9101)
+declare -A GRPC=([orchestrator]=$((50050 + PORT_OFFSET)) [router]=$((50051 + PORT_OFFSET)))
+declare -A METRICS=([orchestrator]=$((9100 + PORT_OFFSET)) [router]=$((9101 + PORT_OFFSET)))
 letters=(a b c d e f g h)
 for ((i = 0; i < POOLS; i++)); do
   p=pool-${letters[i]}
   POOL_NAMES+=("$p")
   BIN[$p]=services/expert_pool/moe-expert-pool
-  GRPC[$p]=$((50061 + i))
-  METRICS[$p]=$((9111 + i))
+  GRPC[$p]=$((50061 + i + PORT_OFFSET))
+  METRICS[$p]=$((9111 + i + PORT_OFFSET))
 done
 NAMES=("${POOL_NAMES[@]}" router orchestrator viewer)
-VIEWER_PORT=8080
+VIEWER_PORT=$((8080 + PORT_OFFSET))
 MOECTL=$BUILD_DIR/clients/moectl/moectl
 
 declare -A PID=()
@@ -198,6 +204,22 @@ done
 
 mkdir -p "$RUN_DIR"
 for name in "${NAMES[@]}"; do rm -f "$RUN_DIR/$name.log" "$RUN_DIR/$name.health.log"; done
+if ((PORT_OFFSET)); then
+  # The same placement with every address's port shifted.
+  /usr/bin/python3 - "$CLUSTER" "$PORT_OFFSET" >"$RUN_DIR/cluster.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+def shift(a):
+    host, port = a["address"].rsplit(":", 1)
+    a["address"] = f"{host}:{int(port) + int(sys.argv[2])}"
+for k in ("router", "orchestrator"):
+    if k in c: shift(c[k])
+for p in c["pools"]: shift(p)
+json.dump(c, sys.stdout, indent=2)
+PYEOF
+  CLUSTER=$RUN_DIR/cluster.json
+  COMMON=(--cluster="$CLUSTER" "${COMMON[@]:1}")
+fi
 trap 'stop_started' EXIT
 trap 'echo; stop_started; exit 130' INT
 trap 'stop_started; exit 143' TERM
