@@ -60,23 +60,10 @@ class ElasticPlacementTest : public ::testing::Test {
     router_ = moe::v1::Router::NewStub(
         grpc::CreateChannel(cluster_->router_address(), grpc::InsecureChannelCredentials()));
     // The oracle: the same weights, in-process.
-    EngineOptions engine;
-    engine.max_batch = 1;
-    absl::StatusOr<std::unique_ptr<EmbeddedModel>> m =
-        EmbeddedModel::Load(cluster_->source(), engine);
-    ASSERT_TRUE(m.ok()) << m.status();
-    for (const std::string& prompt : Prompts()) {
-      GenerateParams p;
-      p.prompt = (*m)->tokenizer().Encode(prompt);
-      p.max_new_tokens = kMaxTokens;
-      p.sampling.temperature = 0;
-      std::vector<int>& ids = want_[prompt];
-      ASSERT_TRUE((*m)->Generate(std::move(p),
-                                 [&](const TokenOutput& t) {
-                                   if (!t.is_prompt) ids.push_back(t.token_id);
-                                 })
-                      .ok());
-    }
+    absl::StatusOr<std::map<std::string, std::vector<int>>> want =
+        testing::EmbeddedGreedyTokens(cluster_->source(), Prompts(), kMaxTokens);
+    ASSERT_TRUE(want.ok()) << want.status();
+    want_ = *std::move(want);
   }
 
   std::unique_ptr<LoadGenerator> StartLoad(int threads = 8, int max_each = 400) {

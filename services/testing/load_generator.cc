@@ -2,10 +2,32 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "services/common/deadline.h"
 
 namespace moe::testing {
+
+absl::StatusOr<std::map<std::string, std::vector<int>>> EmbeddedGreedyTokens(
+    const ModelSource& source, const std::vector<std::string>& prompts, int max_tokens) {
+  EngineOptions options;
+  options.max_batch = 1;
+  absl::StatusOr<std::unique_ptr<EmbeddedModel>> m = EmbeddedModel::Load(source, options);
+  if (!m.ok()) return m.status();
+  std::map<std::string, std::vector<int>> want;
+  for (const std::string& prompt : prompts) {
+    GenerateParams p;
+    p.prompt = (*m)->tokenizer().Encode(prompt);
+    p.max_new_tokens = max_tokens;
+    p.sampling.temperature = 0;
+    std::vector<int>& ids = want[prompt];
+    absl::Status s = (*m)->Generate(std::move(p), [&](const TokenOutput& t) {
+      if (!t.is_prompt) ids.push_back(t.token_id);
+    });
+    if (!s.ok()) return s;
+  }
+  return want;
+}
 
 LoadGenerator::LoadGenerator(const std::string& target,
                              const std::map<std::string, std::vector<int>>* want, int max_tokens,

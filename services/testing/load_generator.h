@@ -14,9 +14,16 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "models/config.h"
 
 namespace moe::testing {
+
+// What LoadGenerator checks answers against: each prompt's greedy tokens from the embedded model
+// (router and experts in-process, no network) loaded from `source`.
+absl::StatusOr<std::map<std::string, std::vector<int>>> EmbeddedGreedyTokens(
+    const ModelSource& source, const std::vector<std::string>& prompts, int max_tokens);
 
 class LoadGenerator {
  public:

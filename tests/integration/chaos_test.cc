@@ -30,24 +30,10 @@ constexpr int kTokens = 6;
 std::map<std::string, std::vector<int>> Oracle(const std::vector<std::string>& prompts) {
   ModelSource source;
   source.model_dir = Cluster::SourceDir() + "/models/brown-moe";
-  EngineOptions options;
-  options.max_batch = 1;
-  absl::StatusOr<std::unique_ptr<EmbeddedModel>> m = EmbeddedModel::Load(source, options);
-  EXPECT_TRUE(m.ok()) << m.status();
-  std::map<std::string, std::vector<int>> want;
-  for (const std::string& prompt : prompts) {
-    GenerateParams p;
-    p.prompt = (*m)->tokenizer().Encode(prompt);
-    p.max_new_tokens = kTokens;
-    p.sampling.temperature = 0;
-    std::vector<int>& ids = want[prompt];
-    EXPECT_TRUE((*m)->Generate(std::move(p),
-                               [&](const TokenOutput& t) {
-                                 if (!t.is_prompt) ids.push_back(t.token_id);
-                               })
-                    .ok());
-  }
-  return want;
+  absl::StatusOr<std::map<std::string, std::vector<int>>> want =
+      testing::EmbeddedGreedyTokens(source, prompts, kTokens);
+  EXPECT_TRUE(want.ok()) << want.status();
+  return want.ok() ? *std::move(want) : std::map<std::string, std::vector<int>>();
 }
 
 TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecovers) {

@@ -43,23 +43,10 @@ class ElasticClusterTest : public ::testing::Test {
   static void SetUpTestSuite() {
     ModelSource source;
     source.model_dir = Cluster::SourceDir() + "/models/brown-moe";
-    EngineOptions options;
-    options.max_batch = 1;
-    absl::StatusOr<std::unique_ptr<EmbeddedModel>> m = EmbeddedModel::Load(source, options);
-    ASSERT_TRUE(m.ok()) << m.status();
-    want_ = new std::map<std::string, std::vector<int>>();
-    for (const std::string& prompt : kPrompts) {
-      GenerateParams p;
-      p.prompt = (*m)->tokenizer().Encode(prompt);
-      p.max_new_tokens = kTokens;
-      p.sampling.temperature = 0;
-      std::vector<int>& ids = (*want_)[prompt];
-      ASSERT_TRUE((*m)->Generate(std::move(p),
-                                 [&](const TokenOutput& t) {
-                                   if (!t.is_prompt) ids.push_back(t.token_id);
-                                 })
-                      .ok());
-    }
+    absl::StatusOr<std::map<std::string, std::vector<int>>> want =
+        testing::EmbeddedGreedyTokens(source, kPrompts, kTokens);
+    ASSERT_TRUE(want.ok()) << want.status();
+    want_ = new std::map<std::string, std::vector<int>>(*std::move(want));
   }
 
   void Start(std::vector<testing::PoolLayout> pools) {
