@@ -19,7 +19,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "services/common/deadline.h"
 #include "services/testing/in_process_cluster.h"

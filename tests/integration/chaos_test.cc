@@ -14,7 +14,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "services/testing/load_generator.h"
 #include "tests/integration/cluster.h"

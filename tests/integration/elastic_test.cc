@@ -16,7 +16,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/testing/load_generator.h"
