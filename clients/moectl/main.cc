@@ -14,11 +14,11 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
-#include "models/usage.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
 #include "models/config.h"
 #include "models/embedded.h"
+#include "models/usage.h"
 
 ABSL_FLAG(std::string, target, "",
           "orchestrator address HOST:PORT (the router's for policy, rebalance and drain)");

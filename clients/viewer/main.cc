@@ -13,13 +13,13 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
-#include "models/usage.h"
 #include "clients/viewer/gif_command.h"
 #include "clients/viewer/options.h"
 #include "clients/viewer/record.h"
 #include "clients/viewer/server.h"
 #include "clients/viewer/signals.h"
 #include "clients/viewer/top.h"
+#include "models/usage.h"
 
 ABSL_FLAG(std::string, target, "", "orchestrator address HOST:PORT");
 ABSL_FLAG(std::string, trace, "", "trace file to replay instead of --target (top, serve, gif)");
@@ -135,8 +135,7 @@ absl::Status Run(const std::string& command) {
 }  // namespace moe::viewer
 
 int main(int argc, char** argv) {
-  moe::InitUsage(
-      "viewer serve|top|record|gif [flags] (see clients/viewer/README.md)");
+  moe::InitUsage("viewer serve|top|record|gif [flags] (see clients/viewer/README.md)");
   const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() > 1 ? args[1] : "";
   if (command != "serve" && command != "top" && command != "record" && command != "gif") {

@@ -16,13 +16,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/embedded.h"
 #include "models/train/analysis.h"
 #include "models/train/trainer.h"
 #include "models/transformer.h"
+#include "models/usage.h"
 
 ABSL_FLAG(std::string, config, "", "train: model config JSON");
 ABSL_FLAG(std::string, train, "data/brown/train.ids", "train: training token ids");

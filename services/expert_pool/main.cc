@@ -7,9 +7,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "models/usage.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
+#include "models/usage.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/deadline.h"
 #include "services/common/flags.h"
@@ -71,8 +71,7 @@ absl::Status Join(const std::string& router, const moe::v1::RegisterPoolRequest&
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
-  moe::InitUsage(
-      "moe-expert-pool --pool=NAME (--cluster=FILE | --join=ROUTER) --model=DIR");
+  moe::InitUsage("moe-expert-pool --pool=NAME (--cluster=FILE | --join=ROUTER) --model=DIR");
   absl::ParseCommandLine(argc, argv);
   const moe::CommonFlags flags = moe::ReadCommonFlags();
   const std::string name = absl::GetFlag(FLAGS_pool);
