@@ -169,20 +169,6 @@ absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const Mod
   return spec;
 }
 
-void AddHostedExperts(const PoolSpec& pool, const ModelConfig& config,
-                      google::protobuf::RepeatedPtrField<moe::v1::HostedExperts>* out) {
-  for (int l = 0; l < config.n_layers; ++l) {
-    moe::v1::HostedExperts* h = out->Add();
-    h->set_layer(l);
-    for (int e = 0; e < config.n_experts; ++e) {
-      if (pool.Hosts(l, e, false)) h->add_experts(e);
-    }
-    for (int s = 0; s < config.n_shared; ++s) {
-      if (pool.Hosts(l, s, true)) h->add_shared(s);
-    }
-  }
-}
-
 absl::StatusOr<ClusterSpec> LoadCluster(const std::string& path, const ModelConfig& config) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));

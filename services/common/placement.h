@@ -11,7 +11,6 @@
 
 #include "absl/status/statusor.h"
 #include "models/config.h"
-#include "moe/v1/placement.pb.h"
 
 namespace moe {
 
@@ -42,11 +41,6 @@ struct ClusterSpec {
 // "layer 2 expert 7: hosted by no pool".
 absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const ModelConfig& config);
 absl::StatusOr<ClusterSpec> LoadCluster(const std::string& path, const ModelConfig& config);
-
-// What `pool` hosts, one HostedExperts per layer (every layer, even an empty one), appended to
-// `out`: the one way GetPlacement and Describe list a pool's experts.
-void AddHostedExperts(const PoolSpec& pool, const ModelConfig& config,
-                      google::protobuf::RepeatedPtrField<moe::v1::HostedExperts>* out);
 
 }  // namespace moe
 

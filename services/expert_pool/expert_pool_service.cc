@@ -157,6 +157,24 @@ absl::StatusOr<std::vector<ExpertPoolService::Key>> ExpertPoolService::ReadChang
   return keys;
 }
 
+bool ExpertPoolService::Hosts(const ExpertBank& bank, Key key) const {
+  const auto [layer, e] = key;
+  return bank.Hosts(layer, e < 0 ? -1 - e : e, e < 0, config_.granularity);
+}
+
+ExpertBank::HostFilter ExpertPoolService::Selects(const std::set<Key>& keys) {
+  return [&keys](int l, int e, bool shared) { return keys.count({l, shared ? -1 - e : e}) > 0; };
+}
+
+void ExpertPoolService::Report(std::shared_ptr<const ExpertBank> next, absl::Time start,
+                               moe::v1::DescribeResponse* resp) {
+  UpdateHostedGauges(*next);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  change_seconds_->Observe(seconds);
+  FillDescribe(*next, resp);
+  resp->set_change_seconds(seconds);
+}
+
 absl::Status ExpertPoolService::DoLoad(const std::vector<Key>& keys,
                                        moe::v1::DescribeResponse* resp) {
   const absl::Time start = absl::Now();
@@ -165,11 +183,8 @@ absl::Status ExpertPoolService::DoLoad(const std::vector<Key>& keys,
   if (options_.expert_slots > 0) {
     for (int l = 0; l < config_.n_layers; ++l) {
       int n = 0;
-      for (int e = 0; e < config_.n_experts; ++e) {
-        n += old->Hosts(l, e, false, config_.granularity) || add.count({l, e}) > 0;
-      }
-      for (int s = 0; s < config_.n_shared; ++s) {
-        n += old->Hosts(l, s, true, config_.granularity) || add.count({l, -1 - s}) > 0;
+      for (int e = -config_.n_shared; e < config_.n_experts; ++e) {
+        n += Hosts(*old, {l, e}) || add.count({l, e}) > 0;
       }
       if (n > options_.expert_slots) {
         return absl::ResourceExhaustedError(
@@ -179,15 +194,10 @@ absl::Status ExpertPoolService::DoLoad(const std::vector<Key>& keys,
     }
   }
   int fresh = 0;
-  for (const auto& [l, e] : add)
-    fresh += !old->Hosts(l, e < 0 ? -1 - e : e, e < 0, config_.granularity);
+  for (const Key& k : add) fresh += !Hosts(*old, k);
   // Built beside the bank in use: Forward calls go on meanwhile.
-  absl::StatusOr<ExpertBank> next = old->Changed(
-      config_, expert_state_,
-      [&add](int l, int e, bool shared) {
-        return add.count({l, shared ? -1 - e : e}) > 0;
-      },
-      [](int, int, bool) { return false; });
+  absl::StatusOr<ExpertBank> next =
+      old->Changed(config_, expert_state_, Selects(add), [](int, int, bool) { return false; });
   if (!next.ok()) return next.status();
   auto swapped = std::make_shared<const ExpertBank>(*std::move(next));
   {
@@ -195,11 +205,7 @@ absl::Status ExpertPoolService::DoLoad(const std::vector<Key>& keys,
     bank_ = swapped;
   }
   loaded_->Increment(fresh);
-  UpdateHostedGauges(*swapped);
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  change_seconds_->Observe(seconds);
-  FillDescribe(*swapped, resp);
-  resp->set_change_seconds(seconds);
+  Report(swapped, start, resp);
   return absl::OkStatus();
 }
 
@@ -209,13 +215,9 @@ absl::Status ExpertPoolService::DoDrop(const std::vector<Key>& keys,
   const std::set<Key> drop(keys.begin(), keys.end());
   std::shared_ptr<const ExpertBank> old = bank();
   int gone = 0;
-  for (const auto& [l, e] : drop)
-    gone += old->Hosts(l, e < 0 ? -1 - e : e, e < 0, config_.granularity);
+  for (const Key& k : drop) gone += Hosts(*old, k);
   absl::StatusOr<ExpertBank> next = old->Changed(
-      config_, expert_state_, [](int, int, bool) { return false; },
-      [&drop](int l, int e, bool shared) {
-        return drop.count({l, shared ? -1 - e : e}) > 0;
-      });
+      config_, expert_state_, [](int, int, bool) { return false; }, Selects(drop));
   if (!next.ok()) return next.status();
   auto swapped = std::make_shared<const ExpertBank>(*std::move(next));
   {
@@ -233,11 +235,7 @@ absl::Status ExpertPoolService::DoDrop(const std::vector<Key>& keys,
   }
   old.reset();
   dropped_->Increment(gone);
-  UpdateHostedGauges(*swapped);
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  change_seconds_->Observe(seconds);
-  FillDescribe(*swapped, resp);
-  resp->set_change_seconds(seconds);
+  Report(swapped, start, resp);
   return absl::OkStatus();
 }
 

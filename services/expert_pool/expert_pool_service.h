@@ -15,12 +15,14 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "models/config.h"
 #include "models/experts.h"
 #include "moe/v1/expert.grpc.pb.h"
@@ -79,6 +81,12 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   absl::Status DoLoad(const std::vector<Key>& keys, moe::v1::DescribeResponse* resp);
   absl::Status DoDrop(const std::vector<Key>& keys, moe::v1::DescribeResponse* resp);
   void UpdateHostedGauges(const ExpertBank& bank);
+  bool Hosts(const ExpertBank& bank, Key key) const;
+  // The bank filter that selects `keys` (which must outlive it).
+  static ExpertBank::HostFilter Selects(const std::set<Key>& keys);
+  // After a change swapped in `next`: gauges, the change's duration, and the answer.
+  void Report(std::shared_ptr<const ExpertBank> next, absl::Time start,
+              moe::v1::DescribeResponse* resp);
 
   const ModelConfig config_;
   const ExpertPoolOptions options_;

@@ -219,18 +219,9 @@ absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPo
 void PlacementController::CheckHealth() {
   const int n = table_->pool_count();
   for (int i = 0; i < n; ++i) CheckPool(i);
+  const std::vector<PlannerPool> pools = PlannerPools();
   for (int l = 0; l < config_.n_layers; ++l) {
-    const std::vector<double> loads = meter_->PoolLoads(l, n);
-    std::vector<PlannerPool> pools = PlannerPools();
-    double sum = 0, max = 0;
-    int usable = 0;
-    for (int p = 0; p < n; ++p) {
-      if (!pools[p].usable) continue;
-      sum += loads[p];
-      max = std::max(max, loads[p]);
-      ++usable;
-    }
-    balancedness_[l]->Set(usable == 0 || max <= 0 ? 1.0 : sum / usable / max);
+    balancedness_[l]->Set(MeanOverMax(pools, meter_->PoolLoads(l, n)));
   }
   epoch_gauge_->Set(static_cast<double>(table_->epoch()));
 }
@@ -283,25 +274,41 @@ void PlacementController::Reconcile(int index, const moe::v1::DescribeResponse& 
     for (int s : h.shared()) has.insert({h.layer(), config_.n_experts + s});
   }
   KeyList missing;
-  std::vector<PlacementTable::Change> loading, ready, removed;
   for (const PlacementTable::Replica& r : table_->replicas_of_pool(index)) {
     if (r.state == ReplicaState::kDropping || has.count({r.layer, r.key}) > 0) continue;
     missing.push_back({r.layer, r.key});
-    loading.push_back({r.layer, r.key, index, ReplicaState::kLoading});
-    ready.push_back({r.layer, r.key, index, ReplicaState::kReady});
-    removed.push_back({r.layer, r.key, index, std::nullopt});
   }
   if (missing.empty()) return;
   const std::string name = table_->pool(index).name;
   logger_->Warn("pool_heal", {{"pool", name}, {"missing_experts", absl::StrCat(missing.size())}});
-  table_->Apply(loading);
-  const absl::Status s = CallLoad(index, missing);
-  table_->Apply(s.ok() ? ready : removed);
+  const absl::Status s = AddReplicas(index, missing);
   if (!s.ok()) {
     logger_->Warn("pool_heal_failed", {{"pool", name}, {"error", s.ToString()}});
     absl::StatusOr<moe::v1::RebalanceResponse> r = DoRebalance(absl::StrCat("heal ", name));
     if (!r.ok()) logger_->Warn("rebalance_failed", {{"error", r.status().ToString()}});
   }
+}
+
+std::vector<int> PlacementController::CurrentHosts(int layer, int key) const {
+  std::vector<int> hosts = table_->Hosts(layer, key, ReplicaState::kReady);
+  for (int p : table_->Hosts(layer, key, ReplicaState::kLoading)) hosts.push_back(p);
+  return hosts;
+}
+
+absl::Status PlacementController::AddReplicas(int pool, const KeyList& keys) {
+  std::vector<PlacementTable::Change> loading, ready, removed;
+  for (const auto& [l, k] : keys) {
+    loading.push_back({l, k, pool, ReplicaState::kLoading});
+    ready.push_back({l, k, pool, ReplicaState::kReady});
+    removed.push_back({l, k, pool, std::nullopt});
+  }
+  table_->Apply(loading);
+  const absl::Status s = CallLoad(pool, keys);
+  table_->Apply(s.ok() ? ready : removed);
+  if (s.ok()) {
+    replica_changes_->Add({{"kind", "load"}}).Increment(static_cast<double>(keys.size()));
+  }
+  return s;
 }
 
 std::vector<PlannerPool> PlacementController::PlannerPools() const {
@@ -326,10 +333,7 @@ absl::StatusOr<moe::v1::RebalanceResponse> PlacementController::DoRebalance(
     PlannerLayer layer;
     layer.load = meter_->KeyLoads(l);
     layer.current.resize(table_->n_keys());
-    for (int k = 0; k < table_->n_keys(); ++k) {
-      layer.current[k] = table_->Hosts(l, k, ReplicaState::kReady);
-      for (int p : table_->Hosts(l, k, ReplicaState::kLoading)) layer.current[k].push_back(p);
-    }
+    for (int k = 0; k < table_->n_keys(); ++k) layer.current[k] = CurrentHosts(l, k);
     absl::StatusOr<LayerPlan> plan =
         PlanLayer(pools, layer, options_.planner, [&](int k) { return table_->KeyName(l, k); });
     if (!plan.ok()) {
@@ -359,12 +363,10 @@ absl::StatusOr<moe::v1::RebalanceResponse> PlacementController::DoRebalance(
 }
 
 absl::Status PlacementController::Apply(const Target& target) {
-  const int n_pools = table_->pool_count();
   std::map<int, KeyList> adds, drops;
   for (int l = 0; l < config_.n_layers; ++l) {
     for (int k = 0; k < table_->n_keys(); ++k) {
-      std::vector<int> now = table_->Hosts(l, k, ReplicaState::kReady);
-      for (int p : table_->Hosts(l, k, ReplicaState::kLoading)) now.push_back(p);
+      const std::vector<int> now = CurrentHosts(l, k);
       for (int p : target[l][k]) {
         if (!Contains(now, p)) adds[p].push_back({l, k});
       }
@@ -375,22 +377,7 @@ absl::Status PlacementController::Apply(const Target& target) {
   }
   absl::Status first_error;
   // 1. New replicas: loading, loaded by their pool, then ready.
-  for (const auto& [pool, keys] : adds) {
-    std::vector<PlacementTable::Change> loading, ready, removed;
-    for (const auto& [l, k] : keys) {
-      loading.push_back({l, k, pool, ReplicaState::kLoading});
-      ready.push_back({l, k, pool, ReplicaState::kReady});
-      removed.push_back({l, k, pool, std::nullopt});
-    }
-    table_->Apply(loading);
-    const absl::Status s = CallLoad(pool, keys);
-    table_->Apply(s.ok() ? ready : removed);
-    if (s.ok()) {
-      replica_changes_->Add({{"kind", "load"}}).Increment(static_cast<double>(keys.size()));
-    } else {
-      first_error.Update(s);
-    }
-  }
+  for (const auto& [pool, keys] : adds) first_error.Update(AddReplicas(pool, keys));
   // 2. Old replicas: out of routing first, dropped by their pool after the grace period. One goes
   // only while its expert keeps another ready replica on a healthy pool.
   std::map<int, KeyList> going;
@@ -428,7 +415,6 @@ absl::Status PlacementController::Apply(const Target& target) {
     }
     table_->Apply(removed);
   }
-  (void)n_pools;
   return first_error;
 }
 
@@ -566,15 +552,7 @@ void PlacementController::FillPlacement(moe::v1::Placement* out) const {
     layer->set_layer(l);
     const std::vector<double> keys = meter_->KeyLoads(l);
     for (int e = 0; e < config_.n_experts; ++e) layer->add_expert_tokens(keys[e]);
-    double sum = 0, max = 0;
-    int count = 0;
-    for (int p = 0; p < n; ++p) {
-      if (!usable[p].usable) continue;
-      sum += pool_loads[l][p];
-      max = std::max(max, pool_loads[l][p]);
-      ++count;
-    }
-    layer->set_balancedness(count == 0 || max <= 0 ? 1.0 : sum / count / max);
+    layer->set_balancedness(MeanOverMax(usable, pool_loads[l]));
   }
 }
 

@@ -109,6 +109,11 @@ class PlacementController {
   absl::Status CallDrop(int pool, const std::vector<std::pair<int, int>>& keys);
   absl::Status CallChange(int pool, const std::vector<std::pair<int, int>>& keys, bool load);
   std::vector<PlannerPool> PlannerPools() const;
+  // Pools with a ready or loading replica of the key: what the placement gives it now.
+  std::vector<int> CurrentHosts(int layer, int key) const;
+  // New replicas on `pool`: loading (no tokens), loaded by the pool, then ready; removed again
+  // if the pool cannot load them.
+  absl::Status AddReplicas(int pool, const std::vector<std::pair<int, int>>& keys);
   // Sleeps up to `d`; false when stopping.
   bool Sleep(absl::Duration d);
 

@@ -79,19 +79,22 @@ std::vector<std::vector<int>> Place(const std::vector<PlannerPool>& pools,
 
 }  // namespace
 
-double Balancedness(const std::vector<PlannerPool>& pools, const std::vector<double>& load,
-                    const std::vector<std::vector<int>>& hosts) {
-  const std::vector<double> pool = PoolLoads(pools.size(), load, hosts);
+double MeanOverMax(const std::vector<PlannerPool>& pools, const std::vector<double>& pool_loads) {
   double sum = 0, max = 0;
   int n = 0;
-  for (size_t p = 0; p < pools.size(); ++p) {
+  for (size_t p = 0; p < pools.size() && p < pool_loads.size(); ++p) {
     if (!pools[p].usable) continue;
-    sum += pool[p];
-    max = std::max(max, pool[p]);
+    sum += pool_loads[p];
+    max = std::max(max, pool_loads[p]);
     ++n;
   }
   if (n == 0 || max <= 0) return 1.0;
   return sum / n / max;
+}
+
+double Balancedness(const std::vector<PlannerPool>& pools, const std::vector<double>& load,
+                    const std::vector<std::vector<int>>& hosts) {
+  return MeanOverMax(pools, PoolLoads(pools.size(), load, hosts));
 }
 
 absl::StatusOr<LayerPlan> PlanLayer(const std::vector<PlannerPool>& pools,

@@ -50,6 +50,9 @@ struct LayerPlan {
   std::string reason;                   // why adopted or not
 };
 
+// Mean over usable pools of `pool_loads` divided by the max; 1 when no usable pool has load.
+double MeanOverMax(const std::vector<PlannerPool>& pools, const std::vector<double>& pool_loads);
+
 // Balancedness of a placement under a load (see above).
 double Balancedness(const std::vector<PlannerPool>& pools, const std::vector<double>& load,
                     const std::vector<std::vector<int>>& hosts);
