@@ -34,9 +34,9 @@ class LoadMeter {
   const int n_keys_;
   const Clock clock_;
   mutable absl::Mutex mu_;
-  mutable std::vector<DecayingCounters> keys_ ABSL_GUARDED_BY(mu_);                    // per layer
-  mutable std::vector<DecayingCounters> pools_ ABSL_GUARDED_BY(mu_);                   // per layer
-  mutable std::vector<std::vector<DecayingCounters>> key_pools_ ABSL_GUARDED_BY(mu_);  // [l][key]
+  // [layer][key] -> tokens per pool. Per-key and per-pool loads are its sums, so a Route updates
+  // one counter per (key, pool) it assigned.
+  mutable std::vector<std::vector<DecayingCounters>> key_pools_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace moe
