@@ -16,7 +16,8 @@
 #   --seed=N              seed of --random-init (default 0)
 #   --device=DEV          device of both pools: cpu (default) or cuda:N
 #   --threads=N           intra-op threads of each service (default: the services' own)
-#   --pools=N             expert pools, 2 to 8 (default 2): pool-c and on join the router
+#   --pools=N             expert pools, 2 to 8 (default 2); those past pool-b start with no
+#                         experts and get some at the router's next rebalance
 #   --port-offset=N       add N to every port (gRPC, metrics, viewer), e.g. beside a running
 #                         cluster; the cluster file with the shifted addresses goes in the run dir
 #   --no-build            do not run the CMake build
@@ -193,18 +194,8 @@ else
   [[ -d "$MODEL" ]] || die "no checkpoint at $MODEL (train one, set MODEL or --model, or use --random-init=CONFIG.json)"
   MODEL_ARGS=(--model="$MODEL")
 fi
-COMMON=(--cluster="$CLUSTER" "${MODEL_ARGS[@]}")
-[[ -z "$THREADS" ]] || COMMON+=(--threads="$THREADS")
-
-for port in "${GRPC[@]}" "${METRICS[@]}" "$VIEWER_PORT"; do
-  if port_open "$port"; then
-    die "127.0.0.1:$port is already in use (a cluster still running? deploy/local/run_cluster.sh --stop)"
-  fi
-done
-
-mkdir -p "$RUN_DIR"
-for name in "${NAMES[@]}"; do rm -f "$RUN_DIR/$name.log" "$RUN_DIR/$name.health.log"; done
 if ((PORT_OFFSET)); then
+  mkdir -p "$RUN_DIR"
   # The same placement with every address's port shifted.
   /usr/bin/python3 - "$CLUSTER" "$PORT_OFFSET" >"$RUN_DIR/cluster.json" <<'PYEOF'
 import json, sys
@@ -218,8 +209,18 @@ for p in c["pools"]: shift(p)
 json.dump(c, sys.stdout, indent=2)
 PYEOF
   CLUSTER=$RUN_DIR/cluster.json
-  COMMON=(--cluster="$CLUSTER" "${COMMON[@]:1}")
 fi
+COMMON=(--cluster="$CLUSTER" "${MODEL_ARGS[@]}")
+[[ -z "$THREADS" ]] || COMMON+=(--threads="$THREADS")
+
+for port in "${GRPC[@]}" "${METRICS[@]}" "$VIEWER_PORT"; do
+  if port_open "$port"; then
+    die "127.0.0.1:$port is already in use (a cluster still running? deploy/local/run_cluster.sh --stop)"
+  fi
+done
+
+mkdir -p "$RUN_DIR"
+for name in "${NAMES[@]}"; do rm -f "$RUN_DIR/$name.log" "$RUN_DIR/$name.health.log"; done
 trap 'stop_started' EXIT
 trap 'echo; stop_started; exit 130' INT
 trap 'stop_started; exit 143' TERM
