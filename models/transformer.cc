@@ -95,17 +95,20 @@ torch::Tensor MoeTransformerImpl::forward(const torch::Tensor& idx, const Routin
                                           ForwardStats* stats) {
   const int64_t b = idx.size(0), t = idx.size(1), c = config.d_model;
   torch::Tensor pos = torch::arange(t, torch::dtype(torch::kInt64).device(idx.device()));
-  torch::Tensor x = tok_emb(idx) + pos_emb(pos);  // [B, T, C]
+  auto drop = [this](const torch::Tensor& t) {
+    return dropout > 0 && is_training() ? torch::dropout(t, dropout, /*train=*/true) : t;
+  };
+  torch::Tensor x = drop(tok_emb(idx) + pos_emb(pos));  // [B, T, C]
   std::vector<torch::Tensor> aux, z;
   for (int l = 0; l < config.n_layers; ++l) {
     auto* blk = blocks[l]->as<BlockImpl>();
     auto& attn = *blk->attn;
-    x = x + CausalSelfAttention(blk->ln1(x), attn.qkv->weight, attn.qkv->bias, attn.proj->weight,
-                                attn.proj->bias, config.n_heads)
-                .out;
+    x = x + drop(CausalSelfAttention(blk->ln1(x), attn.qkv->weight, attn.qkv->bias,
+                                     attn.proj->weight, attn.proj->bias, config.n_heads)
+                     .out);
     RoutingResult r;
     torch::Tensor u = blk->ln2(x).reshape({b * t, c});
-    x = x + MoeFfnForward(*blk->moe, config, u, policy, l, &r).view({b, t, c});
+    x = x + drop(MoeFfnForward(*blk->moe, config, u, policy, l, &r).view({b, t, c}));
     if (stats != nullptr) {
       aux.push_back(LoadBalancingLoss(r));
       z.push_back(RouterZLoss(r));

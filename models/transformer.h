@@ -70,6 +70,9 @@ struct MoeTransformerImpl : torch::nn::Module {
   void RandomInit(uint64_t seed);
 
   ModelConfig config;
+  // Dropout probability on the embeddings and on each residual branch (attention, MoE FFN),
+  // applied only in training mode. A training hyperparameter, not part of the checkpoint.
+  double dropout = 0;
   torch::nn::Embedding tok_emb{nullptr}, pos_emb{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm ln_f{nullptr};

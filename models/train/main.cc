@@ -36,6 +36,7 @@ ABSL_FLAG(int, warmup, 100, "train: warmup steps");
 ABSL_FLAG(double, lr, 3e-3, "train: peak learning rate");
 ABSL_FLAG(double, min_lr, 3e-4, "train: final learning rate (cosine decay)");
 ABSL_FLAG(double, weight_decay, 0.1, "train: AdamW weight decay (matrices only)");
+ABSL_FLAG(double, dropout, 0.0, "train: dropout on embeddings and residual branches");
 ABSL_FLAG(double, aux_loss, 0.01, "train: load-balancing loss coefficient");
 ABSL_FLAG(double, z_loss, 0.001, "train: router z-loss coefficient (0 = off)");
 ABSL_FLAG(int, eval_every, 200, "train: steps between validations");
@@ -78,6 +79,11 @@ int RunTrain() {
   o.lr = absl::GetFlag(FLAGS_lr);
   o.min_lr = absl::GetFlag(FLAGS_min_lr);
   o.weight_decay = absl::GetFlag(FLAGS_weight_decay);
+  o.dropout = absl::GetFlag(FLAGS_dropout);
+  if (o.dropout < 0 || o.dropout >= 1) {
+    std::fprintf(stderr, "moe-train train: --dropout must be in [0, 1)\n");
+    return 2;
+  }
   o.aux_loss_coef = absl::GetFlag(FLAGS_aux_loss);
   o.z_loss_coef = absl::GetFlag(FLAGS_z_loss);
   o.eval_every = absl::GetFlag(FLAGS_eval_every);

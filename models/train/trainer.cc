@@ -137,6 +137,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
   torch::manual_seed(o.seed);
   MoeTransformer model(config);
   model->RandomInit(o.seed);
+  model->dropout = o.dropout;
   const fs::path last_dir = fs::path(o.out_dir) / "last";
   const fs::path best_dir = fs::path(o.out_dir) / "best";
   int64_t start_step = 0;
@@ -199,6 +200,12 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     if (absl::Status s = save(last_dir, false); !s.ok()) return s;
     torch::save(optimizer, optimizer_file.string());
     std::ofstream(last_dir / "progress.txt") << step << " " << best_val << "\n";
+    // The validation curve: step, smoothed training loss, validation loss (nats per token).
+    const fs::path curve = fs::path(o.out_dir) / "curve.tsv";
+    const bool fresh = !fs::exists(curve);
+    std::ofstream out(curve, std::ios::app);
+    if (fresh) out << "step\ttrain_loss\tval_loss\n";
+    out << step << "\t" << ema_loss << "\t" << v << "\n";
     return absl::OkStatus();
   };
   for (; step < o.steps; ++step) {

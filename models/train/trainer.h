@@ -14,7 +14,7 @@ namespace moe {
 
 struct TrainOptions {
   std::string train_ids, val_ids;  // token files
-  std::string out_dir;             // checkpoints: out_dir/best, out_dir/last
+  std::string out_dir;             // checkpoints: out_dir/best, out_dir/last; out_dir/curve.tsv
   std::string tokenizer;           // copied next to the best checkpoint, if set
   int batch_size = 16;
   int seq_len = 256;
@@ -23,6 +23,7 @@ struct TrainOptions {
   double lr = 3e-3;
   double min_lr = 3e-4;
   double weight_decay = 0.1;
+  double dropout = 0;  // embeddings and residual branches, training only
   double grad_clip = 1.0;
   double aux_loss_coef = 0.01;  // load-balancing loss
   double z_loss_coef = 0.001;   // router z-loss; 0 = off
