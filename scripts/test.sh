@@ -3,21 +3,77 @@
 # integration (real processes on loopback), the PyTorch reference, the browser and Prometheus
 # end-to-end tests.
 #
-# Usage: scripts/test.sh [ctest args...]   e.g. scripts/test.sh -L integration
+# Usage: scripts/test.sh [--sanitize=address|thread] [ctest args...]   e.g. scripts/test.sh -L integration
+#   --sanitize=address  AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/, CMake's
+#                       default generator) over the unit and integration tests
+#   --sanitize=thread   ThreadSanitizer build (build-tsan/) over the concurrent parts: event hub,
+#                       stream calls, engine lanes, router state, the services in process
+# A sanitizer run fails on any sanitizer report, from the tests or from the processes they start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--help" ]]; then sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [[ "${1:-}" == "--help" ]]; then sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+
+sanitize=""
+if [[ "${1:-}" == --sanitize=* ]]; then
+  sanitize=${1#--sanitize=}
+  shift
+  if [[ "$sanitize" != address && "$sanitize" != thread ]]; then
+    echo "test.sh: --sanitize must be address or thread, not '$sanitize'" >&2
+    exit 2
+  fi
+fi
 
 scripts/setup.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build
-# The browser test's driver (playwright-core, pinned in its package-lock.json).
-if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
-  (cd tests/e2e && npm ci --no-audit --no-fund)
-fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-ctest --test-dir build --output-on-failure --timeout 900 -j2 "$@" 2>&1 | tee "$log"
+
+if [[ -z "$sanitize" ]]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  cmake --build build
+  # The browser test's driver (playwright-core, pinned in its package-lock.json).
+  if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
+    (cd tests/e2e && npm ci --no-audit --no-fund)
+  fi
+  ctest --test-dir build --output-on-failure --timeout 900 -j2 "$@" 2>&1 | tee "$log"
+else
+  supp=$PWD/tests/sanitizers
+  if [[ "$sanitize" == address ]]; then
+    dir=build-asan
+    # The unit and integration tests; the Python reference and the browser test run unsanitized.
+    select=(-LE 'reference|e2e')
+    targets=(all)
+  else
+    dir=build-tsan
+    select=(-R '^(EventHubTest|StreamCallTest|EngineTest|ReplicaSelectorTest|PlacementTableTest|PlacementTest|LoadMeterTest|RouterServiceTest|ElasticPlacementTest|OrchestratorServiceTest|OrchestratorAdmissionTest|StreamsAndUnary/RemoteExecutorTest|FailoverTest|ExpertPoolServiceTest)\.')
+    targets=(models_test service_common_test router_test orchestrator_test expert_pool_test)
+  fi
+  # -O1 -g1: line tables for the reports, asserts on, and a quicker build than -O2 -g. No -G:
+  # CMake's default generator (Unix Makefiles), so every change builds with it as well as
+  # with Ninja. Discovering the gtest cases runs each test binary at build time: no leak check.
+  ASAN_OPTIONS=detect_leaks=0 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+    -DMOE_SANITIZE="$sanitize" -DMOE_BUILD_BENCH=OFF
+  ASAN_OPTIONS=detect_leaks=0 cmake --build "$dir" --parallel "$(nproc)" --target "${targets[@]}"
+  reports=$PWD/$dir/sanitizer-reports
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  # Reports go to files (one per process), so a report from a server a test started counts too.
+  export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
+  export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1"
+  export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
+  export TSAN_OPTIONS="log_path=$reports/tsan:suppressions=$supp/tsan.supp:second_deadlock_stack=1"
+  status=0
+  ctest --test-dir "$dir" --output-on-failure --timeout 1800 -j2 "${select[@]}" "$@" 2>&1 |
+    tee "$log" || status=$?
+  if compgen -G "$reports/*" >/dev/null; then
+    for f in "$reports"/*; do
+      echo "==== $f"
+      head -c 20000 "$f"
+    done
+    echo "test.sh: $(ls "$reports" | wc -l) sanitizer report(s) above (kept in $dir/sanitizer-reports)" >&2
+    exit 1
+  fi
+  ((status == 0)) || exit "$status"
+fi
 # ctest counts a skipped test as passing; nothing here may skip, so a skip is a failure.
 if grep -qE '\(Skipped\)$' "$log"; then
   echo "test.sh: the tests above were skipped; that counts as a failure" >&2

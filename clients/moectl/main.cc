@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
+#include "services/common/tls.h"
 #include "models/config.h"
 #include "models/embedded.h"
 #include "models/usage.h"
@@ -64,7 +65,7 @@ moe::cli::GenerateArgs ArgsFromFlags(const std::string& prompt) {
   return a;
 }
 
-int Generate(const std::string& prompt, bool complete) {
+int Generate(const moe::Endpoint& target, const std::string& prompt, bool complete) {
   moe::cli::GenerateArgs args = ArgsFromFlags(prompt);
   moe::cli::Printer printer(args.routing);
   absl::Status s;
@@ -76,9 +77,9 @@ int Generate(const std::string& prompt, bool complete) {
     source.seed = absl::GetFlag(FLAGS_init_seed);
     if (!source.random_init_config.empty()) source.tokenizer = absl::GetFlag(FLAGS_tokenizer);
     s = moe::cli::GenerateEmbedded(source, args, absl::GetFlag(FLAGS_threads), printer);
-  } else if (!absl::GetFlag(FLAGS_target).empty()) {
-    s = complete ? moe::cli::CompleteRemote(absl::GetFlag(FLAGS_target), args)
-                 : moe::cli::GenerateRemote(absl::GetFlag(FLAGS_target), args, printer);
+  } else if (!target.address.empty()) {
+    s = complete ? moe::cli::CompleteRemote(target, args)
+                 : moe::cli::GenerateRemote(target, args, printer);
   } else {
     s = absl::InvalidArgumentError("give --target=HOST:PORT (a cluster) or --embedded");
   }
@@ -95,11 +96,13 @@ int main(int argc, char** argv) {
   const std::string cmd = args.size() > 1 ? args[1] : "";
   std::vector<std::string> rest(args.begin() + std::min<size_t>(2, args.size()), args.end());
   const std::string prompt = absl::StrJoin(rest, " ");
-  const std::string target = absl::GetFlag(FLAGS_target);
+  absl::StatusOr<moe::TlsConfig> tls = moe::TlsFromFlags();
+  if (!tls.ok()) return Fail(tls.status());
+  const moe::Endpoint target(absl::GetFlag(FLAGS_target), moe::ChannelCredentials(*tls));
   auto need_target = [&]() {
-    if (target.empty())
+    if (target.address.empty())
       std::fprintf(stderr, "moectl %s: --target=HOST:PORT is required\n", cmd.c_str());
-    return !target.empty();
+    return !target.address.empty();
   };
   if (cmd == "generate" || cmd == "complete") {
     if (prompt.empty()) {
@@ -107,13 +110,13 @@ int main(int argc, char** argv) {
                    cmd.c_str(), cmd.c_str());
       return 2;
     }
-    return Generate(prompt, cmd == "complete");
+    return Generate(target, prompt, cmd == "complete");
   }
   if (cmd == "health") {
     if (!need_target()) return 2;
     absl::Status s = moe::cli::WaitHealthy(target, absl::GetFlag(FLAGS_timeout_s));
     if (!s.ok()) return Fail(s);
-    std::printf("%s: SERVING\n", target.c_str());
+    std::printf("%s: SERVING\n", target.address.c_str());
     return 0;
   }
   if (cmd == "info" || cmd == "placement") {

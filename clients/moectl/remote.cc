@@ -19,10 +19,6 @@
 namespace moe::cli {
 namespace {
 
-std::shared_ptr<grpc::Channel> Dial(const std::string& target) {
-  return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-}
-
 std::string ToJson(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions o;
@@ -110,8 +106,8 @@ absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& arg
   return absl::OkStatus();
 }
 
-absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args, Printer& printer) {
-  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Printer& printer) {
+  auto stub = moe::v1::Orchestrator::NewStub(target.Dial());
   if (args.routing) {
     // Micro-expert ids print as expert.micro, which needs m.
     grpc::ClientContext info_ctx;
@@ -152,8 +148,8 @@ absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args,
   return absl::OkStatus();
 }
 
-absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args) {
-  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+absl::Status CompleteRemote(const Endpoint& target, const GenerateArgs& args) {
+  auto stub = moe::v1::Orchestrator::NewStub(target.Dial());
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(args.deadline_s));
   moe::v1::CompleteResponse resp;
@@ -163,8 +159,8 @@ absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args)
   return absl::OkStatus();
 }
 
-absl::Status WaitHealthy(const std::string& target, double timeout_s) {
-  auto stub = grpc::health::v1::Health::NewStub(Dial(target));
+absl::Status WaitHealthy(const Endpoint& target, double timeout_s) {
+  auto stub = grpc::health::v1::Health::NewStub(target.Dial());
   const absl::Time deadline = absl::Now() + absl::Seconds(timeout_s);
   std::string last = "no answer";
   do {
@@ -181,11 +177,11 @@ absl::Status WaitHealthy(const std::string& target, double timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   } while (absl::Now() < deadline);
   return absl::DeadlineExceededError(
-      absl::StrCat(target, ": not SERVING after ", timeout_s, " s (last: ", last, ")"));
+      absl::StrCat(target.address, ": not SERVING after ", timeout_s, " s (last: ", last, ")"));
 }
 
-absl::StatusOr<std::string> ModelInfoJson(const std::string& target) {
-  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+absl::StatusOr<std::string> ModelInfoJson(const Endpoint& target) {
+  auto stub = moe::v1::Orchestrator::NewStub(target.Dial());
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(10));
   moe::v1::ModelInfo info;
@@ -195,8 +191,8 @@ absl::StatusOr<std::string> ModelInfoJson(const std::string& target) {
   return ToJson(info);
 }
 
-absl::StatusOr<std::string> PlacementJson(const std::string& target) {
-  auto stub = moe::v1::Orchestrator::NewStub(Dial(target));
+absl::StatusOr<std::string> PlacementJson(const Endpoint& target) {
+  auto stub = moe::v1::Orchestrator::NewStub(target.Dial());
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(10));
   moe::v1::Placement placement;
@@ -205,8 +201,8 @@ absl::StatusOr<std::string> PlacementJson(const std::string& target) {
   return ToJson(placement);
 }
 
-absl::StatusOr<std::string> RebalanceNow(const std::string& router, double deadline_s) {
-  auto stub = moe::v1::Router::NewStub(Dial(router));
+absl::StatusOr<std::string> RebalanceNow(const Endpoint& router, double deadline_s) {
+  auto stub = moe::v1::Router::NewStub(router.Dial());
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(deadline_s));
   moe::v1::RebalanceResponse resp;
@@ -215,9 +211,9 @@ absl::StatusOr<std::string> RebalanceNow(const std::string& router, double deadl
   return FormatRebalance(resp);
 }
 
-absl::StatusOr<std::string> DrainPool(const std::string& router, const std::string& pool,
+absl::StatusOr<std::string> DrainPool(const Endpoint& router, const std::string& pool,
                                       double deadline_s) {
-  auto stub = moe::v1::Router::NewStub(Dial(router));
+  auto stub = moe::v1::Router::NewStub(router.Dial());
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(deadline_s));
   moe::v1::DrainPoolRequest req;
@@ -228,9 +224,9 @@ absl::StatusOr<std::string> DrainPool(const std::string& router, const std::stri
   return FormatPlacement(after);
 }
 
-absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double noise_std,
+absl::StatusOr<std::string> Policy(const Endpoint& target, int top_k, double noise_std,
                                    double capacity_factor) {
-  auto stub = moe::v1::Router::NewStub(Dial(target));
+  auto stub = moe::v1::Router::NewStub(target.Dial());
   moe::v1::RoutingPolicy policy;
   {
     grpc::ClientContext ctx;

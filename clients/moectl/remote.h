@@ -9,8 +9,11 @@
 #include "absl/status/statusor.h"
 #include "clients/moectl/routing_table.h"
 #include "models/config.h"
+#include "services/common/tls.h"
 
 namespace moe::cli {
+
+// Every remote call takes an Endpoint (services/common/tls.h): an address and its credentials.
 
 struct GenerateArgs {
   std::string prompt;
@@ -41,18 +44,18 @@ class Printer {
 
 absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& args, int threads,
                               Printer& printer);
-absl::Status GenerateRemote(const std::string& target, const GenerateArgs& args, Printer& printer);
-absl::Status CompleteRemote(const std::string& target, const GenerateArgs& args);
-absl::Status WaitHealthy(const std::string& target, double timeout_s);
-absl::StatusOr<std::string> ModelInfoJson(const std::string& target);
-absl::StatusOr<std::string> PlacementJson(const std::string& target);
+absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Printer& printer);
+absl::Status CompleteRemote(const Endpoint& target, const GenerateArgs& args);
+absl::Status WaitHealthy(const Endpoint& target, double timeout_s);
+absl::StatusOr<std::string> ModelInfoJson(const Endpoint& target);
+absl::StatusOr<std::string> PlacementJson(const Endpoint& target);
 // Runs the router's rebalancer now; the placement before and after, as text.
-absl::StatusOr<std::string> RebalanceNow(const std::string& router, double deadline_s);
+absl::StatusOr<std::string> RebalanceNow(const Endpoint& router, double deadline_s);
 // Moves every expert off `pool` and returns the placement after, as text, once it hosts nothing.
-absl::StatusOr<std::string> DrainPool(const std::string& router, const std::string& pool,
+absl::StatusOr<std::string> DrainPool(const Endpoint& router, const std::string& pool,
                                       double deadline_s);
 // Reads the router's policy and changes the fields given (top_k > 0, noise/capacity >= 0).
-absl::StatusOr<std::string> Policy(const std::string& target, int top_k, double noise_std,
+absl::StatusOr<std::string> Policy(const Endpoint& target, int top_k, double noise_std,
                                    double capacity_factor);
 
 }  // namespace moe::cli

@@ -7,14 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/deadline.h"
 #include "services/common/status.h"
+#include "services/common/tls.h"
 
 namespace moe::viewer {
 namespace {
-
-std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
-  // The cluster speaks plaintext on its private network, as moectl and the services do.
-  return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-}
 
 absl::Status Named(const grpc::Status& status, absl::string_view who, absl::string_view address,
                    absl::string_view method) {
@@ -24,10 +20,13 @@ absl::Status Named(const grpc::Status& status, absl::string_view who, absl::stri
 
 }  // namespace
 
-ClusterClient::ClusterClient(std::string target, std::string router)
+ClusterClient::ClusterClient(std::string target, std::string router,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials)
     : target_(std::move(target)), router_(std::move(router)) {
-  orchestrator_ = moe::v1::Orchestrator::NewStub(Dial(target_));
-  if (!router_.empty()) router_stub_ = moe::v1::Router::NewStub(Dial(router_));
+  orchestrator_ = moe::v1::Orchestrator::NewStub(Endpoint(target_, credentials).Dial());
+  if (!router_.empty()) {
+    router_stub_ = moe::v1::Router::NewStub(Endpoint(router_, credentials).Dial());
+  }
 }
 
 absl::StatusOr<moe::v1::ModelInfo> ClusterClient::GetModelInfo(absl::Duration timeout) const {

@@ -4,6 +4,8 @@
 #ifndef MOE_CLIENTS_VIEWER_CLUSTER_CLIENT_H_
 #define MOE_CLIENTS_VIEWER_CLUSTER_CLIENT_H_
 
+#include <grpcpp/security/credentials.h>
+
 #include <memory>
 #include <string>
 
@@ -16,8 +18,10 @@ namespace moe::viewer {
 
 class ClusterClient {
  public:
-  // `router` may be empty: the policy calls then fail with Unavailable saying so.
-  ClusterClient(std::string target, std::string router);
+  // `router` may be empty: the policy calls then fail with Unavailable saying so. Both are
+  // dialed with `credentials` (null = plaintext).
+  ClusterClient(std::string target, std::string router,
+                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
   absl::StatusOr<moe::v1::ModelInfo> GetModelInfo(absl::Duration timeout) const;
   absl::StatusOr<moe::v1::Placement> GetPlacement(absl::Duration timeout) const;

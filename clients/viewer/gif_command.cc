@@ -71,7 +71,7 @@ absl::Status FromTrace(const GifCommandOptions& options) {
 }
 
 absl::Status Live(const GifCommandOptions& options) {
-  ClusterClient client(options.target, "");
+  ClusterClient client(options.target, "", options.credentials);
   absl::StatusOr<moe::v1::ModelInfo> info = client.GetModelInfo(absl::Seconds(10));
   if (!info.ok()) return info.status();
   const ModelLayout layout = LayoutFromModelInfo(*info);

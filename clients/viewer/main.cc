@@ -20,6 +20,7 @@
 #include "clients/viewer/signals.h"
 #include "clients/viewer/top.h"
 #include "models/usage.h"
+#include "services/common/tls.h"
 
 ABSL_FLAG(std::string, target, "", "orchestrator address HOST:PORT");
 ABSL_FLAG(std::string, trace, "", "trace file to replay instead of --target (top, serve, gif)");
@@ -71,6 +72,9 @@ absl::StatusOr<WatchOptions> WatchFromFlags(double default_sample_rate) {
 }
 
 absl::Status Run(const std::string& command) {
+  absl::StatusOr<TlsConfig> tls = TlsFromFlags();
+  if (!tls.ok()) return tls.status();
+  const std::shared_ptr<grpc::ChannelCredentials> credentials = ChannelCredentials(*tls);
   if (command == "serve") {
     ServeOptions o;
     absl::StatusOr<WatchOptions> w = WatchFromFlags(0.25);
@@ -78,6 +82,7 @@ absl::Status Run(const std::string& command) {
     o.watch = *w;
     o.listen = absl::GetFlag(FLAGS_listen);
     o.target = absl::GetFlag(FLAGS_target);
+    o.credentials = credentials;
     o.router = absl::GetFlag(FLAGS_router);
     o.trace = absl::GetFlag(FLAGS_trace);
     o.web_root = absl::GetFlag(FLAGS_web_root);
@@ -92,6 +97,7 @@ absl::Status Run(const std::string& command) {
     if (!w.ok()) return w.status();
     o.watch = *w;
     o.target = absl::GetFlag(FLAGS_target);
+    o.credentials = credentials;
     o.trace = absl::GetFlag(FLAGS_trace);
     o.duration_s = absl::GetFlag(FLAGS_duration_s);
     o.speed = absl::GetFlag(FLAGS_speed);
@@ -104,6 +110,7 @@ absl::Status Run(const std::string& command) {
     if (!w.ok()) return w.status();
     o.watch = *w;
     o.target = absl::GetFlag(FLAGS_target);
+    o.credentials = credentials;
     o.out = absl::GetFlag(FLAGS_out);
     o.duration_s = absl::GetFlag(FLAGS_duration_s);
     o.max_events = absl::GetFlag(FLAGS_max_events);
@@ -120,6 +127,7 @@ absl::Status Run(const std::string& command) {
   o.gif.seed = absl::GetFlag(FLAGS_seed);
   o.trace = absl::GetFlag(FLAGS_trace);
   o.target = absl::GetFlag(FLAGS_target);
+  o.credentials = credentials;
   o.prompt = absl::GetFlag(FLAGS_prompt);
   o.layer = absl::GetFlag(FLAGS_layer);
   o.request_id = absl::GetFlag(FLAGS_request_id);

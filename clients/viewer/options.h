@@ -4,6 +4,8 @@
 #ifndef MOE_CLIENTS_VIEWER_OPTIONS_H_
 #define MOE_CLIENTS_VIEWER_OPTIONS_H_
 
+#include <grpcpp/security/credentials.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "clients/viewer/render/flow_gif.h"
+
 
 namespace moe::viewer {
 
@@ -29,6 +32,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";  // --listen: HTTP address, HOST:PORT (port 0 = any)
   std::string target;                     // --target: orchestrator HOST:PORT
   std::string router;                     // --router: router HOST:PORT; empty = no /api/policy
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
   std::string trace;                      // --trace: replay this file instead of --target
   std::string web_root;                   // --web_root: the page's files (resolved, see web_root.h)
   WatchOptions watch;                     // what /api/events subscribes to
@@ -40,6 +44,7 @@ struct ServeOptions {
 struct TopOptions {
   std::string target;          // --target
   std::string trace;           // --trace: replay instead of --target
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
   WatchOptions watch;          // --layers, --sample_rate, --snapshot_interval_ms
   double duration_s = 0;       // --duration_s: exit after this long; 0 = until 'q' or the end
   double speed = 1.0;          // --speed: trace replay speed; 0 = no pacing
@@ -49,6 +54,7 @@ struct TopOptions {
 struct RecordOptions {
   std::string target;      // --target
   std::string out;         // --out: the trace file to write
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
   WatchOptions watch;      // --layers, --sample_rate, --snapshot_interval_ms, ...
   double duration_s = 0;   // --duration_s: stop after this long; 0 = no limit
   int64_t max_events = 0;  // --max_events: stop after this many events; 0 = no limit
@@ -59,6 +65,7 @@ struct GifCommandOptions {
   std::string trace;         // --trace: render a recorded trace
   std::string target;        // --target: or run a generation live
   std::string prompt;        // --prompt: live: the prompt (its tokens are animated too)
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
   int layer = 0;             // --layer: the MoE layer whose routing is drawn
   std::string request_id;    // --request_id: trace: only this request; empty = all
   int max_tokens = 24;       // --max_tokens: live: tokens to generate

@@ -45,7 +45,7 @@ absl::StatusOr<int64_t> RunRecord(const RecordOptions& options, EventSource& sou
 
 absl::Status RecordCommand(const RecordOptions& options) {
   if (absl::Status s = ValidateRecordOptions(options); !s.ok()) return s;
-  ClusterClient client(options.target, "");
+  ClusterClient client(options.target, "", options.credentials);
   TraceHeader header;
   absl::StatusOr<moe::v1::ModelInfo> info = client.GetModelInfo(absl::Seconds(10));
   if (!info.ok()) return info.status();

@@ -184,7 +184,7 @@ absl::Status TopCommand(const TopOptions& options) {
                               KeepLayers(std::move(trace->events), options.watch.layers)),
                           options.speed, /*loop=*/false);
   } else {
-    client = std::make_unique<ClusterClient>(options.target, "");
+    client = std::make_unique<ClusterClient>(options.target, "", options.credentials);
     absl::StatusOr<moe::v1::ModelInfo> info = client->GetModelInfo(absl::Seconds(10));
     if (!info.ok()) return info.status();
     const int m = std::max(1, info->granularity());

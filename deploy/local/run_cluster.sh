@@ -20,6 +20,9 @@
 #                         experts and get some at the router's next rebalance
 #   --port-offset=N       add N to every port (gRPC, metrics, viewer), e.g. beside a running
 #                         cluster; the cluster file with the shifted addresses goes in the run dir
+#   --tls                 mutual TLS on every hop: a CA and a certificate per process are made in
+#                         RUN_DIR/tls (deploy/tls/make_certs.sh); services, viewer and moectl
+#                         present theirs and refuse peers the CA did not sign
 #   --no-build            do not run the CMake build
 #   -h, --help            this text
 # Environment: MODEL, BUILD_DIR (default build), HEALTH_TIMEOUT_S (default 60).
@@ -45,6 +48,7 @@ DEVICE=cpu
 THREADS=
 POOLS=2
 PORT_OFFSET=0
+TLS=0
 
 for arg in "$@"; do
   case "$arg" in
@@ -58,6 +62,7 @@ for arg in "$@"; do
     --threads=*) THREADS=${arg#*=} ;;
     --pools=*) POOLS=${arg#*=} ;;
     --port-offset=*) PORT_OFFSET=${arg#*=} ;;
+    --tls) TLS=1 ;;
     --no-build) BUILD=0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run_cluster: unknown option '$arg' (see --help)" >&2; exit 2 ;;
@@ -213,6 +218,18 @@ fi
 COMMON=(--cluster="$CLUSTER" "${MODEL_ARGS[@]}")
 [[ -z "$THREADS" ]] || COMMON+=(--threads="$THREADS")
 
+# --tls: each process's --tls_* flags (its own certificate, the one CA); moectl's for the health
+# checks and the commands printed below.
+declare -A TLS_FLAGS=()
+if ((TLS)); then
+  deploy/tls/make_certs.sh "$RUN_DIR/tls" "${NAMES[@]}" moectl >/dev/null
+  for name in "${NAMES[@]}" moectl; do
+    TLS_FLAGS[$name]="--tls_cert=$RUN_DIR/tls/$name.pem --tls_key=$RUN_DIR/tls/$name.key --tls_ca=$RUN_DIR/tls/ca.pem"
+  done
+  log "mutual TLS: certificates in $RUN_DIR/tls"
+fi
+tls() { echo "${TLS_FLAGS[$1]:-}"; }
+
 for port in "${GRPC[@]}" "${METRICS[@]}" "$VIEWER_PORT"; do
   if port_open "$port"; then
     die "127.0.0.1:$port is already in use (a cluster still running? deploy/local/run_cluster.sh --stop)"
@@ -262,7 +279,9 @@ restart() {
 # Waits for grpc.health.v1 SERVING, failing at once if any started process dies meanwhile.
 wait_healthy() {
   local name=$1 target=127.0.0.1:${GRPC[$1]} hc
-  "$MOECTL" health --target="$target" --timeout_s="$HEALTH_TIMEOUT_S" >"$RUN_DIR/$name.health.log" 2>&1 &
+  # shellcheck disable=SC2046  # word splitting of the --tls_* flags is intended
+  "$MOECTL" health --target="$target" --timeout_s="$HEALTH_TIMEOUT_S" $(tls moectl) \
+    >"$RUN_DIR/$name.health.log" 2>&1 &
   hc=$!
   while alive "$hc"; do
     for n in "${STARTED[@]}"; do
@@ -300,29 +319,32 @@ wait_port() {
 for pool in "${POOL_NAMES[@]}"; do
   join=(--join="127.0.0.1:${GRPC[router]}")
   start "$pool" "$BUILD_DIR/${BIN[$pool]}" --pool="$pool" --listen="127.0.0.1:${GRPC[$pool]}" \
-    --metrics_listen="127.0.0.1:${METRICS[$pool]}" --device="$DEVICE" "${COMMON[@]}" "${join[@]}"
+    --metrics_listen="127.0.0.1:${METRICS[$pool]}" --device="$DEVICE" "${COMMON[@]}" "${join[@]}" \
+    $(tls "$pool")
 done
 start router "$BUILD_DIR/${BIN[router]}" --listen="127.0.0.1:${GRPC[router]}" \
-  --metrics_listen="127.0.0.1:${METRICS[router]}" "${COMMON[@]}"
+  --metrics_listen="127.0.0.1:${METRICS[router]}" "${COMMON[@]}" $(tls router)
 for name in "${POOL_NAMES[@]}" router; do wait_healthy "$name"; done
 
 start orchestrator "$BUILD_DIR/${BIN[orchestrator]}" --listen="127.0.0.1:${GRPC[orchestrator]}" \
-  --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" "${COMMON[@]}"
+  --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" "${COMMON[@]}" $(tls orchestrator)
 wait_healthy orchestrator
 
 start viewer "$BUILD_DIR/${BIN[viewer]}" serve --listen="127.0.0.1:$VIEWER_PORT" \
-  --target="127.0.0.1:${GRPC[orchestrator]}" --router="127.0.0.1:${GRPC[router]}"
+  --target="127.0.0.1:${GRPC[orchestrator]}" --router="127.0.0.1:${GRPC[router]}" $(tls viewer)
 wait_port viewer "$VIEWER_PORT"
 
+T=$(tls moectl)
+TV=$(tls viewer)
 cat <<EOF
 
 MoE cluster is up (logs and pids: $RUN_DIR)
-  generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]} "The jury said"
-  model info:  $MOECTL info --target=127.0.0.1:${GRPC[orchestrator]}
-  placement:   $MOECTL placement --target=127.0.0.1:${GRPC[orchestrator]}
-  rebalance:   $MOECTL rebalance --target=127.0.0.1:${GRPC[router]}
-  drain:       $MOECTL drain --target=127.0.0.1:${GRPC[router]} pool-b
-  viewer:      http://127.0.0.1:$VIEWER_PORT   (terminal: $BUILD_DIR/${BIN[viewer]} top --target=127.0.0.1:${GRPC[orchestrator]})
+  generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]}${T:+ $T} "The jury said"
+  model info:  $MOECTL info --target=127.0.0.1:${GRPC[orchestrator]}${T:+ $T}
+  placement:   $MOECTL placement --target=127.0.0.1:${GRPC[orchestrator]}${T:+ $T}
+  rebalance:   $MOECTL rebalance --target=127.0.0.1:${GRPC[router]}${T:+ $T}
+  drain:       $MOECTL drain --target=127.0.0.1:${GRPC[router]}${T:+ $T} pool-b
+  viewer:      http://127.0.0.1:$VIEWER_PORT   (terminal: $BUILD_DIR/${BIN[viewer]} top --target=127.0.0.1:${GRPC[orchestrator]}${TV:+ $TV})
   metrics:     http://127.0.0.1:${METRICS[orchestrator]}/metrics (orchestrator)  :${METRICS[router]} (router)  :${METRICS[pool-a]} (pool-a)  :${METRICS[pool-b]} (pool-b)
   prometheus:  prometheus --config.file=deploy/prometheus/prometheus.local.yml
 EOF

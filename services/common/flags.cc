@@ -15,8 +15,11 @@ ABSL_FLAG(int, threads, 1, "intra-op threads of LibTorch and OpenBLAS");
 
 namespace moe {
 
-CommonFlags ReadCommonFlags() {
+absl::StatusOr<CommonFlags> ReadCommonFlags() {
   CommonFlags f;
+  absl::StatusOr<TlsConfig> tls = TlsFromFlags();
+  if (!tls.ok()) return tls.status();
+  f.tls = *std::move(tls);
   f.listen = absl::GetFlag(FLAGS_listen);
   f.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   f.model.random_init_config = absl::GetFlag(FLAGS_random_init);
@@ -26,6 +29,15 @@ CommonFlags ReadCommonFlags() {
   f.cluster = absl::GetFlag(FLAGS_cluster);
   f.threads = absl::GetFlag(FLAGS_threads);
   return f;
+}
+
+ServerOptions ServerOptionsFor(const std::string& service, const CommonFlags& flags) {
+  ServerOptions o;
+  o.service = service;
+  o.listen = flags.listen;
+  o.metrics_listen = flags.metrics_listen;
+  if (flags.tls.enabled()) o.credentials = ServerCredentials(flags.tls);
+  return o;
 }
 
 }  // namespace moe

@@ -62,14 +62,17 @@ absl::Status ServiceHost::Start() {
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  const bool tls = options_.credentials != nullptr;
+  builder.AddListeningPort(options_.listen,
+                           tls ? options_.credentials : grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   for (grpc::Service* s : services_) builder.RegisterService(s);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("--listen=", options_.listen, ": cannot bind"));
+    return absl::UnavailableError(absl::StrCat("--listen=", options_.listen, ": cannot bind",
+                                               tls ? " (or --tls_cert/--tls_key refused)" : ""));
   }
   SetServing(false);
   return absl::OkStatus();

@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string listen;          // gRPC HOST:PORT (port 0 picks one)
   std::string metrics_listen;  // HOST:PORT for /metrics; empty = no endpoint (registry still works)
   int max_message_bytes = 64 << 20;
+  std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;  // null = plaintext (tls.h)
 };
 
 // Call first thing in main, before any thread starts: blocks SIGTERM/SIGINT so that they reach

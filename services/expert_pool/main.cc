@@ -44,17 +44,16 @@ std::map<std::string, torch::Tensor> ExpertTensors(
 }
 
 // Announces the pool until the router answers; a refusal (another model) is final.
-absl::Status Join(const std::string& router, const moe::v1::RegisterPoolRequest& req,
+absl::Status Join(const moe::Endpoint& router, const moe::v1::RegisterPoolRequest& req,
                   const moe::Logger& log) {
-  auto stub =
-      moe::v1::Router::NewStub(grpc::CreateChannel(router, grpc::InsecureChannelCredentials()));
+  auto stub = moe::v1::Router::NewStub(router.Dial());
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext ctx;
     moe::SetTimeout(ctx, absl::Seconds(5));
     moe::v1::RegisterPoolResponse resp;
     const grpc::Status st = stub->RegisterPool(&ctx, req, &resp);
     if (st.ok()) {
-      log.Info("joined", {{"router", router}, {"epoch", absl::StrCat(resp.epoch())}});
+      log.Info("joined", {{"router", router.address}, {"epoch", absl::StrCat(resp.epoch())}});
       return absl::OkStatus();
     }
     if (st.error_code() != grpc::StatusCode::UNAVAILABLE &&
@@ -62,7 +61,7 @@ absl::Status Join(const std::string& router, const moe::v1::RegisterPoolRequest&
       return moe::FromGrpcStatus(st);
     }
     if (attempt % 10 == 0)
-      log.Warn("join_retry", {{"router", router}, {"error", st.error_message()}});
+      log.Warn("join_retry", {{"router", router.address}, {"error", st.error_message()}});
     absl::SleepFor(absl::Milliseconds(500));
   }
 }
@@ -73,10 +72,12 @@ int main(int argc, char** argv) {
   moe::InitServiceProcess();
   moe::InitUsage("moe-expert-pool --pool=NAME (--cluster=FILE | --join=ROUTER) --model=DIR");
   absl::ParseCommandLine(argc, argv);
-  const moe::CommonFlags flags = moe::ReadCommonFlags();
+  const absl::StatusOr<moe::CommonFlags> parsed = moe::ReadCommonFlags();
   const std::string name = absl::GetFlag(FLAGS_pool);
   const std::string join = absl::GetFlag(FLAGS_join);
   moe::Logger log(absl::StrCat("expert_pool/", name));
+  if (!parsed.ok()) return log.Error("flags", {{"error", parsed.status().ToString()}}), 1;
+  const moe::CommonFlags& flags = *parsed;
   if (name.empty()) return log.Error("flags", {{"error", "--pool: required"}}), 1;
   const int slots = absl::GetFlag(FLAGS_expert_slots);
   if (slots < 0) return log.Error("flags", {{"error", "--expert_slots: must be >= 0"}}), 1;
@@ -126,7 +127,7 @@ int main(int argc, char** argv) {
   // Only expert weights are kept (to load from later); the rest of the checkpoint goes here.
   std::map<std::string, torch::Tensor> experts = ExpertTensors(ckpt->state);
   ckpt->state.clear();
-  moe::ServiceHost host({"expert_pool", flags.listen, flags.metrics_listen});
+  moe::ServiceHost host(moe::ServerOptionsFor("expert_pool", flags));
   moe::ExpertPoolService service(ckpt->config, {name, device.str(), slots}, std::move(experts),
                                  std::move(*bank), host.registry());
   host.AddService(&service);
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
     req.set_device(device.str());
     req.set_expert_slots(slots);
     req.set_model_id(moe::ModelId(ckpt->config));
-    if (absl::Status s = Join(join, req, log); !s.ok()) {
+    if (absl::Status s = Join(moe::Endpoint(join, moe::ChannelCredentials(flags.tls)), req, log); !s.ok()) {
       log.Error("join", {{"router", join}, {"error", s.ToString()}});
       service.CloseStreams();
       host.Shutdown(absl::Seconds(1));

@@ -39,8 +39,10 @@ int main(int argc, char** argv) {
   moe::InitServiceProcess();
   moe::InitUsage("moe-orchestrator --cluster=FILE --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
-  const moe::CommonFlags flags = moe::ReadCommonFlags();
+  const absl::StatusOr<moe::CommonFlags> parsed = moe::ReadCommonFlags();
   moe::Logger log("orchestrator");
+  if (!parsed.ok()) return log.Error("flags", {{"error", parsed.status().ToString()}}), 1;
+  const moe::CommonFlags& flags = *parsed;
   moe::SetIntraOpThreads(flags.threads);
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);
   if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;
@@ -53,9 +55,10 @@ int main(int argc, char** argv) {
       moe::InferenceModel::Create(ckpt->config, ckpt->state);
   if (!model.ok()) return log.Error("model", {{"error", model.status().ToString()}}), 1;
 
-  moe::ServiceHost host({"orchestrator", flags.listen, flags.metrics_listen});
+  moe::ServiceHost host(moe::ServerOptionsFor("orchestrator", flags));
   moe::RemoteExecutorOptions remote_options;
   remote_options.streams = absl::GetFlag(FLAGS_internal_streams);
+  remote_options.credentials = moe::ChannelCredentials(flags.tls);
   const int route_ms = absl::GetFlag(FLAGS_route_deadline_ms);
   const int forward_ms = absl::GetFlag(FLAGS_forward_deadline_ms);
   if (route_ms <= 0 || forward_ms <= 0) {
@@ -73,8 +76,8 @@ int main(int argc, char** argv) {
   }
   moe::EventHub hub(ckpt->config, host.registry(), max_watchers);
   auto router = moe::v1::Router::NewStub(
-      grpc::CreateCustomChannel(cluster->router_address, grpc::InsecureChannelCredentials(),
-                                moe::InternalChannelArguments()));
+      moe::Endpoint(cluster->router_address, remote_options.credentials)
+          .Dial(moe::InternalChannelArguments()));
   moe::PlacementWatcher watcher(router.get(), &hub, &log);
   remote_options.on_new_epoch = [&watcher](uint64_t epoch) { watcher.OnEpoch(epoch); };
   moe::RemoteMoeExecutor executor(ckpt->config, *cluster, remote_options, host.registry(), &log);

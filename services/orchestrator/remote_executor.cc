@@ -16,11 +16,6 @@
 namespace moe {
 namespace {
 
-std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   InternalChannelArguments());
-}
-
 prometheus::Histogram::BucketBoundaries Buckets() {
   return {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
 }
@@ -110,7 +105,8 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
                                      const RemoteExecutorOptions& options,
                                      prometheus::Registry& registry, const Logger* logger)
     : config_(config), options_(options), logger_(logger) {
-  router_ = moe::v1::Router::NewStub(Dial(cluster.router_address));
+  router_ = moe::v1::Router::NewStub(
+      Endpoint(cluster.router_address, options.credentials).Dial(InternalChannelArguments()));
   forward_family_ =
       &prometheus::BuildHistogram()
            .Name("moe_forward_call_duration_seconds")
@@ -133,7 +129,8 @@ std::shared_ptr<RemoteMoeExecutor::PoolChannel> RemoteMoeExecutor::Channel(
     c = std::make_shared<PoolChannel>();
     c->name = name;
     c->address = address;
-    c->stub = moe::v1::ExpertPool::NewStub(Dial(address));
+    c->stub = moe::v1::ExpertPool::NewStub(
+        Endpoint(address, options_.credentials).Dial(InternalChannelArguments()));
     c->seconds = &forward_family_->Add({{"pool", name}}, Buckets());
   }
   return c;

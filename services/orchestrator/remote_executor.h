@@ -33,6 +33,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/log.h"
 #include "services/common/placement.h"
+#include "services/common/tls.h"
 
 namespace moe {
 
@@ -41,6 +42,7 @@ struct RemoteExecutorOptions {
   absl::Duration forward_deadline = absl::Seconds(10);
   int max_attempts = 5;  // per layer call, re-routing after a pool failure or a moved expert
   bool streams = true;   // false: one unary Route / Forward call per message
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // to router and pools; null = plaintext
   // Called with each placement epoch newer than any seen before (from the calling thread; must
   // not block).
   std::function<void(uint64_t epoch)> on_new_epoch;

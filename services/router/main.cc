@@ -25,8 +25,10 @@ int main(int argc, char** argv) {
   moe::InitServiceProcess();
   moe::InitUsage("moe-router --cluster=FILE --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
-  const moe::CommonFlags flags = moe::ReadCommonFlags();
+  const absl::StatusOr<moe::CommonFlags> parsed = moe::ReadCommonFlags();
   moe::Logger log("router");
+  if (!parsed.ok()) return log.Error("flags", {{"error", parsed.status().ToString()}}), 1;
+  const moe::CommonFlags& flags = *parsed;
   moe::SetIntraOpThreads(flags.threads);
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);
   if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
   if (!cluster.ok()) return log.Error("cluster", {{"error", cluster.status().ToString()}}), 1;
   absl::StatusOr<std::vector<torch::Tensor>> gates = moe::GateWeights(ckpt->config, ckpt->state);
   if (!gates.ok()) return log.Error("model", {{"error", gates.status().ToString()}}), 1;
-  moe::ServiceHost host({"router", flags.listen, flags.metrics_listen});
+  moe::ServiceHost host(moe::ServerOptionsFor("router", flags));
   moe::RouterOptions options;
   const double interval = absl::GetFlag(FLAGS_rebalance_interval_s);
   const double window = absl::GetFlag(FLAGS_load_window_s);
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   options.load_window = absl::Seconds(window);
   options.control.planner.min_gain = min_gain;
   options.control.drop_grace = absl::Milliseconds(grace);
+  options.control.credentials = moe::ChannelCredentials(flags.tls);
   moe::RouterService service(ckpt->config, std::move(*gates), *cluster, options, host.registry(),
                              &log);
   host.AddService(&service);

@@ -13,6 +13,7 @@
 #include "services/common/deadline.h"
 #include "services/common/server.h"
 #include "services/common/status.h"
+#include "services/common/tls.h"
 
 namespace moe {
 namespace {
@@ -149,8 +150,7 @@ PlacementController::PoolLink& PlacementController::Link(int index) {
   const PoolEntry entry = table_->pool(index);
   PoolLink& link = links_[index];
   if (link.health == nullptr || link.address != entry.address) {
-    auto channel = grpc::CreateCustomChannel(entry.address, grpc::InsecureChannelCredentials(),
-                                             InternalChannelArguments());
+    auto channel = Endpoint(entry.address, options_.credentials).Dial(InternalChannelArguments());
     link.address = entry.address;
     link.health = grpc::health::v1::Health::NewStub(channel);
     link.pool = moe::v1::ExpertPool::NewStub(channel);

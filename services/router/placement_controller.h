@@ -18,6 +18,7 @@
 #ifndef MOE_SERVICES_ROUTER_PLACEMENT_CONTROLLER_H_
 #define MOE_SERVICES_ROUTER_PLACEMENT_CONTROLLER_H_
 
+#include <grpcpp/security/credentials.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -54,6 +55,7 @@ struct ControllerOptions {
   absl::Duration drop_grace = absl::Seconds(1);
   absl::Duration change_timeout = absl::Seconds(60);  // one LoadExperts / DropExperts call
   PlannerOptions planner;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // to the pools; null = plaintext
 };
 
 class PlacementController {

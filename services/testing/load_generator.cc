@@ -29,15 +29,14 @@ absl::StatusOr<std::map<std::string, std::vector<int>>> EmbeddedGreedyTokens(
   return want;
 }
 
-LoadGenerator::LoadGenerator(const std::string& target,
+LoadGenerator::LoadGenerator(const Endpoint& target,
                              const std::map<std::string, std::vector<int>>* want, int max_tokens,
                              int streams, int max_each) {
   std::vector<std::string> prompts;
   for (const auto& [prompt, tokens] : *want) prompts.push_back(prompt);
   for (int t = 0; t < streams; ++t) {
     threads_.emplace_back([this, target, want, prompts, max_tokens, max_each, t] {
-      auto stub = moe::v1::Orchestrator::NewStub(
-          grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+      auto stub = moe::v1::Orchestrator::NewStub(target.Dial());
       for (int i = 0; i < max_each && !stop_.load(); ++i) {
         const std::string& prompt = prompts[(t + i) % prompts.size()];
         moe::v1::GenerateRequest req;

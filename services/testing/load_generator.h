@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "services/common/tls.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -28,7 +29,7 @@ absl::StatusOr<std::map<std::string, std::vector<int>>> EmbeddedGreedyTokens(
 class LoadGenerator {
  public:
   // `want`: prompt -> the tokens a greedy request with `max_tokens` must return; it outlives this.
-  LoadGenerator(const std::string& target, const std::map<std::string, std::vector<int>>* want,
+  LoadGenerator(const Endpoint& target, const std::map<std::string, std::vector<int>>* want,
                 int max_tokens, int streams, int max_each);
   ~LoadGenerator();
 

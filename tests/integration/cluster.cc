@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "services/common/tls.h"
 
 namespace moe::testing {
 namespace {
@@ -89,6 +90,41 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   std::filesystem::create_directories(dir_);
   cluster_file_ = dir_ + "/cluster.json";
   AssignPorts();
+  if (options_.tls) {
+    tls_dir_ = dir_ + "/tls";
+    std::vector<std::string> argv = {SourceDir() + "/deploy/tls/make_certs.sh", tls_dir_,
+                                     "router", "orchestrator", "client"};
+    for (const PoolLayout& p : options_.pools) argv.push_back(p.name);
+    std::string output;
+    if (RunToCompletion(argv, &output) != 0) {
+      tls_status_ = absl::InternalError(absl::StrCat("make_certs.sh failed: ", output));
+    }
+  }
+}
+
+bool ClusterOptions::TlsFromEnvironment() {
+  const char* v = std::getenv("MOE_TEST_TLS");
+  return v != nullptr && std::string(v) == "1";
+}
+
+std::vector<std::string> Cluster::TlsFlags(const std::string& name) const {
+  if (tls_dir_.empty()) return {};
+  return {absl::StrCat("--tls_cert=", tls_dir_, "/", name, ".pem"),
+          absl::StrCat("--tls_key=", tls_dir_, "/", name, ".key"),
+          absl::StrCat("--tls_ca=", tls_dir_, "/ca.pem")};
+}
+
+std::vector<std::string> Cluster::ClientTlsFlags() const { return TlsFlags("client"); }
+
+std::shared_ptr<grpc::ChannelCredentials> Cluster::ClientCredentials() const {
+  if (tls_dir_.empty()) return grpc::InsecureChannelCredentials();
+  absl::StatusOr<TlsConfig> tls = LoadTls(tls_dir_ + "/client.pem", tls_dir_ + "/client.key",
+                                          tls_dir_ + "/ca.pem");
+  return tls.ok() ? ChannelCredentials(*tls) : grpc::InsecureChannelCredentials();
+}
+
+std::shared_ptr<grpc::Channel> Cluster::Dial(const std::string& name) const {
+  return grpc::CreateChannel(address(name), ClientCredentials());
 }
 
 void Cluster::AssignPorts() {
@@ -138,6 +174,7 @@ std::string Cluster::Log(const std::string& name) const {
 }
 
 absl::Status Cluster::Start() {
+  if (!tls_status_.ok()) return tls_status_;
   // A port found free can be taken before the service binds it (by another test's process, or
   // as the local port of any outgoing connection): then start again on other ports.
   absl::Status s;
@@ -206,13 +243,13 @@ absl::Status Cluster::Spawn(const std::string& name) {
   for (const PoolLayout& p : options_.pools) {
     if (p.name == name && p.join) argv.push_back("--join=" + address("router"));
   }
+  for (const std::string& a : TlsFlags(name)) argv.push_back(a);
   pid_[name] = SpawnProcess(argv, dir_ + "/" + name + ".log");
   return pid_[name] > 0 ? absl::OkStatus() : absl::InternalError("fork failed");
 }
 
 absl::Status Cluster::WaitServing(const std::string& name) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(address(name), grpc::InsecureChannelCredentials()));
+  auto stub = grpc::health::v1::Health::NewStub(Dial(name));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     int status;

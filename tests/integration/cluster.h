@@ -3,9 +3,12 @@
 #ifndef MOE_TESTS_INTEGRATION_CLUSTER_H_
 #define MOE_TESTS_INTEGRATION_CLUSTER_H_
 
+#include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,11 @@ struct ClusterOptions {
   std::vector<std::string> router_args;        // extra flags for the router only
   std::vector<PoolLayout> pools;
   bool metrics = false;
+  // Mutual TLS on every hop (deploy/tls/make_certs.sh makes a CA and a certificate per process
+  // and one for the test, "client"). Default: on when $MOE_TEST_TLS is 1, so a whole test binary
+  // runs over mTLS by its environment alone.
+  bool tls = TlsFromEnvironment();
+  static bool TlsFromEnvironment();
 };
 
 // The benchmarks' cluster, as the local launcher lays it out for the shipped model: pool-a hosts
@@ -48,6 +56,14 @@ class Cluster {
   absl::Status StartPool(const std::string& name);
 
   std::string address(const std::string& name) const;  // "127.0.0.1:PORT"
+  // A channel to a service as the test's client: with its certificate when options.tls.
+  std::shared_ptr<grpc::Channel> Dial(const std::string& name) const;
+  // The test client's credentials (plaintext without options.tls), and its --tls_* flags for a
+  // client binary (moectl, viewer; empty without options.tls).
+  std::shared_ptr<grpc::ChannelCredentials> ClientCredentials() const;
+  std::vector<std::string> ClientTlsFlags() const;
+  // Where the CA and certificates are (empty without options.tls).
+  const std::string& tls_dir() const { return tls_dir_; }
   int metrics_port(const std::string& name) const;
   const std::string& cluster_file() const { return cluster_file_; }
   std::string Log(const std::string& name) const;
@@ -63,10 +79,13 @@ class Cluster {
   void StopAll();  // SIGTERM, then SIGKILL after 5 s
   absl::Status Spawn(const std::string& name);
   absl::Status WaitServing(const std::string& name);
+  std::vector<std::string> TlsFlags(const std::string& name) const;  // a process's --tls_*
 
   ClusterOptions options_;
   std::string dir_;
   std::string cluster_file_;
+  std::string tls_dir_;
+  absl::Status tls_status_;  // of making the certificates; Start returns it
   std::map<std::string, int> port_, metrics_port_;
   std::map<std::string, pid_t> pid_;
 };

@@ -51,8 +51,7 @@ std::string TinyConfigFile() {
 }
 
 std::unique_ptr<moe::v1::Orchestrator::Stub> Orchestrator(const Cluster& c) {
-  return moe::v1::Orchestrator::NewStub(
-      grpc::CreateChannel(c.address("orchestrator"), grpc::InsecureChannelCredentials()));
+  return moe::v1::Orchestrator::NewStub(c.Dial("orchestrator"));
 }
 
 void Deadline(grpc::ClientContext& ctx, int seconds) {
@@ -218,9 +217,9 @@ TEST_F(ShippedClusterTest, EveryBadFieldGetsInvalidArgumentNamingIt) {
 
 TEST_F(ShippedClusterTest, InternalServicesValidateTensorsAndIds) {
   auto router = moe::v1::Router::NewStub(
-      grpc::CreateChannel(cluster_->address("router"), grpc::InsecureChannelCredentials()));
+      cluster_->Dial("router"));
   auto pool = moe::v1::ExpertPool::NewStub(
-      grpc::CreateChannel(cluster_->address("pool-a"), grpc::InsecureChannelCredentials()));
+      cluster_->Dial("pool-a"));
   auto route = [&](const std::function<void(moe::v1::RouteRequest&)>& edit) {
     moe::v1::RouteRequest req;
     req.set_layer(0);
@@ -301,7 +300,7 @@ TEST_F(ShippedClusterTest, ModelInfoDescribesTheModelAndTheBatch) {
 
 TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
   for (const std::string name : {"router", "pool-a", "orchestrator"}) {
-    auto channel = grpc::CreateChannel(cluster_->address(name), grpc::InsecureChannelCredentials());
+    auto channel = cluster_->Dial(name);
     auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
     grpc::ClientContext ctx;
     Deadline(ctx, 10);
@@ -333,7 +332,7 @@ TEST_F(ShippedClusterTest, ReflectionListsAllServicesAndHealthSaysServing) {
 // A service that reflection lists but cannot describe cannot be called by grpcurl.
 TEST_F(ShippedClusterTest, ReflectionDescribesEveryListedServiceAndItsMethodTypes) {
   for (const std::string name : {"router", "pool-a", "orchestrator"}) {
-    auto channel = grpc::CreateChannel(cluster_->address(name), grpc::InsecureChannelCredentials());
+    auto channel = cluster_->Dial(name);
     auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
     grpc::ClientContext ctx;
     Deadline(ctx, 10);
@@ -523,7 +522,7 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
 // INVALID_ARGUMENT, and the stream must end.
 TEST_F(ShippedClusterTest, WatchRefusesAMalformedRequest) {
   auto channel =
-      grpc::CreateChannel(cluster_->address("orchestrator"), grpc::InsecureChannelCredentials());
+      cluster_->Dial("orchestrator");
   grpc::GenericStub generic(channel);
   grpc::ClientContext ctx;
   Deadline(ctx, 10);

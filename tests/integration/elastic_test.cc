@@ -57,11 +57,12 @@ class ElasticClusterTest : public ::testing::Test {
     cluster_ = std::make_unique<Cluster>(o);
     ASSERT_TRUE(cluster_->Start().ok());
     router_ = moe::v1::Router::NewStub(
-        grpc::CreateChannel(cluster_->address("router"), grpc::InsecureChannelCredentials()));
+        cluster_->Dial("router"));
   }
 
   std::unique_ptr<LoadGenerator> StartLoad() {
-    return std::make_unique<LoadGenerator>(cluster_->address("orchestrator"), want_, kTokens,
+    return std::make_unique<LoadGenerator>(
+        Endpoint(cluster_->address("orchestrator"), cluster_->ClientCredentials()), want_, kTokens,
                                            kStreams, /*max_each=*/200);
   }
 
