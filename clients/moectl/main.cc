@@ -45,8 +45,18 @@ ABSL_FLAG(int, threads, 1, "embedded: intra-op threads");
 
 namespace {
 
-int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "moectl: %s\n", s.ToString().c_str());
+// `tls`: the flags' TLS settings, when a service was called; an unreachable service may be one
+// that speaks mutual TLS to this plaintext client, and the message then says what to give.
+int Fail(const absl::Status& s, const moe::TlsConfig* tls = nullptr) {
+  const char* hint = "";
+  if (tls != nullptr && s.code() == absl::StatusCode::kUnavailable) {
+    // A TLS server closes the connection of a client it refuses; gRPC says only "Socket closed".
+    hint = tls->enabled() ? " (mutual TLS: is --tls_cert signed by the CA the cluster trusts, and "
+                            "--tls_ca the CA of the cluster's certificates?)"
+                          : " (if the cluster runs mutual TLS, give --tls_cert, --tls_key and "
+                            "--tls_ca)";
+  }
+  std::fprintf(stderr, "moectl: %s%s\n", s.ToString().c_str(), hint);
   return 1;
 }
 
@@ -65,7 +75,8 @@ moe::cli::GenerateArgs ArgsFromFlags(const std::string& prompt) {
   return a;
 }
 
-int Generate(const moe::Endpoint& target, const std::string& prompt, bool complete) {
+int Generate(const moe::Endpoint& target, const moe::TlsConfig& tls, const std::string& prompt,
+             bool complete) {
   moe::cli::GenerateArgs args = ArgsFromFlags(prompt);
   moe::cli::Printer printer(args.routing);
   absl::Status s;
@@ -83,7 +94,7 @@ int Generate(const moe::Endpoint& target, const std::string& prompt, bool comple
   } else {
     s = absl::InvalidArgumentError("give --target=HOST:PORT (a cluster) or --embedded");
   }
-  return s.ok() ? 0 : Fail(s);
+  return s.ok() ? 0 : Fail(s, &tls);
 }
 
 }  // namespace
@@ -110,12 +121,12 @@ int main(int argc, char** argv) {
                    cmd.c_str(), cmd.c_str());
       return 2;
     }
-    return Generate(target, prompt, cmd == "complete");
+    return Generate(target, *tls, prompt, cmd == "complete");
   }
   if (cmd == "health") {
     if (!need_target()) return 2;
     absl::Status s = moe::cli::WaitHealthy(target, absl::GetFlag(FLAGS_timeout_s));
-    if (!s.ok()) return Fail(s);
+    if (!s.ok()) return Fail(s, &*tls);
     std::printf("%s: SERVING\n", target.address.c_str());
     return 0;
   }
@@ -123,7 +134,7 @@ int main(int argc, char** argv) {
     if (!need_target()) return 2;
     absl::StatusOr<std::string> out =
         cmd == "info" ? moe::cli::ModelInfoJson(target) : moe::cli::PlacementJson(target);
-    if (!out.ok()) return Fail(out.status());
+    if (!out.ok()) return Fail(out.status(), &*tls);
     std::printf("%s\n", out->c_str());
     return 0;
   }
@@ -137,7 +148,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> out =
         cmd == "rebalance" ? moe::cli::RebalanceNow(target, absl::GetFlag(FLAGS_deadline_s))
                            : moe::cli::DrainPool(target, prompt, absl::GetFlag(FLAGS_deadline_s));
-    if (!out.ok()) return Fail(out.status());
+    if (!out.ok()) return Fail(out.status(), &*tls);
     std::printf("%s", out->c_str());
     return 0;
   }
@@ -146,7 +157,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> out =
         moe::cli::Policy(target, absl::GetFlag(FLAGS_route_top_k), absl::GetFlag(FLAGS_noise_std),
                          absl::GetFlag(FLAGS_capacity_factor));
-    if (!out.ok()) return Fail(out.status());
+    if (!out.ok()) return Fail(out.status(), &*tls);
     std::printf("%s\n", out->c_str());
     return 0;
   }

@@ -2,6 +2,7 @@
 
 #include <grpcpp/create_channel.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -11,7 +12,8 @@
 
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain this process presents, as server and as client (mutual TLS; "
-          "with --tls_key and --tls_ca; none of the three = plaintext)");
+          "with --tls_key and --tls_ca; none of the three = $MOE_TLS_CERT, $MOE_TLS_KEY, "
+          "$MOE_TLS_CA if set, else plaintext)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM certificate of the CA that signs every peer: servers refuse clients without a "
@@ -60,8 +62,20 @@ absl::StatusOr<TlsConfig> LoadTls(const std::string& cert_path, const std::strin
 }
 
 absl::StatusOr<TlsConfig> TlsFromFlags() {
-  return LoadTls(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-                 absl::GetFlag(FLAGS_tls_ca));
+  std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key),
+              ca = absl::GetFlag(FLAGS_tls_ca);
+  if (cert.empty() && key.empty() && ca.empty()) {
+    // Containers: the same three settings from the environment (a compose override or a
+    // Kubernetes patch adds variables more easily than arguments).
+    auto env = [](const char* name) {
+      const char* v = std::getenv(name);
+      return std::string(v != nullptr ? v : "");
+    };
+    cert = env("MOE_TLS_CERT");
+    key = env("MOE_TLS_KEY");
+    ca = env("MOE_TLS_CA");
+  }
+  return LoadTls(cert, key, ca);
 }
 
 std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TlsConfig& tls) {

@@ -29,7 +29,8 @@ struct TlsConfig {
 // Reads the three PEM files: all three paths or none (plaintext). Errors name the flag.
 absl::StatusOr<TlsConfig> LoadTls(const std::string& cert_path, const std::string& key_path,
                                   const std::string& ca_path);
-// LoadTls of --tls_cert, --tls_key, --tls_ca.
+// LoadTls of --tls_cert, --tls_key, --tls_ca; when none is given, of $MOE_TLS_CERT,
+// $MOE_TLS_KEY, $MOE_TLS_CA (errors still name the flags).
 absl::StatusOr<TlsConfig> TlsFromFlags();
 
 // Plaintext when !tls.enabled(); else TLS that requires and verifies a client certificate.

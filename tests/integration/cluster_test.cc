@@ -19,6 +19,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,7 @@
 #include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
+#include "services/common/tls.h"
 
 namespace moe {
 namespace {
@@ -736,6 +738,79 @@ TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
     EXPECT_EQ(remote.tokens, local.tokens);
     EXPECT_EQ(remote.routing, local.routing);
   }
+}
+
+// Mutual TLS: every service serves only clients with a certificate signed by the cluster's CA,
+// and says why it refuses the others; the services' own hops run over mTLS (a generation works).
+TEST(MutualTlsTest, EveryServiceRefusesPlaintextUncertifiedAndForeignClients) {
+  ClusterOptions o;
+  o.model_args = {"--random_init=" + TinyConfigFile(), "--init_seed=3", "--threads=1",
+                  "--tokenizer=" + Cluster::SourceDir() + "/models/brown-moe/tokenizer.model"};
+  o.pools = {{"pool-a", "all", "all"}};
+  o.tls = true;
+  Cluster cluster(o);
+  ASSERT_TRUE(cluster.Start().ok());
+
+  // The certified client: served, through every hop.
+  {
+    auto stub = Orchestrator(cluster);
+    grpc::ClientContext ctx;
+    Deadline(ctx, 60);
+    moe::v1::CompleteResponse resp;
+    const grpc::Status st = stub->Complete(&ctx, Request("The jury", 4, 0, 1), &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.token_ids_size(), 4);
+  }
+
+  // A CA and client certificate of another cluster, made like the real ones.
+  const std::string other = cluster.tls_dir() + "-other";
+  std::string out;
+  ASSERT_EQ(Cluster::RunToCompletion(
+                {Cluster::SourceDir() + "/deploy/tls/make_certs.sh", other, "client"}, &out),
+            0)
+      << out;
+  absl::StatusOr<TlsConfig> foreign =
+      LoadTls(other + "/client.pem", other + "/client.key", cluster.tls_dir() + "/ca.pem");
+  ASSERT_TRUE(foreign.ok()) << foreign.status();
+  grpc::SslCredentialsOptions no_cert;
+  {
+    std::ifstream ca(cluster.tls_dir() + "/ca.pem");
+    no_cert.pem_root_certs.assign(std::istreambuf_iterator<char>(ca), {});
+  }
+  const std::vector<std::pair<std::string, std::shared_ptr<grpc::ChannelCredentials>>> clients = {
+      {"plaintext", grpc::InsecureChannelCredentials()},
+      {"no certificate", grpc::SslCredentials(no_cert)},
+      {"another CA's certificate", ChannelCredentials(*foreign)},
+  };
+  for (const std::string name : {"router", "pool-a", "orchestrator"}) {
+    for (const auto& [what, credentials] : clients) {
+      auto health =
+          grpc::health::v1::Health::NewStub(grpc::CreateChannel(cluster.address(name), credentials));
+      grpc::ClientContext ctx;
+      Deadline(ctx, 5);
+      grpc::health::v1::HealthCheckResponse resp;
+      const grpc::Status st = health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << name << ", " << what;
+      EXPECT_FALSE(st.error_message().empty()) << name << ", " << what;
+      std::printf("%s refuses a client with %s: %s\n", name.c_str(), what.c_str(),
+                  st.error_message().c_str());
+    }
+  }
+
+  // moectl: served with the client's flags; without them, a non-zero exit saying what to give.
+  std::vector<std::string> argv = {Cluster::BuildDir() + "/clients/moectl/moectl", "info",
+                                   "--target=" + cluster.address("orchestrator")};
+  EXPECT_NE(Cluster::RunToCompletion(argv, &out), 0);
+  EXPECT_THAT(out, HasSubstr("--tls_ca")) << out;
+  for (const std::string& f : cluster.ClientTlsFlags()) argv.push_back(f);
+  EXPECT_EQ(Cluster::RunToCompletion(argv, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"n_layers\": 2"));
+  // Half a set of flags is refused before any call, naming what is missing.
+  EXPECT_EQ(Cluster::RunToCompletion({argv[0], "info", "--target=" + cluster.address("router"),
+                                      argv[3]},
+                                     &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("missing: --tls_key --tls_ca"));
 }
 
 TEST(PlacementStartupTest, InvalidPlacementIsRefusedAtStartWithItsName) {

@@ -122,6 +122,38 @@ def check_clusters():
 
 
 # ---------------------------------------------------------------------------------------------
+def check_tls(compose_path, k8s_path):
+    """The mTLS overlays: every MoE process gets its own certificate, the CA and the mount."""
+    def want_env(where, name, env):
+        for var, ext in (("MOE_TLS_CERT", f"{name}.pem"), ("MOE_TLS_KEY", f"{name}.key"),
+                         ("MOE_TLS_CA", "ca.pem")):
+            if env.get(var) != f"/etc/moe/tls/{ext}":
+                err(f"{where}: {var} is {env.get(var)!r}, expected /etc/moe/tls/{ext}")
+    compose = yaml.safe_load(open(compose_path))
+    for name in ("router", "pool-a", "pool-b", "orchestrator", "viewer"):
+        svc = compose["services"][name]
+        want_env(f"compose tls {name}", name, svc.get("environment", {}))
+        mounts = [str(v) for v in svc.get("volumes", [])]
+        if not any("/etc/moe/tls" in m and m.endswith(":ro") for m in mounts):
+            err(f"compose tls {name}: no read-only mount at /etc/moe/tls: {mounts}")
+    for doc in yaml.safe_load_all(open(k8s_path)):
+        if not doc or doc.get("kind") != "Deployment":
+            continue
+        name = doc["metadata"]["name"]
+        spec = doc["spec"]
+        if spec.get("replicas", 1) == 0:
+            continue
+        pod = spec["template"]["spec"]
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        if vols.get("tls", {}).get("secret", {}).get("secretName") != "moe-tls":
+            err(f"k8s tls {name}: no volume from Secret moe-tls")
+        for c in pod["containers"]:
+            want_env(f"k8s tls {name}", name, {e["name"]: e.get("value") for e in c.get("env", [])})
+            if not any(m["mountPath"] == "/etc/moe/tls" and m.get("readOnly")
+                       for m in c.get("volumeMounts", [])):
+                err(f"k8s tls {name}: Secret not mounted read-only at /etc/moe/tls")
+
+
 def check_compose():
     with open("deploy/docker-compose.yml", encoding="utf-8") as f:
         compose = yaml.safe_load(f)
@@ -397,6 +429,8 @@ def main():
         check_k8s(sys.argv[2], sys.argv[3])
     elif what == "dashboard":
         check_dashboard(sys.argv[2])
+    elif what == "tls":
+        check_tls(sys.argv[2], sys.argv[3])
     for e in errors:
         print(e)
     return 1 if errors else 0
@@ -405,15 +439,15 @@ def main():
 sys.exit(main())
 PYEOF
 
-# kubectl kustomize with the GPU component switched on, from an overlay beside the tree (its
-# paths must be relative).
-render_gpu() {
-  local overlay=$TMP/gpu-overlay rel
+# kubectl kustomize with one component switched on (gpu-pools -> $TMP/k8s-gpu.yaml, tls ->
+# $TMP/k8s-tls.yaml), from an overlay beside the tree (its paths must be relative).
+render_component() {
+  local overlay=$TMP/$1-overlay rel
   mkdir -p "$overlay"
   rel=$(realpath --relative-to="$overlay" deploy/k8s)
-  printf 'resources:\n  - %s\ncomponents:\n  - %s/components/gpu-pools\n' "$rel" "$rel" \
+  printf 'resources:\n  - %s\ncomponents:\n  - %s/components/%s\n' "$rel" "$rel" "$1" \
     >"$overlay/kustomization.yaml"
-  kubectl kustomize "$overlay" >"$TMP/k8s-gpu.yaml"
+  kubectl kustomize "$overlay" >"$TMP/k8s-${1%-pools}.yaml"
 }
 
 check "cluster files: JSON, same topology, local = CONTRACTS.md example" "$PY" "$TMP/checks.py" clusters
@@ -423,9 +457,14 @@ check "promtool check config prometheus.yml" promtool check config deploy/promet
 check "promtool check config prometheus.local.yml" promtool check config deploy/prometheus/prometheus.local.yml
 check "prometheus: jobs and targets" "$PY" "$TMP/checks.py" prometheus
 check "kubectl kustomize deploy/k8s" bash -c "kubectl kustomize deploy/k8s >'$TMP/k8s.yaml'"
-check "kubectl kustomize with components/gpu-pools" render_gpu
+check "kubectl kustomize with components/gpu-pools" render_component gpu-pools
 check "k8s: objects, probes, annotations, cluster ConfigMap, GPU pools" \
   "$PY" "$TMP/checks.py" k8s "$TMP/k8s.yaml" "$TMP/k8s-gpu.yaml"
+check "docker-compose config with docker-compose.tls.yml" bash -c \
+  "docker-compose -f deploy/docker-compose.yml -f deploy/docker-compose.tls.yml config >'$TMP/compose-tls.yaml'"
+check "kubectl kustomize with components/tls" render_component tls
+check "mTLS: certificate, CA and mount of every process (compose, k8s)" \
+  "$PY" "$TMP/checks.py" tls "$TMP/compose-tls.yaml" "$TMP/k8s-tls.yaml"
 check "dashboard: uids, metric names, PromQL valid and returning data" \
   "$PY" "$TMP/checks.py" dashboard "$TMP"
 
