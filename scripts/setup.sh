@@ -21,8 +21,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests and tools: the Python reference, the real Prometheus, the browser, the terminal
   python3-torch python3-numpy python3-yaml prometheus chromium chromium-driver tmux docker-compose
-  # the fuzz targets (scripts/fuzz.sh): clang with libFuzzer
-  clang
+  # the fuzz targets (scripts/fuzz.sh): clang with libFuzzer; mutual TLS certificates: openssl
+  clang openssl
   # the data pipeline (scripts/prepare_data.sh)
   python3-sentencepiece
   curl ca-certificates

@@ -160,10 +160,16 @@ absl::Status CompleteRemote(const Endpoint& target, const GenerateArgs& args) {
 }
 
 absl::Status WaitHealthy(const Endpoint& target, double timeout_s) {
-  auto stub = grpc::health::v1::Health::NewStub(target.Dial());
+  // A fresh channel (with its own subchannel) for each attempt until one connects: a channel
+  // whose first attempts found no listener can stay stuck in its connect backoff (with TLS for
+  // up to gRPC's 20 s connect timeout) long after the server is up.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   const absl::Time deadline = absl::Now() + absl::Seconds(timeout_s);
   std::string last = "no answer";
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub;
   do {
+    if (stub == nullptr) stub = grpc::health::v1::Health::NewStub(target.Dial(args));
     grpc::ClientContext ctx;
     SetTimeout(ctx, absl::Seconds(1));
     grpc::health::v1::HealthCheckRequest req;
@@ -172,6 +178,7 @@ absl::Status WaitHealthy(const Endpoint& target, double timeout_s) {
     if (st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
       return absl::OkStatus();
     }
+    if (!st.ok()) stub.reset();
     last = st.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())
                    : st.error_message();
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -249,7 +249,11 @@ absl::Status Cluster::Spawn(const std::string& name) {
 }
 
 absl::Status Cluster::WaitServing(const std::string& name) {
-  auto stub = grpc::health::v1::Health::NewStub(Dial(name));
+  // A fresh channel (with its own subchannel) after each failed attempt, as moectl health does:
+  // one whose first attempts found no listener can stay in its connect backoff long after.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     int status;
@@ -260,10 +264,15 @@ absl::Status Cluster::WaitServing(const std::string& name) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     grpc::health::v1::HealthCheckResponse resp;
-    if (stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok() &&
-        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+    if (stub == nullptr) {
+      stub = grpc::health::v1::Health::NewStub(
+          grpc::CreateCustomChannel(address(name), ClientCredentials(), args));
+    }
+    const grpc::Status st = stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+    if (st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
       return absl::OkStatus();
     }
+    if (!st.ok()) stub.reset();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return absl::DeadlineExceededError(absl::StrCat(name, " not SERVING in 60 s:\n", Log(name)));
