@@ -16,10 +16,10 @@
 #include "absl/strings/str_join.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
-#include "services/common/tls.h"
 #include "models/config.h"
 #include "models/embedded.h"
 #include "models/usage.h"
+#include "services/common/tls.h"
 
 ABSL_FLAG(std::string, target, "",
           "orchestrator address HOST:PORT (the router's for policy, rebalance and drain)");

@@ -16,7 +16,6 @@
 #include "absl/strings/string_view.h"
 #include "clients/viewer/render/flow_gif.h"
 
-
 namespace moe::viewer {
 
 // What every live subscription to WatchRouting asks for.
@@ -33,17 +32,17 @@ struct ServeOptions {
   std::string target;                     // --target: orchestrator HOST:PORT
   std::string router;                     // --router: router HOST:PORT; empty = no /api/policy
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
-  std::string trace;                      // --trace: replay this file instead of --target
-  std::string web_root;                   // --web_root: the page's files (resolved, see web_root.h)
-  WatchOptions watch;                     // what /api/events subscribes to
-  double speed = 1.0;                     // --speed: trace replay speed, > 0 (it loops)
-  int http_threads = 32;                  // --http_threads: each open event stream holds one
-  double deadline_s = 300;                // --deadline_s: deadline of one generation
+  std::string trace;        // --trace: replay this file instead of --target
+  std::string web_root;     // --web_root: the page's files (resolved, see web_root.h)
+  WatchOptions watch;       // what /api/events subscribes to
+  double speed = 1.0;       // --speed: trace replay speed, > 0 (it loops)
+  int http_threads = 32;    // --http_threads: each open event stream holds one
+  double deadline_s = 300;  // --deadline_s: deadline of one generation
 };
 
 struct TopOptions {
-  std::string target;          // --target
-  std::string trace;           // --trace: replay instead of --target
+  std::string target;                                     // --target
+  std::string trace;                                      // --trace: replay instead of --target
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
   WatchOptions watch;          // --layers, --sample_rate, --snapshot_interval_ms
   double duration_s = 0;       // --duration_s: exit after this long; 0 = until 'q' or the end
@@ -52,8 +51,8 @@ struct TopOptions {
 };
 
 struct RecordOptions {
-  std::string target;      // --target
-  std::string out;         // --out: the trace file to write
+  std::string target;                                     // --target
+  std::string out;                                        // --out: the trace file to write
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
   WatchOptions watch;      // --layers, --sample_rate, --snapshot_interval_ms, ...
   double duration_s = 0;   // --duration_s: stop after this long; 0 = no limit
@@ -61,15 +60,15 @@ struct RecordOptions {
 };
 
 struct GifCommandOptions {
-  GifOptions gif;            // --out, --frames, --fps, --dot_period, --width, --height, --seed
-  std::string trace;         // --trace: render a recorded trace
-  std::string target;        // --target: or run a generation live
-  std::string prompt;        // --prompt: live: the prompt (its tokens are animated too)
+  GifOptions gif;      // --out, --frames, --fps, --dot_period, --width, --height, --seed
+  std::string trace;   // --trace: render a recorded trace
+  std::string target;  // --target: or run a generation live
+  std::string prompt;  // --prompt: live: the prompt (its tokens are animated too)
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // --tls_*: null = plaintext
-  int layer = 0;             // --layer: the MoE layer whose routing is drawn
-  std::string request_id;    // --request_id: trace: only this request; empty = all
-  int max_tokens = 24;       // --max_tokens: live: tokens to generate
-  double temperature = 0.0;  // --temperature: live; 0 = greedy, the same GIF every run
+  int layer = 0;                        // --layer: the MoE layer whose routing is drawn
+  std::string request_id;               // --request_id: trace: only this request; empty = all
+  int max_tokens = 24;                  // --max_tokens: live: tokens to generate
+  double temperature = 0.0;             // --temperature: live; 0 = greedy, the same GIF every run
   std::optional<uint64_t> sample_seed;  // --sample_seed: live sampling seed; unset = server's
   int png_frame = -1;                   // --png_frame: >= 0: write this one frame as a PNG instead
   double deadline_s = 300;              // --deadline_s: live: deadline of the generation

@@ -136,8 +136,8 @@ absl::StatusOr<std::unique_ptr<ViewerServer>> ViewerServer::Start(const ServeOpt
     server->trace_events_ =
         std::make_shared<const std::vector<moe::v1::RoutingEvent>>(std::move(trace->events));
   } else {
-    server->cluster_ = std::make_unique<ClusterClient>(options.target, options.router,
-                                                       options.credentials);
+    server->cluster_ =
+        std::make_unique<ClusterClient>(options.target, options.router, options.credentials);
   }
 
   static std::once_flag init_once;

@@ -43,10 +43,10 @@ absl::StatusOr<TlsConfig> LoadTls(const std::string& cert_path, const std::strin
   const int given = !cert_path.empty() + !key_path.empty() + !ca_path.empty();
   if (given == 0) return TlsConfig();
   if (given != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "mutual TLS needs all of --tls_cert, --tls_key and --tls_ca; missing:",
-        cert_path.empty() ? " --tls_cert" : "", key_path.empty() ? " --tls_key" : "",
-        ca_path.empty() ? " --tls_ca" : ""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("mutual TLS needs all of --tls_cert, --tls_key and --tls_ca; missing:",
+                     cert_path.empty() ? " --tls_cert" : "", key_path.empty() ? " --tls_key" : "",
+                     ca_path.empty() ? " --tls_ca" : ""));
   }
   TlsConfig tls;
   absl::StatusOr<std::string> cert = ReadPem(cert_path, "tls_cert", "CERTIFICATE");
@@ -96,9 +96,7 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const TlsConfig& tl
   return grpc::SslCredentials(options);
 }
 
-std::shared_ptr<grpc::Channel> Endpoint::Dial() const {
-  return Dial(grpc::ChannelArguments());
-}
+std::shared_ptr<grpc::Channel> Endpoint::Dial() const { return Dial(grpc::ChannelArguments()); }
 
 std::shared_ptr<grpc::Channel> Endpoint::Dial(const grpc::ChannelArguments& args) const {
   return grpc::CreateCustomChannel(

@@ -152,7 +152,8 @@ int main(int argc, char** argv) {
     req.set_device(device.str());
     req.set_expert_slots(slots);
     req.set_model_id(moe::ModelId(ckpt->config));
-    if (absl::Status s = Join(moe::Endpoint(join, moe::ChannelCredentials(flags.tls)), req, log); !s.ok()) {
+    if (absl::Status s = Join(moe::Endpoint(join, moe::ChannelCredentials(flags.tls)), req, log);
+        !s.ok()) {
       log.Error("join", {{"router", join}, {"error", s.ToString()}});
       service.CloseStreams();
       host.Shutdown(absl::Seconds(1));

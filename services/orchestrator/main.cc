@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
     return log.Error("flags", {{"error", "--max_requests, --max_watchers: must be >= 1"}}), 1;
   }
   moe::EventHub hub(ckpt->config, host.registry(), max_watchers);
-  auto router = moe::v1::Router::NewStub(
-      moe::Endpoint(cluster->router_address, remote_options.credentials)
-          .Dial(moe::InternalChannelArguments()));
+  auto router =
+      moe::v1::Router::NewStub(moe::Endpoint(cluster->router_address, remote_options.credentials)
+                                   .Dial(moe::InternalChannelArguments()));
   moe::PlacementWatcher watcher(router.get(), &hub, &log);
   remote_options.on_new_epoch = [&watcher](uint64_t epoch) { watcher.OnEpoch(epoch); };
   moe::RemoteMoeExecutor executor(ckpt->config, *cluster, remote_options, host.registry(), &log);

@@ -13,11 +13,11 @@
 #include <thread>
 #include <vector>
 
-#include "services/common/tls.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "models/config.h"
+#include "services/common/tls.h"
 
 namespace moe::testing {
 

@@ -5,11 +5,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -69,8 +69,8 @@ inline bool IsClearError(const absl::Status& s) {
 
 }  // namespace moe::fuzz
 
-#define FUZZ_CHECK(cond, what)                                          \
-  do {                                                                  \
+#define FUZZ_CHECK(cond, what)                                             \
+  do {                                                                     \
     if (!(cond)) ::moe::fuzz::Fail(__FILE__, __LINE__, std::string(what)); \
   } while (0)
 

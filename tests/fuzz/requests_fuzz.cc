@@ -50,7 +50,8 @@ void Check(const grpc::Status& s, const char* method, bool timeout_ok = false) {
              absl::StrCat(method, ": code ", code, ": ", s.error_message()));
   FUZZ_CHECK(timeout_ok || code != grpc::StatusCode::DEADLINE_EXCEEDED,
              absl::StrCat(method, " did not answer within its deadline"));
-  FUZZ_CHECK(!s.error_message().empty(), absl::StrCat(method, ": code ", code, " without a message"));
+  FUZZ_CHECK(!s.error_message().empty(),
+             absl::StrCat(method, ": code ", code, " without a message"));
 }
 
 template <typename Stub, typename Req, typename Resp>
@@ -98,20 +99,48 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ExpertPool::Stub* pool = clients->pool.get();
   Orchestrator::Stub* orch = clients->orchestrator.get();
   switch (method % 17) {
-    case 0: Unary(router, &Router::Stub::Route, bytes, "Router.Route"); break;
-    case 1: Unary(router, &Router::Stub::GetPolicy, bytes, "Router.GetPolicy"); break;
-    case 2: Unary(router, &Router::Stub::SetPolicy, bytes, "Router.SetPolicy"); break;
-    case 3: Unary(router, &Router::Stub::GetPlacement, bytes, "Router.GetPlacement"); break;
-    case 4: Unary(router, &Router::Stub::ReportPoolFailure, bytes, "Router.ReportPoolFailure"); break;
-    case 5: Unary(router, &Router::Stub::RegisterPool, bytes, "Router.RegisterPool"); break;
-    case 6: Unary(router, &Router::Stub::DrainPool, bytes, "Router.DrainPool"); break;
-    case 7: Unary(router, &Router::Stub::Rebalance, bytes, "Router.Rebalance"); break;
-    case 8: Unary(pool, &ExpertPool::Stub::Forward, bytes, "ExpertPool.Forward"); break;
-    case 9: Unary(pool, &ExpertPool::Stub::Describe, bytes, "ExpertPool.Describe"); break;
-    case 10: Unary(pool, &ExpertPool::Stub::LoadExperts, bytes, "ExpertPool.LoadExperts"); break;
-    case 11: Unary(pool, &ExpertPool::Stub::DropExperts, bytes, "ExpertPool.DropExperts"); break;
-    case 12: Unary(orch, &Orchestrator::Stub::GetModelInfo, bytes, "Orchestrator.GetModelInfo"); break;
-    case 13: Unary(orch, &Orchestrator::Stub::GetPlacement, bytes, "Orchestrator.GetPlacement"); break;
+    case 0:
+      Unary(router, &Router::Stub::Route, bytes, "Router.Route");
+      break;
+    case 1:
+      Unary(router, &Router::Stub::GetPolicy, bytes, "Router.GetPolicy");
+      break;
+    case 2:
+      Unary(router, &Router::Stub::SetPolicy, bytes, "Router.SetPolicy");
+      break;
+    case 3:
+      Unary(router, &Router::Stub::GetPlacement, bytes, "Router.GetPlacement");
+      break;
+    case 4:
+      Unary(router, &Router::Stub::ReportPoolFailure, bytes, "Router.ReportPoolFailure");
+      break;
+    case 5:
+      Unary(router, &Router::Stub::RegisterPool, bytes, "Router.RegisterPool");
+      break;
+    case 6:
+      Unary(router, &Router::Stub::DrainPool, bytes, "Router.DrainPool");
+      break;
+    case 7:
+      Unary(router, &Router::Stub::Rebalance, bytes, "Router.Rebalance");
+      break;
+    case 8:
+      Unary(pool, &ExpertPool::Stub::Forward, bytes, "ExpertPool.Forward");
+      break;
+    case 9:
+      Unary(pool, &ExpertPool::Stub::Describe, bytes, "ExpertPool.Describe");
+      break;
+    case 10:
+      Unary(pool, &ExpertPool::Stub::LoadExperts, bytes, "ExpertPool.LoadExperts");
+      break;
+    case 11:
+      Unary(pool, &ExpertPool::Stub::DropExperts, bytes, "ExpertPool.DropExperts");
+      break;
+    case 12:
+      Unary(orch, &Orchestrator::Stub::GetModelInfo, bytes, "Orchestrator.GetModelInfo");
+      break;
+    case 13:
+      Unary(orch, &Orchestrator::Stub::GetPlacement, bytes, "Orchestrator.GetPlacement");
+      break;
     case 14: {
       moe::v1::GenerateRequest req;
       if (!ParseGenerate(bytes, &req)) break;

@@ -27,15 +27,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   moe::TensorSpec spec;
   switch (mode >> 1 & 3) {
-    case 0: spec.shape = {-1, -1}; break;
-    case 1: spec.shape = {2, 3}; break;
-    case 2: spec.shape = {-1}; spec.require_finite = false; break;
-    default: spec.shape = {}; break;
+    case 0:
+      spec.shape = {-1, -1};
+      break;
+    case 1:
+      spec.shape = {2, 3};
+      break;
+    case 2:
+      spec.shape = {-1};
+      spec.require_finite = false;
+      break;
+    default:
+      spec.shape = {};
+      break;
   }
   absl::StatusOr<torch::Tensor> got = moe::DecodeTensor(t, "x.y", spec);
   if (!got.ok()) {
-    FUZZ_CHECK(got.status().code() == absl::StatusCode::kInvalidArgument,
-               got.status().ToString());
+    FUZZ_CHECK(got.status().code() == absl::StatusCode::kInvalidArgument, got.status().ToString());
     FUZZ_CHECK(absl::StrContains(got.status().message(), "x.y"), got.status().ToString());
     return 0;
   }

@@ -10,7 +10,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text = in.Rest();
   absl::Status status;
   switch (mode) {
-    case 0: status = moe::viewer::ParseGenerateBody(text).status(); break;
+    case 0:
+      status = moe::viewer::ParseGenerateBody(text).status();
+      break;
     case 1: {
       moe::v1::RoutingPolicy current;
       current.set_top_k(2);
@@ -27,7 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    default: status = moe::viewer::ValidateHostPort(text, "--listen", true); break;
+    default:
+      status = moe::viewer::ValidateHostPort(text, "--listen", true);
+      break;
   }
   if (!status.ok()) {
     FUZZ_CHECK(status.code() == absl::StatusCode::kInvalidArgument, status.ToString());

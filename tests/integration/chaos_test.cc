@@ -47,7 +47,8 @@ TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecover
   Cluster cluster(o);
   ASSERT_TRUE(cluster.Start().ok());
   {
-    LoadGenerator load({cluster.address("orchestrator"), cluster.ClientCredentials()}, &want, kTokens, /*streams=*/32,
+    LoadGenerator load({cluster.address("orchestrator"), cluster.ClientCredentials()}, &want,
+                       kTokens, /*streams=*/32,
                        /*max_each=*/100000);
     std::mt19937 rng(7);
     const absl::Time end = absl::Now() + absl::Seconds(60);
@@ -78,8 +79,7 @@ TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecover
 
   // The router down: requests fail fast, naming it; back: served again without restarting
   // anything else.
-  auto stub = moe::v1::Orchestrator::NewStub(
-      cluster.Dial("orchestrator"));
+  auto stub = moe::v1::Orchestrator::NewStub(cluster.Dial("orchestrator"));
   auto complete = [&]() {
     moe::v1::GenerateRequest req;
     req.set_prompt("The jury said");

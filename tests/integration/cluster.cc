@@ -92,8 +92,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   AssignPorts();
   if (options_.tls) {
     tls_dir_ = dir_ + "/tls";
-    std::vector<std::string> argv = {SourceDir() + "/deploy/tls/make_certs.sh", tls_dir_,
-                                     "router", "orchestrator", "client"};
+    std::vector<std::string> argv = {SourceDir() + "/deploy/tls/make_certs.sh", tls_dir_, "router",
+                                     "orchestrator", "client"};
     for (const PoolLayout& p : options_.pools) argv.push_back(p.name);
     std::string output;
     if (RunToCompletion(argv, &output) != 0) {
@@ -118,8 +118,8 @@ std::vector<std::string> Cluster::ClientTlsFlags() const { return TlsFlags("clie
 
 std::shared_ptr<grpc::ChannelCredentials> Cluster::ClientCredentials() const {
   if (tls_dir_.empty()) return grpc::InsecureChannelCredentials();
-  absl::StatusOr<TlsConfig> tls = LoadTls(tls_dir_ + "/client.pem", tls_dir_ + "/client.key",
-                                          tls_dir_ + "/ca.pem");
+  absl::StatusOr<TlsConfig> tls =
+      LoadTls(tls_dir_ + "/client.pem", tls_dir_ + "/client.key", tls_dir_ + "/ca.pem");
   return tls.ok() ? ChannelCredentials(*tls) : grpc::InsecureChannelCredentials();
 }
 

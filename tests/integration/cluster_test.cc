@@ -16,10 +16,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
-#include <iterator>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -218,10 +218,8 @@ TEST_F(ShippedClusterTest, EveryBadFieldGetsInvalidArgumentNamingIt) {
 }
 
 TEST_F(ShippedClusterTest, InternalServicesValidateTensorsAndIds) {
-  auto router = moe::v1::Router::NewStub(
-      cluster_->Dial("router"));
-  auto pool = moe::v1::ExpertPool::NewStub(
-      cluster_->Dial("pool-a"));
+  auto router = moe::v1::Router::NewStub(cluster_->Dial("router"));
+  auto pool = moe::v1::ExpertPool::NewStub(cluster_->Dial("pool-a"));
   auto route = [&](const std::function<void(moe::v1::RouteRequest&)>& edit) {
     moe::v1::RouteRequest req;
     req.set_layer(0);
@@ -523,8 +521,7 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
 // service parses the request itself: bytes that are not a WatchRoutingRequest must get a clear
 // INVALID_ARGUMENT, and the stream must end.
 TEST_F(ShippedClusterTest, WatchRefusesAMalformedRequest) {
-  auto channel =
-      cluster_->Dial("orchestrator");
+  auto channel = cluster_->Dial("orchestrator");
   grpc::GenericStub generic(channel);
   grpc::ClientContext ctx;
   Deadline(ctx, 10);
@@ -784,8 +781,8 @@ TEST(MutualTlsTest, EveryServiceRefusesPlaintextUncertifiedAndForeignClients) {
   };
   for (const std::string name : {"router", "pool-a", "orchestrator"}) {
     for (const auto& [what, credentials] : clients) {
-      auto health =
-          grpc::health::v1::Health::NewStub(grpc::CreateChannel(cluster.address(name), credentials));
+      auto health = grpc::health::v1::Health::NewStub(
+          grpc::CreateChannel(cluster.address(name), credentials));
       grpc::ClientContext ctx;
       Deadline(ctx, 5);
       grpc::health::v1::HealthCheckResponse resp;
@@ -806,9 +803,8 @@ TEST(MutualTlsTest, EveryServiceRefusesPlaintextUncertifiedAndForeignClients) {
   EXPECT_EQ(Cluster::RunToCompletion(argv, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("\"n_layers\": 2"));
   // Half a set of flags is refused before any call, naming what is missing.
-  EXPECT_EQ(Cluster::RunToCompletion({argv[0], "info", "--target=" + cluster.address("router"),
-                                      argv[3]},
-                                     &out),
+  EXPECT_EQ(Cluster::RunToCompletion(
+                {argv[0], "info", "--target=" + cluster.address("router"), argv[3]}, &out),
             1);
   EXPECT_THAT(out, HasSubstr("missing: --tls_key --tls_ca"));
 }

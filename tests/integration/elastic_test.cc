@@ -56,14 +56,13 @@ class ElasticClusterTest : public ::testing::Test {
     o.router_args = {"--rebalance_interval_s=0", "--load_window_s=5", "--drop_grace_ms=200"};
     cluster_ = std::make_unique<Cluster>(o);
     ASSERT_TRUE(cluster_->Start().ok());
-    router_ = moe::v1::Router::NewStub(
-        cluster_->Dial("router"));
+    router_ = moe::v1::Router::NewStub(cluster_->Dial("router"));
   }
 
   std::unique_ptr<LoadGenerator> StartLoad() {
     return std::make_unique<LoadGenerator>(
         Endpoint(cluster_->address("orchestrator"), cluster_->ClientCredentials()), want_, kTokens,
-                                           kStreams, /*max_each=*/200);
+        kStreams, /*max_each=*/200);
   }
 
   moe::v1::Placement Placement() {
