@@ -150,7 +150,10 @@ PlacementController::PoolLink& PlacementController::Link(int index) {
   const PoolEntry entry = table_->pool(index);
   PoolLink& link = links_[index];
   if (link.health == nullptr || link.address != entry.address) {
-    auto channel = Endpoint(entry.address, options_.credentials).Dial(InternalChannelArguments());
+    // Its own subchannel, so that a link made anew (after a failed check) connects afresh.
+    grpc::ChannelArguments args = InternalChannelArguments();
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto channel = Endpoint(entry.address, options_.credentials).Dial(args);
     link.address = entry.address;
     link.health = grpc::health::v1::Health::NewStub(channel);
     link.pool = moe::v1::ExpertPool::NewStub(channel);
@@ -243,6 +246,14 @@ void PlacementController::CheckPool(int index) {
   const grpc::Status st = health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
   bool ok = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
   std::string why = st.ok() ? "not serving" : st.error_message();
+  if (!st.ok()) {
+    // No answer: dial anew next time. A channel whose attempts found no listener (a pool still
+    // starting, or restarting) can stay in a connect attempt for gRPC's 20 s connect timeout
+    // after the pool is back. The stubs are only used on this thread.
+    absl::MutexLock lock(&links_mu_);
+    links_[index].health.reset();
+    links_[index].pool.reset();
+  }
   if (ok && !described) {
     // First answer since it was (or became) unknown: what it runs on and hosts. Healed before it
     // takes tokens again, so that no token goes to an expert it lost in a restart.

@@ -70,7 +70,7 @@ TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecover
     load.Stop();
     std::printf("chaos: %d requests under %d pool kills and freezes, %zu failed, %zu wrong\n",
                 load.done(), events, load.failures().size(), load.wrong().size());
-    EXPECT_GE(events, 12);
+    EXPECT_GE(events, 8);  // one every 7 s at least, also under the sanitizers
     EXPECT_GT(load.done(), 200);
     EXPECT_TRUE(load.failures().empty()) << load.failures().size() << " of " << load.done()
                                          << " failed, e.g. " << load.failures().front();

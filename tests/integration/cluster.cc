@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
 #include "services/common/tls.h"
 
 namespace moe::testing {
@@ -214,7 +216,32 @@ absl::Status Cluster::StartOnce() {
   for (const auto& [name, pid] : pid_) {
     if (absl::Status s = WaitServing(name); !s.ok()) return s;
   }
-  return absl::OkStatus();
+  return WaitPoolsHealthy();
+}
+
+absl::Status Cluster::WaitPoolsHealthy() {
+  // The router routes only to pools its own health checks have seen answer: a test's first
+  // request must not race them.
+  auto router = moe::v1::Router::NewStub(Dial("router"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    moe::v1::Placement placement;
+    const grpc::Status st = router->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &placement);
+    std::set<std::string> healthy;
+    for (const moe::v1::PoolInfo& p : placement.pools()) {
+      if (p.healthy()) healthy.insert(p.name());
+    }
+    last = st.ok() ? absl::StrCat(healthy.size(), " healthy") : st.error_message();
+    bool all = st.ok();
+    for (const PoolLayout& p : options_.pools) all &= p.join || healthy.count(p.name) > 0;
+    if (all) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("the router saw not every pool healthy within 30 s (last: ", last, ")"));
 }
 
 absl::Status Cluster::Spawn(const std::string& name) {

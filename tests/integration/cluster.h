@@ -79,6 +79,7 @@ class Cluster {
   void StopAll();  // SIGTERM, then SIGKILL after 5 s
   absl::Status Spawn(const std::string& name);
   absl::Status WaitServing(const std::string& name);
+  absl::Status WaitPoolsHealthy();  // as the router's placement reports them
   std::vector<std::string> TlsFlags(const std::string& name) const;  // a process's --tls_*
 
   ClusterOptions options_;
