@@ -264,7 +264,10 @@ std::vector<int> Tokenizer::Encode(std::string_view text) const {
     for (unsigned char c : text) ids.push_back(byte_piece_[c]);
     return ids;
   }
-  // Merges only see valid UTF-8; invalid bytes go straight to their byte pieces.
+  // Merges only see valid UTF-8; invalid bytes go straight to their byte pieces, and so does a
+  // literal U+2581: pieces spell a space with it, so merged it would decode to " " (found by
+  // fuzzing: "\u2581" came back as " ").
+  constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
   size_t start = 0, i = 0;
   auto flush = [&](size_t end) {
     if (end > start) {
@@ -278,6 +281,10 @@ std::vector<int> Tokenizer::Encode(std::string_view text) const {
       flush(i);
       ids.push_back(byte_piece_[static_cast<unsigned char>(text[i])]);
       start = ++i;
+    } else if (text.substr(i, n) == kSpaceMark) {
+      flush(i);
+      for (unsigned char c : kSpaceMark) ids.push_back(byte_piece_[c]);
+      start = i += n;
     } else {
       i += n;
     }

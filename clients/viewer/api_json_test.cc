@@ -27,6 +27,18 @@ moe::v1::LayerRouting Routing(int layer) {
   return r;
 }
 
+// Found by fuzzing (tests/fuzz/corpus/viewer_api/crash-number-overflow): a number too large for
+// a double threw nlohmann's out_of_range, which nothing caught, and ended the viewer.
+TEST(ApiJsonTest, NumbersTooLargeForADoubleAreABadBody) {
+  for (const char* body : {"55E555", "{\"top_k\": 1e999}", "{\"noise_std\": -4e400}"}) {
+    absl::StatusOr<moe::v1::RoutingPolicy> policy = ApplyPolicyBody(body, moe::v1::RoutingPolicy());
+    ASSERT_FALSE(policy.ok()) << body;
+    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_THAT(policy.status().message(), HasSubstr("not valid JSON")) << body;
+    EXPECT_FALSE(ParseGenerateBody(body).ok()) << body;
+  }
+}
+
 TEST(ApiJsonTest, GenerateTokenPrintsZeroFieldsAndKeepsUint64SeedExact) {
   moe::v1::GenerateResponse response;
   response.set_request_id("req-1");

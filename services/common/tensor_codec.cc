@@ -1,5 +1,6 @@
 #include "services/common/tensor_codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -68,19 +69,27 @@ absl::StatusOr<torch::Tensor> DecodeTensor(const moe::v1::Tensor& t, const std::
         absl::StrCat(field, ".dtype: unsupported (", moe::v1::DType_Name(t.dtype()), ")"));
   }
   std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
-  int64_t numel = 1;
   for (int64_t d : shape) {
     if (d < 0 || d > (int64_t{1} << 32)) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".shape: bad dimension ", d, " in [",
                                                      absl::StrJoin(shape, ", "), "]"));
     }
-    numel *= d;
   }
-  if (static_cast<int64_t>(t.data().size()) != numel * size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".data: ", t.data().size(), " bytes, but dtype x shape [",
-                     absl::StrJoin(shape, ", "), "] needs ", numel * size));
+  // Multiplied with overflow checks: a few dimensions of 2^32 exceed int64.
+  int64_t numel = 1, bytes = 0;
+  bool overflow = false;
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) {
+    numel = 0;
+  } else {
+    for (int64_t d : shape) overflow |= __builtin_mul_overflow(numel, d, &numel);
   }
+  overflow |= __builtin_mul_overflow(numel, int64_t{size}, &bytes);
+  if (overflow || static_cast<int64_t>(t.data().size()) != bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".data: ", t.data().size(), " bytes, but dtype x shape [",
+        absl::StrJoin(shape, ", "), "] needs ", overflow ? "more than 2^63" : absl::StrCat(bytes)));
+  }
+
   if (!spec.shape.empty()) {
     bool match = spec.shape.size() == shape.size();
     for (size_t i = 0; match && i < shape.size(); ++i) {

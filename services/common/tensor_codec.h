@@ -18,7 +18,7 @@ void EncodeTensor(const torch::Tensor& t, moe::v1::Tensor* out,
 
 // What a decoded tensor must look like; the error names `field`.
 struct TensorSpec {
-  std::vector<int64_t> shape;  // -1 = any size in that dimension
+  std::vector<int64_t> shape;  // -1 = any size in that dimension; empty = any shape at all
   bool require_finite = true;  // refuse NaN / Inf
 };
 

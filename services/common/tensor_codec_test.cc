@@ -62,6 +62,20 @@ TEST(TensorCodecTest, ShapeDtypeAndValuesAreChecked) {
   EXPECT_FALSE(DecodeTensor(inf, "hidden", {}).ok());
 }
 
+// Found by fuzzing (tests/fuzz/corpus/tensor_codec/crash-overflowing-shape): three dimensions of
+// 2^32 overflowed the element count to 0, so an empty payload "matched" and torch was asked for
+// 2^96 elements.
+TEST(TensorCodecTest, ShapesWhoseElementCountOverflowsAreRefused) {
+  moe::v1::Tensor wire;
+  wire.set_dtype(moe::v1::DTYPE_FLOAT32);
+  for (int i = 0; i < 3; ++i) wire.add_shape(int64_t{1} << 32);
+  absl::StatusOr<torch::Tensor> got = DecodeTensor(wire, "hidden", {});
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(got.status().message(), HasSubstr("hidden.data: 0 bytes"));
+  EXPECT_THAT(got.status().message(), HasSubstr("more than 2^63"));
+}
+
 TEST(TensorCodecTest, EmptyTensorsDecode) {
   moe::v1::Tensor wire;
   EncodeTensor(torch::zeros({0, 4}), &wire);

@@ -48,10 +48,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(got->dim() == t.shape_size(), "rank differs from the message's");
-  FUZZ_CHECK(got->dim() == static_cast<int64_t>(spec.shape.size()), "rank differs from the spec");
+  FUZZ_CHECK(spec.shape.empty() || got->dim() == static_cast<int64_t>(spec.shape.size()),
+             "rank differs from the spec");
   for (int i = 0; i < t.shape_size(); ++i) {
     FUZZ_CHECK(got->size(i) == t.shape(i), "a dimension differs from the message's");
-    FUZZ_CHECK(spec.shape[i] < 0 || spec.shape[i] == t.shape(i), "a dimension breaks the spec");
+    FUZZ_CHECK(spec.shape.empty() || spec.shape[i] < 0 || spec.shape[i] == t.shape(i),
+               "a dimension breaks the spec");
   }
   FUZZ_CHECK(got->scalar_type() == torch::kFloat || got->scalar_type() == torch::kLong,
              "decoded dtype is neither float32 nor int64");

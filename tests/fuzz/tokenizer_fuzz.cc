@@ -28,7 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int id : ids) {
       FUZZ_CHECK(id >= 0 && id < tokenizer->vocab_size(), "id out of range: " + std::to_string(id));
     }
-    FUZZ_CHECK(tokenizer->Decode(ids) == text, "decode(encode(text)) != text");
+    const std::string back = tokenizer->Decode(ids);
+    FUZZ_CHECK(back == text, "decode(encode(text)) != text: " + std::to_string(text.size()) +
+                                 " bytes in, " + std::to_string(back.size()) + " out");
     return 0;
   }
   std::vector<int> ids;
