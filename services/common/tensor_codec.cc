@@ -75,19 +75,26 @@ absl::StatusOr<torch::Tensor> DecodeTensor(const moe::v1::Tensor& t, const std::
                                                      absl::StrJoin(shape, ", "), "]"));
     }
   }
-  // Multiplied with overflow checks: a few dimensions of 2^32 exceed int64.
-  int64_t numel = 1, bytes = 0;
-  bool overflow = false;
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) {
-    numel = 0;
-  } else {
-    for (int64_t d : shape) overflow |= __builtin_mul_overflow(numel, d, &numel);
+  // Multiplied with overflow checks: a few dimensions of 2^32 exceed int64. The nonzero
+  // dimensions count even beside a zero one: LibTorch multiplies them all when it sizes the
+  // storage (found by fuzzing, as was the overflow itself).
+  int64_t nonzero = 1, nonzero_bytes = 0;
+  bool overflow = false, empty = false;
+  for (int64_t d : shape) {
+    if (d == 0) {
+      empty = true;
+    } else {
+      overflow |= __builtin_mul_overflow(nonzero, d, &nonzero);
+    }
   }
-  overflow |= __builtin_mul_overflow(numel, int64_t{size}, &bytes);
+  overflow |= __builtin_mul_overflow(nonzero, int64_t{size}, &nonzero_bytes);
+  const int64_t numel = empty ? 0 : nonzero;
+  const int64_t bytes = empty ? 0 : nonzero_bytes;
   if (overflow || static_cast<int64_t>(t.data().size()) != bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".data: ", t.data().size(), " bytes, but dtype x shape [",
-        absl::StrJoin(shape, ", "), "] needs ", overflow ? "more than 2^63" : absl::StrCat(bytes)));
+        absl::StrJoin(shape, ", "), "] ", overflow ? "overflows 64 bits" : "needs ",
+        overflow ? "" : absl::StrCat(bytes)));
   }
 
   if (!spec.shape.empty()) {
