@@ -76,7 +76,9 @@ TEST_F(TokenizerTest, RoundTripsEnglishEmojiAndInvalidUtf8) {
 // Found by fuzzing (tests/fuzz/corpus/tokenizer/crash-roundtrip): pieces spell a space with
 // U+2581, so a literal U+2581 in the text came back as a space.
 TEST_F(TokenizerTest, RoundTripsTheSpaceMarkItself) {
-  for (const std::string text : {"\xE2\x96\x81", "a \xE2\x96\x81" "b\xE2\x96\x81\xE2\x96\x81 c"}) {
+  for (const std::string text : {"\xE2\x96\x81",
+                                 "a \xE2\x96\x81"
+                                 "b\xE2\x96\x81\xE2\x96\x81 c"}) {
     EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode(text)), text);
   }
 }

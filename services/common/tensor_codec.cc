@@ -91,10 +91,10 @@ absl::StatusOr<torch::Tensor> DecodeTensor(const moe::v1::Tensor& t, const std::
   const int64_t numel = empty ? 0 : nonzero;
   const int64_t bytes = empty ? 0 : nonzero_bytes;
   if (overflow || static_cast<int64_t>(t.data().size()) != bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".data: ", t.data().size(), " bytes, but dtype x shape [",
-        absl::StrJoin(shape, ", "), "] ", overflow ? "overflows 64 bits" : "needs ",
-        overflow ? "" : absl::StrCat(bytes)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".data: ", t.data().size(), " bytes, but dtype x shape [",
+                     absl::StrJoin(shape, ", "), "] ", overflow ? "overflows 64 bits" : "needs ",
+                     overflow ? "" : absl::StrCat(bytes)));
   }
 
   if (!spec.shape.empty()) {
