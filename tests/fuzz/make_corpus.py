@@ -2,7 +2,9 @@
 """Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/seed-*) from the specs
 below: protobuf messages are encoded by protoc from text format, so the seeds follow the .proto
 files. Each seed starts with the target's mode byte (see the target's source). Files named
-crash-* (inputs that once failed, kept as regression tests) are never touched.
+crash-* (inputs that once failed, kept as regression tests) are never touched. state_seed.pt, the
+checkpoint target's model.pt seed, is a three-tensor dict written by PyTorch's torch.save
+(Debian's python3-torch), so the loader is fuzzed from the format it reads.
 
 Usage: tests/fuzz/make_corpus.py [--protoc PROTOC]
 """
