@@ -100,6 +100,14 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     std::string output;
     if (RunToCompletion(argv, &output) != 0) {
       tls_status_ = absl::InternalError(absl::StrCat("make_certs.sh failed: ", output));
+    } else {
+      absl::StatusOr<TlsConfig> tls =
+          LoadTls(tls_dir_ + "/client.pem", tls_dir_ + "/client.key", tls_dir_ + "/ca.pem");
+      if (tls.ok()) {
+        client_credentials_ = ChannelCredentials(*tls);
+      } else {
+        tls_status_ = tls.status();
+      }
     }
   }
 }
@@ -119,10 +127,7 @@ std::vector<std::string> Cluster::TlsFlags(const std::string& name) const {
 std::vector<std::string> Cluster::ClientTlsFlags() const { return TlsFlags("client"); }
 
 std::shared_ptr<grpc::ChannelCredentials> Cluster::ClientCredentials() const {
-  if (tls_dir_.empty()) return grpc::InsecureChannelCredentials();
-  absl::StatusOr<TlsConfig> tls =
-      LoadTls(tls_dir_ + "/client.pem", tls_dir_ + "/client.key", tls_dir_ + "/ca.pem");
-  return tls.ok() ? ChannelCredentials(*tls) : grpc::InsecureChannelCredentials();
+  return client_credentials_;
 }
 
 std::shared_ptr<grpc::Channel> Cluster::Dial(const std::string& name) const {

@@ -86,7 +86,10 @@ class Cluster {
   std::string dir_;
   std::string cluster_file_;
   std::string tls_dir_;
-  absl::Status tls_status_;  // of making the certificates; Start returns it
+  absl::Status tls_status_;  // of making and loading the certificates; Start returns it
+  // The test client's, loaded once (plaintext without options.tls).
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials_ =
+      grpc::InsecureChannelCredentials();
   std::map<std::string, int> port_, metrics_port_;
   std::map<std::string, pid_t> pid_;
 };
