@@ -2,13 +2,17 @@
 # Installs every Debian package the project needs to build, run and test. Idempotent: packages
 # already present are skipped, so a second run costs a few seconds.
 #
-# Usage: scripts/setup.sh [--help]
+# Usage: scripts/setup.sh [--build-only] [--help]
+#   --build-only   only what building the binaries needs (the image's build stage)
 set -euo pipefail
 
-if [[ "${1:-}" == "--help" ]]; then
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
-  exit 0
-fi
+build_only=0
+case "${1:-}" in
+  --help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --build-only) build_only=1 ;;
+  "") ;;
+  *) echo "setup.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+esac
 
 packages=(
   # build
@@ -19,6 +23,8 @@ packages=(
   libabsl-dev prometheus-cpp-dev libsentencepiece-dev sentencepiece nlohmann-json3-dev
   libcairo2-dev libgif-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+)
+tools=(
   # tests and tools: the Python reference, the real Prometheus, the browser, the terminal
   python3-torch python3-numpy python3-yaml prometheus chromium chromium-driver tmux docker-compose
   # the fuzz targets (scripts/fuzz.sh): clang with libFuzzer; mutual TLS certificates: openssl
@@ -26,11 +32,17 @@ packages=(
   # the data pipeline (scripts/prepare_data.sh)
   python3-sentencepiece
   curl ca-certificates
+  # the container test (tests/container/): podman serving the Docker API to docker-compose,
+  # base images made with debootstrap, runc (crun cannot run on hybrid cgroup hosts)
+  podman runc catatonit iptables netavark aardvark-dns debootstrap
 )
+if ((!build_only)); then packages+=("${tools[@]}"); fi
 # Node.js (for the browser test's driver) and kubectl (to render the Kubernetes manifests) may
 # come from other repositories; install Debian's only when the command is absent.
-command -v node >/dev/null || packages+=(nodejs npm)
-command -v kubectl >/dev/null || packages+=(kubernetes-client)
+if ((!build_only)); then
+  command -v node >/dev/null || packages+=(nodejs npm)
+  command -v kubectl >/dev/null || packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

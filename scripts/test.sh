@@ -33,17 +33,22 @@ trap 'rm -f "$log"' EXIT
 if [[ -z "$sanitize" ]]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
   cmake --build build
-  # The browser test's driver (playwright-core, pinned in its package-lock.json).
+  # The browser test's driver (playwright-core) and the Kubernetes API schemas
+  # (kubernetes-models), each pinned in its package-lock.json.
   if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
     (cd tests/e2e && npm ci --no-audit --no-fund)
+  fi
+  if [[ ! -d tests/k8s/node_modules/kubernetes-models ]]; then
+    (cd tests/k8s && npm ci --no-audit --no-fund)
   fi
   ctest --test-dir build --output-on-failure --timeout 900 -j2 "$@" 2>&1 | tee "$log"
 else
   supp=$PWD/tests/sanitizers
   if [[ "$sanitize" == address ]]; then
     dir=build-asan
-    # The unit and integration tests; the Python reference and the browser test run unsanitized.
-    select=(-LE 'reference|e2e')
+    # The unit and integration tests; the Python reference, the browser test and the container
+    # test run unsanitized.
+    select=(-LE 'reference|e2e|container')
     targets=(all)
   else
     dir=build-tsan

@@ -13,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
@@ -47,9 +48,20 @@ namespace {
 
 // `tls`: the flags' TLS settings, when a service was called; an unreachable service may be one
 // that speaks mutual TLS to this plaintext client, and the message then says what to give.
+// Only a failure of this client's own connection gets the hint: a service that answered
+// UNAVAILABLE about its own backends ("router: ... no healthy pool") was reached.
+bool ConnectionFailed(const absl::Status& s) {
+  for (absl::string_view transport :
+       {"Socket closed", "failed to connect", "Failed to connect", "Connection reset",
+        "Connection refused", "handshake", "connections to all backends failing", "Broken pipe"}) {
+    if (absl::StrContains(s.message(), transport)) return true;
+  }
+  return false;
+}
+
 int Fail(const absl::Status& s, const moe::TlsConfig* tls = nullptr) {
   const char* hint = "";
-  if (tls != nullptr && s.code() == absl::StatusCode::kUnavailable) {
+  if (tls != nullptr && s.code() == absl::StatusCode::kUnavailable && ConnectionFailed(s)) {
     // A TLS server closes the connection of a client it refuses; gRPC says only "Socket closed".
     hint = tls->enabled() ? " (mutual TLS: is --tls_cert signed by the CA the cluster trusts, and "
                             "--tls_ca the CA of the cluster's certificates?)"

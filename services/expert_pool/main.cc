@@ -79,6 +79,17 @@ int main(int argc, char** argv) {
   if (!parsed.ok()) return log.Error("flags", {{"error", parsed.status().ToString()}}), 1;
   const moe::CommonFlags& flags = *parsed;
   if (name.empty()) return log.Error("flags", {{"error", "--pool: required"}}), 1;
+  // A joining pool tells the router where to dial it; a listen-everywhere address names no host.
+  if (!absl::GetFlag(FLAGS_join).empty() && absl::GetFlag(FLAGS_advertise).empty() &&
+      (absl::StartsWith(flags.listen, "0.0.0.0:") || absl::StartsWith(flags.listen, "[::]:"))) {
+    return log.Error("flags",
+                     {{"error", absl::StrCat("--advertise: required with --join when --listen=",
+                                             flags.listen,
+                                             " listens everywhere: give the address the "
+                                             "router dials for this pool, e.g. "
+                                             "pool-a:50061")}}),
+           1;
+  }
   const int slots = absl::GetFlag(FLAGS_expert_slots);
   if (slots < 0) return log.Error("flags", {{"error", "--expert_slots: must be >= 0"}}), 1;
   moe::SetIntraOpThreads(flags.threads);
@@ -86,9 +97,17 @@ int main(int argc, char** argv) {
   torch::Device device(torch::kCPU);
   try {
     device = torch::Device(device_name);
-    if (device.is_cuda() && !torch::cuda::is_available()) throw std::runtime_error("no CUDA");
-  } catch (const std::exception& e) {
-    log.Error("device", {{"error", absl::StrCat("--device=", device_name, ": ", e.what())}});
+  } catch (const c10::Error& e) {
+    // LibTorch's message without its C++ backtrace: "Invalid device string: 'gpu'".
+    log.Error("device",
+              {{"error", absl::StrCat("--device=", device_name, ": ", e.what_without_backtrace(),
+                                      " (expected cpu or cuda:N)")}});
+    return 1;
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    log.Error(
+        "device",
+        {{"error", absl::StrCat("--device=", device_name, ": this LibTorch has no CUDA device")}});
     return 1;
   }
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);

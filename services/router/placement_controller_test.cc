@@ -273,6 +273,16 @@ TEST_F(ElasticPlacementTest, RefusalsNameTheCulpritAndChangeNothing) {
   EXPECT_THAT(js.error_message(), HasSubstr("other-model"));
   EXPECT_THAT(js.error_message(), HasSubstr(ModelId(cluster_->config())));
 
+  // A wildcard listen address names no machine: the router would dial itself.
+  for (const char* address : {"0.0.0.0:50061", "[::]:50061", "pool-x", ":50061"}) {
+    join.set_model_id(ModelId(cluster_->config()));
+    join.set_address(address);
+    grpc::ClientContext actx;
+    const grpc::Status as = router_->RegisterPool(&actx, join, &joined);
+    EXPECT_EQ(as.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << address;
+    EXPECT_THAT(as.error_message(), HasSubstr("address: ")) << address;
+  }
+
   drain.set_pool("pool-z");
   grpc::ClientContext zctx;
   EXPECT_EQ(router_->DrainPool(&zctx, drain, &after).error_code(),

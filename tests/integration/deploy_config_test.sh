@@ -5,14 +5,17 @@
 #     checks and start order agree with deploy/cluster.compose.json and docs/CONTRACTS.md;
 #   - deploy/prometheus/*.yml: `promtool check config`, jobs and targets;
 #   - deploy/k8s: `kubectl kustomize` renders (also with components/gpu-pools) the expected
-#     objects, and they agree with deploy/k8s/cluster.k8s.json;
+#     objects, and they agree with deploy/k8s/cluster.k8s.json; every object of the base and of
+#     each component is valid against the Kubernetes 1.27 API schemas (tests/k8s/validate.js,
+#     offline; unknown fields are not caught by these schemas);
 #   - the Grafana dashboard: valid JSON, data source uid `prometheus` everywhere, only metric
 #     names of docs/CONTRACTS.md, valid PromQL (`promtool check rules`), and every expression
 #     returns data on synthetic traffic (`promtool test rules`);
 #   - the cluster files (local = the CONTRACTS.md example, compose, k8s): same topology.
 #
 # Usage: tests/integration/deploy_config_test.sh
-# Needs docker-compose, promtool, kubectl and python3-yaml (scripts/setup.sh installs them).
+# Needs docker-compose, promtool, kubectl, python3-yaml, node (scripts/setup.sh installs them)
+# and tests/k8s/node_modules (scripts/test.sh runs `npm ci` there).
 # Exits non-zero if any check fails; the last line is "N passed, N failed".
 set -euo pipefail
 
@@ -20,12 +23,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY=/usr/bin/python3
 
 missing=()
-for tool in docker-compose promtool kubectl "$PY"; do
+for tool in docker-compose promtool kubectl node "$PY"; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]} == 0)) && ! "$PY" -c 'import yaml' 2>/dev/null; then missing+=(python3-yaml); fi
 if ((${#missing[@]})); then
   echo "deploy_config_test: missing ${missing[*]}; run scripts/setup.sh" >&2
+  exit 1
+fi
+if [[ ! -d tests/k8s/node_modules/kubernetes-models ]]; then
+  echo "deploy_config_test: the schemas are missing; run (cd tests/k8s && npm ci)" >&2
   exit 1
 fi
 
@@ -183,6 +190,9 @@ def check_compose():
             err(f"compose {name}: cluster file address {cluster.get(name)} != ({name}, {grpc})")
         if name.startswith("pool-") and f.get("--pool") != name:
             err(f"compose {name}: --pool is {f.get('--pool')}")
+        # A joining pool listens on 0.0.0.0: it must advertise the name the router dials.
+        if "--join" in f and f.get("--advertise") != f"{name}:{grpc}":
+            err(f"compose {name}: --join without --advertise={name}:{grpc}")
         test = (svc.get("healthcheck") or {}).get("test") or []
         if "moectl" not in test or "health" not in test or f"--target=127.0.0.1:{grpc}" not in test:
             err(f"compose {name}: healthcheck is not `moectl health --target=127.0.0.1:{grpc}`: {test}")
@@ -465,6 +475,16 @@ check "docker-compose config with docker-compose.tls.yml" bash -c \
 check "kubectl kustomize with components/tls" render_component tls
 check "mTLS: certificate, CA and mount of every process (compose, k8s)" \
   "$PY" "$TMP/checks.py" tls "$TMP/compose-tls.yaml" "$TMP/k8s-tls.yaml"
+# Every rendered object against the Kubernetes API's schemas (types, required fields, enums).
+validate_schemas() {
+  local f
+  for f in "$@"; do
+    "$PY" -c 'import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))' \
+      <"$TMP/$f.yaml" | node tests/k8s/validate.js "$f" | grep -v '^ok' || return 1
+  done
+}
+check "k8s: every object valid against the Kubernetes API schemas (base, gpu-pools, tls)" \
+  validate_schemas k8s k8s-gpu k8s-tls
 check "dashboard: uids, metric names, PromQL valid and returning data" \
   "$PY" "$TMP/checks.py" dashboard "$TMP"
 

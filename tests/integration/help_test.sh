@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every binary's --help lists its own flags with their help text (Abseil's default printed
-# "No flags matched" for all of them), and its usage line names its subcommands.
+# "No flags matched" for all of them), and its usage line names its subcommands; a bad flag
+# value is one clear line.
 #
 # Usage: tests/integration/help_test.sh BUILD_DIR
 set -euo pipefail
@@ -29,4 +30,26 @@ check services/orchestrator/moe-orchestrator --lanes --internal_streams --listen
 check clients/moectl/moectl "generate|complete" rebalance drain --target --max_tokens
 check clients/viewer/viewer serve top gif record --listen --target
 check models/train/moe-train train eval analyze --steps --lr
+
+# A bad --device is refused in one line that names the flag, without LibTorch's C++ backtrace.
+if out=$("$build/services/expert_pool/moe-expert-pool" --pool=p --device=gpu 2>&1); then
+  echo "FAIL moe-expert-pool --device=gpu exited 0" >&2
+  failed=1
+elif ! grep -qF -- "--device=gpu: " <<<"$out" || grep -q "frame #" <<<"$out"; then
+  echo "FAIL moe-expert-pool --device=gpu: $out" >&2
+  failed=1
+else
+  echo "ok   moe-expert-pool --device=gpu refused"
+fi
+# A joining pool that listens everywhere must say where the router dials it.
+if out=$("$build/services/expert_pool/moe-expert-pool" --pool=p --join=127.0.0.1:1 \
+  --listen=0.0.0.0:0 2>&1); then
+  echo "FAIL moe-expert-pool --join --listen=0.0.0.0:0 without --advertise exited 0" >&2
+  failed=1
+elif ! grep -qF -- "--advertise: required" <<<"$out"; then
+  echo "FAIL moe-expert-pool --join without --advertise: $out" >&2
+  failed=1
+else
+  echo "ok   moe-expert-pool --join --listen=0.0.0.0:0 refused without --advertise"
+fi
 exit "$failed"
