@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes the Debian base images deploy/Dockerfile starts from (debian:bookworm and
 # debian:bookworm-slim) without a registry: debootstrap a minimal bookworm from the Debian
-# archive this machine's apt already uses, then `podman import` it under both names.
-# Idempotent: images that exist are kept; the root file system is cached as a tarball, so a
-# second machine state (images removed, cache kept) imports in seconds.
+# archive this machine's apt already uses, then `podman import` it, and a copy without
+# documentation, manual pages and translations as the slim one.
+# Idempotent: images that exist are kept; the root file systems are cached as tarballs, so
+# with the images removed and the cache kept they import in seconds.
 #
 # Usage: deploy/podman/base_images.sh [--cache=DIR] [--mirror=URL] [--force]
 #   --cache=DIR    where the tarball is kept (default build/containers)
@@ -25,8 +26,13 @@ for arg in "$@"; do
   esac
 done
 
-have_image() { podman image exists "$1"; }
-if ((!force)) && have_image debian:bookworm && have_image debian:bookworm-slim; then
+# Each image carries a label naming what this script made it as, so that a change here (or an
+# image of the same name from elsewhere) is noticed and the image made again.
+made_as() {
+  podman image inspect --format '{{index .Labels "moe.base"}}' "$1" 2>/dev/null || true
+}
+if ((!force)) && [[ "$(made_as debian:bookworm)" == minbase-1 &&
+  "$(made_as debian:bookworm-slim)" == slim-1 ]]; then
   echo "base_images: debian:bookworm and debian:bookworm-slim exist"
   exit 0
 fi
@@ -44,7 +50,8 @@ mirror=${mirror:-http://deb.debian.org/debian}
 
 mkdir -p "$cache"
 tarball=$cache/bookworm-minbase.tar
-if ((force)) || [[ ! -s "$tarball" ]]; then
+slim=$cache/bookworm-slim.tar
+if ((force)) || [[ ! -s "$tarball" || ! -s "$slim" ]]; then
   root=$(mktemp -d "$cache/rootfs.XXXXXX")
   trap 'rm -rf "$root"' EXIT
   echo "base_images: debootstrap --variant=minbase bookworm from $mirror"
@@ -63,10 +70,27 @@ SOURCES
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
   tar -C "$root" --numeric-owner -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
+  # The slim variant, as Docker Hub's: no documentation, manual pages or translations, now or
+  # from later installs (dpkg path excludes); copyright files stay.
+  cat >"$root/etc/dpkg/dpkg.cfg.d/slim" <<'EXCLUDES'
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-exclude=/usr/share/lintian/*
+EXCLUDES
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
+    "$root"/usr/share/lintian/*
+  tar -C "$root" --numeric-owner -cf "$slim.tmp" .
+  mv "$slim.tmp" "$slim"
 fi
 
-# One root file system under both names: the Dockerfile's build stage adds its compilers with
-# apt, and its runtime stage adds only shared libraries, so neither needs Docker Hub's variants.
-id=$(podman import --quiet "$tarball" debian:bookworm)
-podman tag "$id" debian:bookworm-slim
-echo "base_images: debian:bookworm and debian:bookworm-slim = $(cut -c1-12 <<<"${id#sha256:}") ($(du -h "$tarball" | cut -f1) tarball)"
+# The build stage adds its compilers with apt, and the runtime stage only shared libraries, so
+# neither needs more of Docker Hub's variants than these two.
+full_id=$(podman import --quiet --change LABEL=moe.base=minbase-1 "$tarball" debian:bookworm)
+slim_id=$(podman import --quiet --change LABEL=moe.base=slim-1 "$slim" debian:bookworm-slim)
+short() { cut -c1-12 <<<"${1#sha256:}"; }
+echo "base_images: debian:bookworm = $(short "$full_id") ($(du -h "$tarball" | cut -f1)," \
+  "debian:bookworm-slim = $(short "$slim_id") ($(du -h "$slim" | cut -f1))"

@@ -95,6 +95,9 @@ podman build --pull=never --layers -f deploy/Dockerfile -t moe-inference:latest 
   exit 1
 }
 ok "image built in $((SECONDS - t0)) s"
+# Every build whose sources changed leaves the previous build stage behind, untagged (2-3 GB,
+# partly shared). Those of the last day stay as layer cache; older ones go.
+podman image prune -f --filter until=24h >/dev/null 2>&1 || true
 
 step "image contents"
 size=$(podman image inspect --format '{{.Size}}' moe-inference:latest)
