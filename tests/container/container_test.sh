@@ -322,6 +322,11 @@ step "Kubernetes: the kustomize output under podman kube play"
 # orchestrator, what its init container does: wait until the router and the pools serve.
 kube_net=${project}_kube
 kubectl kustomize deploy/k8s >"$run_dir/k8s.yaml"
+# What an interrupted run left (its network holds the subnet; its pods hold the names) goes first.
+for f in $(podman network ls --format '{{.Name}}' | grep -E '^moect[0-9]+_kube$' || true); do
+  podman pod ps --filter "network=$f" --format '{{.Name}}' | xargs -r podman pod rm -f >/dev/null
+  podman network rm -f "$f" >/dev/null
+done
 podman network create --subnet=10.213.77.0/24 "$kube_net" >/dev/null
 kube_up=1
 "$PY" tests/container/kube_play_split.py "$run_dir/k8s.yaml" "$run_dir/kube" 10.213.77 >"$run_dir/kube.list"
@@ -335,7 +340,8 @@ while read -r name ip file; do
         fail "pod $s is not SERVING at ${pod_ip[$s]}:${kube_port[$s]}"
     done
   fi
-  if timeout 300 podman kube play --network="$kube_net" --ip="$ip" "$file" >"$run_dir/kube-$name.log" 2>&1; then
+  if timeout 300 podman kube play --replace --network="$kube_net" --ip="$ip" "$file" \
+    >"$run_dir/kube-$name.log" 2>&1; then
     ok "kube play $name ($ip)"
   else
     fail "kube play $name: $(grep -v 'level=warning' "$run_dir/kube-$name.log" | tail -3)"
