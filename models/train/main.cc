@@ -40,10 +40,14 @@ ABSL_FLAG(double, dropout, 0.0, "train: dropout on embeddings and residual branc
 ABSL_FLAG(double, aux_loss, 0.01, "train: load-balancing loss coefficient");
 ABSL_FLAG(double, z_loss, 0.001, "train: router z-loss coefficient (0 = off)");
 ABSL_FLAG(int, eval_every, 200, "train: steps between validations");
+ABSL_FLAG(int, keep_every, 0, "train: keep the weights every N steps in OUT/steps/ (0 = no)");
 ABSL_FLAG(int, eval_batches, 40, "train: validation windows (0 = whole split)");
 ABSL_FLAG(uint64_t, seed, 1, "train: seed of init and data order");
 ABSL_FLAG(bool, resume, false, "train: continue from OUT/last");
 ABSL_FLAG(int64_t, time_budget_s, 0, "train: stop after this many seconds (0 = no limit)");
+ABSL_FLAG(
+    int64_t, stop_after, 0,
+    "train: stop after this step, resumable with --resume as if never stopped (0 = at --steps)");
 ABSL_FLAG(int, threads, 0, "intra-op threads (0 = LibTorch's default)");
 ABSL_FLAG(std::string, model, "models/brown-moe", "eval/analyze: checkpoint directory");
 ABSL_FLAG(std::string, data, "data/brown/test.ids", "eval/analyze: token ids");
@@ -88,9 +92,15 @@ int RunTrain() {
   o.z_loss_coef = absl::GetFlag(FLAGS_z_loss);
   o.eval_every = absl::GetFlag(FLAGS_eval_every);
   o.eval_batches = absl::GetFlag(FLAGS_eval_batches);
+  o.keep_every = absl::GetFlag(FLAGS_keep_every);
+  if (o.eval_every < 1 || o.keep_every < 0) {
+    std::fprintf(stderr, "moe-train train: --eval_every must be >= 1 and --keep_every >= 0\n");
+    return 2;
+  }
   o.seed = absl::GetFlag(FLAGS_seed);
   o.resume = absl::GetFlag(FLAGS_resume);
   o.time_budget_s = absl::GetFlag(FLAGS_time_budget_s);
+  o.stop_after = absl::GetFlag(FLAGS_stop_after);
   std::printf("model: %lld parameters, %lld active per token\n",
               static_cast<long long>(config->ParameterCount()),
               static_cast<long long>(config->ActiveParameterCount()));

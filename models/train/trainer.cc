@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
+#include "ATen/CPUGeneratorImpl.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -149,6 +151,10 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     std::ifstream progress(last_dir / "progress.txt");
     progress >> start_step >> best_val;
   }
+  if (o.stop_after < 0 || (o.stop_after > 0 && o.stop_after <= start_step)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop_after: must be after the step to resume from (", start_step, ")"));
+  }
   model->to(device);
   model->train();
 
@@ -179,13 +185,34 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     return absl::OkStatus();
   };
 
-  std::mt19937_64 rng(o.seed + static_cast<uint64_t>(start_step) * 7919);
+  // The data order's and the dropout masks' random streams. A resumed run continues both where
+  // the checkpoint left them, so stopping and resuming does not change the run.
+  std::mt19937_64 rng(o.seed);
+  double ema_loss = 0, ema_aux = 0;  // smoothed training losses, for the log and the curve
+  bool have_ema = false;
+  const fs::path rng_file = last_dir / "rng.txt";
+  const fs::path torch_rng_file = last_dir / "torch_rng.pt";
+  if (o.resume && start_step > 0) {
+    std::ifstream in(rng_file);
+    have_ema = static_cast<bool>(in >> rng >> ema_loss >> ema_aux);
+    if (!have_ema) {
+      // A checkpoint from before the streams were kept: a fresh data order for the rest.
+      rng.seed(o.seed + static_cast<uint64_t>(start_step) * 7919);
+      ema_loss = ema_aux = 0;
+    }
+    if (fs::exists(torch_rng_file)) {
+      torch::Tensor state;
+      torch::load(state, torch_rng_file.string());
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state);
+    }
+  }
   const RoutingPolicy policy = DefaultPolicy(config);
   const bool tty = isatty(fileno(stdout));
   const absl::Time t0 = absl::Now();
   TrainReport report;
   report.device = device.str();
-  double ema_loss = 0, ema_aux = 0;
   int64_t step = start_step;
   auto evaluate_and_keep_best = [&]() -> absl::Status {
     const double v = CrossEntropy(*model, *val, o.seq_len, o.eval_batches, device, nullptr);
@@ -197,9 +224,25 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     if (better) {
       if (absl::Status s = save(best_dir, o.half_best); !s.ok()) return s;
     }
+    if (o.keep_every > 0 && step % o.keep_every == 0) {
+      const fs::path kept = fs::path(o.out_dir) / "steps" / absl::StrFormat("%06d", step);
+      if (absl::Status s = save(kept, false); !s.ok()) return s;
+    }
     if (absl::Status s = save(last_dir, false); !s.ok()) return s;
     torch::save(optimizer, optimizer_file.string());
     std::ofstream(last_dir / "progress.txt") << step << " " << best_val << "\n";
+    {
+      std::ofstream out(rng_file);
+      out.precision(17);
+      out << rng << "\n" << ema_loss << " " << ema_aux << "\n";
+    }
+    torch::Tensor torch_rng;
+    {
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      torch_rng = gen.get_state();
+    }
+    torch::save(torch_rng, torch_rng_file.string());
     // The validation curve: step, smoothed training loss, validation loss (nats per token).
     const fs::path curve = fs::path(o.out_dir) / "curve.tsv";
     const bool fresh = !fs::exists(curve);
@@ -226,8 +269,9 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
 
     const double ce_v = ce.item<double>(), aux_v = stats.aux_loss.item<double>();
     const int64_t done = step - start_step + 1;
-    ema_loss = done == 1 ? ce_v : 0.95 * ema_loss + 0.05 * ce_v;
-    ema_aux = done == 1 ? aux_v : 0.95 * ema_aux + 0.05 * aux_v;
+    ema_loss = have_ema ? 0.95 * ema_loss + 0.05 * ce_v : ce_v;
+    ema_aux = have_ema ? 0.95 * ema_aux + 0.05 * aux_v : aux_v;
+    have_ema = true;
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - t0);
     const double tps = done * static_cast<double>(o.batch_size) * o.seq_len / elapsed;
     const double eta = elapsed / done * (o.steps - step - 1);
@@ -243,14 +287,19 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     }
     report.final_train_loss = ema_loss;
     const bool out_of_time = o.time_budget_s > 0 && elapsed > o.time_budget_s;
-    if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps || out_of_time) {
+    const bool stop_here = step + 1 == o.stop_after;
+    const bool keep_here = o.keep_every > 0 && (step + 1) % o.keep_every == 0;
+    if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps || out_of_time || stop_here ||
+        keep_here) {
       ++step;
       if (absl::Status s = evaluate_and_keep_best(); !s.ok()) return s;
       --step;
     }
-    if (out_of_time) {
-      std::printf("time budget of %llds reached at step %lld\n",
-                  static_cast<long long>(o.time_budget_s), static_cast<long long>(step + 1));
+    if (out_of_time || stop_here) {
+      if (out_of_time) {
+        std::printf("time budget of %llds reached at step %lld\n",
+                    static_cast<long long>(o.time_budget_s), static_cast<long long>(step + 1));
+      }
       ++step;
       break;
     }

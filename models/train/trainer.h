@@ -28,11 +28,17 @@ struct TrainOptions {
   double aux_loss_coef = 0.01;  // load-balancing loss
   double z_loss_coef = 0.001;   // router z-loss; 0 = off
   int eval_every = 200;
+  int keep_every = 0;  // also keep the weights every this many steps, out_dir/steps/NNNNNN (0 = no)
   int eval_batches = 40;  // validation windows per evaluation (0 = whole split)
   uint64_t seed = 1;
   bool resume = false;        // continue from out_dir/last
   bool half_best = true;      // store out_dir/best in float16
   int64_t time_budget_s = 0;  // stop early (with a final eval) after this many seconds
+  // Stop, with an evaluation and a checkpoint, once this many steps are done (0 = run to `steps`).
+  // The learning-rate schedule still follows `steps`, so a run stopped here and resumed is the
+  // same run as one that never stopped: the checkpoint keeps the optimizer and both random
+  // streams (data order, dropout masks). Exact on the CPU; on CUDA the dropout stream restarts.
+  int64_t stop_after = 0;
 };
 
 struct TrainReport {
