@@ -4,10 +4,10 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "services/common/host_port.h"
 #include "services/common/id_list.h"
 
 namespace moe::viewer {
@@ -44,20 +44,10 @@ absl::StatusOr<std::vector<int>> ParseIntList(absl::string_view text, absl::stri
 
 absl::Status ValidateHostPort(absl::string_view address, absl::string_view flag,
                               bool allow_empty_host) {
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos) {
-    return Invalid(flag, absl::StrCat("\"", address, "\" is not HOST:PORT"));
-  }
-  absl::string_view host = address.substr(0, colon);
-  if (host.empty() && !allow_empty_host) {
+  absl::StatusOr<HostPort> hp = ParseHostPort(address, flag);
+  if (!hp.ok()) return hp.status();
+  if (hp->host.empty() && !allow_empty_host) {
     return Invalid(flag, absl::StrCat("\"", address, "\" has no host (want HOST:PORT)"));
-  }
-  if (!host.empty() && host.front() == '[' && host.back() != ']') {
-    return Invalid(flag, absl::StrCat("\"", address, "\": unclosed '[' in the host"));
-  }
-  int port = -1;
-  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return Invalid(flag, absl::StrCat("\"", address, "\": port must be in [0, 65535]"));
   }
   return absl::OkStatus();
 }

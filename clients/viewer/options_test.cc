@@ -35,7 +35,7 @@ TEST(OptionsTest, HostPort) {
   EXPECT_THAT(Message(ValidateHostPort("localhost", "--target", false)),
               HasSubstr("is not HOST:PORT"));
   EXPECT_THAT(Message(ValidateHostPort("h:70000", "--router", false)),
-              HasSubstr("--router: \"h:70000\": port"));
+              HasSubstr("--router: \"h:70000\" has no port"));
 }
 
 TEST(OptionsTest, ServeErrorsNameTheFlag) {

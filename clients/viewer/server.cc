@@ -20,6 +20,7 @@
 #include "clients/viewer/stream_mux.h"
 #include "clients/viewer/web_root.h"
 #include "nlohmann/json.hpp"
+#include "services/common/host_port.h"
 
 namespace moe::viewer {
 namespace {
@@ -412,7 +413,7 @@ absl::Status ServeCommand(ServeOptions options) {
   if (!server.ok()) return server.status();
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::fprintf(stderr, "viewer: serving http://%s:%d/ (%s; page from %s)\n",
-               host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host.c_str(), (*server)->port(),
+               IsWildcardHost(host) ? "127.0.0.1" : host.c_str(), (*server)->port(),
                options.trace.empty() ? absl::StrCat("cluster ", options.target,
                                                     options.router.empty()
                                                         ? ", no router"

@@ -4,10 +4,10 @@
 #include <map>
 #include <sstream>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "services/common/host_port.h"
 #include "services/common/id_list.h"
 
 namespace moe {
@@ -55,13 +55,7 @@ absl::StatusOr<std::string> Address(const nlohmann::json& j, const std::string& 
     return absl::InvalidArgumentError(absl::StrCat(field, ".address: required HOST:PORT"));
   }
   std::string a = j["address"].get<std::string>();
-  const size_t colon = a.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(a.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".address: \"", a, "\" is not HOST:PORT"));
-  }
+  if (absl::Status s = CheckDialable(a, absl::StrCat(field, ".address")); !s.ok()) return s;
   return a;
 }
 

@@ -13,6 +13,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/deadline.h"
 #include "services/common/flags.h"
+#include "services/common/host_port.h"
 #include "services/common/log.h"
 #include "services/common/placement.h"
 #include "services/common/server.h"
@@ -80,8 +81,14 @@ int main(int argc, char** argv) {
   const moe::CommonFlags& flags = *parsed;
   if (name.empty()) return log.Error("flags", {{"error", "--pool: required"}}), 1;
   // A joining pool tells the router where to dial it; a listen-everywhere address names no host.
-  if (!absl::GetFlag(FLAGS_join).empty() && absl::GetFlag(FLAGS_advertise).empty() &&
-      (absl::StartsWith(flags.listen, "0.0.0.0:") || absl::StartsWith(flags.listen, "[::]:"))) {
+  const absl::StatusOr<moe::HostPort> listen = moe::ParseHostPort(flags.listen, "--listen");
+  if (!listen.ok()) return log.Error("flags", {{"error", listen.status().ToString()}}), 1;
+  std::string advertise = absl::GetFlag(FLAGS_advertise);
+  if (!advertise.empty()) {
+    if (absl::Status s = moe::CheckDialable(advertise, "--advertise"); !s.ok()) {
+      return log.Error("flags", {{"error", s.ToString()}}), 1;
+    }
+  } else if (!join.empty() && moe::IsWildcardHost(listen->host)) {
     return log.Error("flags",
                      {{"error", absl::StrCat("--advertise: required with --join when --listen=",
                                              flags.listen,
@@ -158,13 +165,9 @@ int main(int argc, char** argv) {
                        {"routed_experts", absl::StrCat(pool.routed.size())},
                        {"shared_experts", absl::StrCat(pool.shared.size())}});
   if (!join.empty()) {
-    std::string advertise = absl::GetFlag(FLAGS_advertise);
-    if (advertise.empty()) {
-      advertise = flags.listen;
-      // The port the server got, when --listen asked for any.
-      const size_t colon = advertise.rfind(':');
-      advertise = absl::StrCat(advertise.substr(0, colon), ":", host.port());
-    }
+    // Unless told otherwise, the listen host with the port the server got (--listen may ask for
+    // any).
+    if (advertise.empty()) advertise = absl::StrCat(listen->host, ":", host.port());
     moe::v1::RegisterPoolRequest req;
     req.set_name(name);
     req.set_address(advertise);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "services/common/deadline.h"
+#include "services/common/host_port.h"
 #include "services/common/server.h"
 #include "services/common/status.h"
 #include "services/common/tls.h"
@@ -197,28 +198,15 @@ namespace {
 
 // A pool's address is dialled by the router and the orchestrators: a wildcard host (what a
 // server binds to listen everywhere) names no machine, and every dialler would reach itself.
-absl::Status CheckDialable(absl::string_view address) {
-  const size_t colon = address.rfind(':');
-  const absl::string_view host = colon == absl::string_view::npos ? "" : address.substr(0, colon);
-  if (colon == absl::string_view::npos || host.empty() || colon + 1 == address.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address: expected HOST:PORT, got \"", address, "\""));
-  }
-  if (host == "0.0.0.0" || host == "[::]" || host == "::" || host == "[::0]") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address: ", address,
-                     " is a listen-everywhere address, which others cannot dial; give the pool's "
-                     "host name or IP (expert pool: --advertise)"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPoolRequest& req) {
   if (req.name().empty()) return absl::InvalidArgumentError("name: required");
   if (req.address().empty()) return absl::InvalidArgumentError("address: required HOST:PORT");
-  if (absl::Status s = CheckDialable(req.address()); !s.ok()) return s;
+  // The router dials this address: a listen-everywhere one would make it dial itself.
+  if (absl::Status s = CheckDialable(req.address(), "address"); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(s.message(), " (expert pool: --advertise)"));
+  }
   if (req.expert_slots() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("expert_slots: must be >= 0, got ", req.expert_slots()));

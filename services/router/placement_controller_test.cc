@@ -274,7 +274,7 @@ TEST_F(ElasticPlacementTest, RefusalsNameTheCulpritAndChangeNothing) {
   EXPECT_THAT(js.error_message(), HasSubstr(ModelId(cluster_->config())));
 
   // A wildcard listen address names no machine: the router would dial itself.
-  for (const char* address : {"0.0.0.0:50061", "[::]:50061", "pool-x", ":50061"}) {
+  for (const char* address : {"0.0.0.0:50061", "[::]:50061", "[::0]:50061", "pool-x", ":50061"}) {
     join.set_model_id(ModelId(cluster_->config()));
     join.set_address(address);
     grpc::ClientContext actx;

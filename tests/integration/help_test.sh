@@ -41,15 +41,24 @@ elif ! grep -qF -- "--device=gpu: " <<<"$out" || grep -q "frame #" <<<"$out"; th
 else
   echo "ok   moe-expert-pool --device=gpu refused"
 fi
-# A joining pool that listens everywhere must say where the router dials it.
-if out=$("$build/services/expert_pool/moe-expert-pool" --pool=p --join=127.0.0.1:1 \
-  --listen=0.0.0.0:0 2>&1); then
-  echo "FAIL moe-expert-pool --join --listen=0.0.0.0:0 without --advertise exited 0" >&2
-  failed=1
-elif ! grep -qF -- "--advertise: required" <<<"$out"; then
-  echo "FAIL moe-expert-pool --join without --advertise: $out" >&2
-  failed=1
-else
-  echo "ok   moe-expert-pool --join --listen=0.0.0.0:0 refused without --advertise"
-fi
+# A joining pool that listens everywhere must say where the router dials it, and that address must
+# be dialable. (Errors come as JSON log lines, so quotes arrive escaped.)
+refused() {  # expected-message flags...
+  local want=$1 out
+  shift
+  if out=$("$build/services/expert_pool/moe-expert-pool" --pool=p --join=127.0.0.1:1 "$@" 2>&1); then
+    echo "FAIL moe-expert-pool --join $* exited 0" >&2
+    failed=1
+  elif ! grep -qF -- "$want" <<<"$out"; then
+    echo "FAIL moe-expert-pool --join $*: $out" >&2
+    failed=1
+  else
+    echo "ok   moe-expert-pool --join $* refused"
+  fi
+}
+refused "--advertise: required" --listen=0.0.0.0:0
+refused "--advertise: required" "--listen=[::0]:0"
+refused '--advertise: \"0.0.0.0:50061\" is a listen-everywhere address' --listen=127.0.0.1:0 \
+  --advertise=0.0.0.0:50061
+refused '--listen: \"50061\" is not HOST:PORT' --listen=50061
 exit "$failed"
