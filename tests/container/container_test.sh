@@ -59,6 +59,12 @@ compose=(docker-compose -p "$project" -f deploy/docker-compose.yml -f tests/cont
 stack_up=0
 kube_up=0
 kube_net=""
+kube_down() {  # every pod of the split manifests, then their network; non-zero if any of it failed
+  local f rc=0
+  for f in "$run_dir"/kube/*.yaml; do podman kube down "$f" >/dev/null 2>&1 || rc=1; done
+  podman network rm "$kube_net" >/dev/null 2>&1 || rc=1
+  return "$rc"
+}
 cleanup() {
   local rc=$?
   if ((stack_up)); then
@@ -68,10 +74,7 @@ cleanup() {
     fi
     if ((!keep)); then "${compose[@]}" down --timeout 5 >/dev/null 2>&1 || true; fi
   fi
-  if ((kube_up && !keep)); then
-    for f in "$run_dir"/kube/*.yaml; do podman kube down "$f" >/dev/null 2>&1 || true; done
-    podman network rm "$kube_net" >/dev/null 2>&1 || true
-  fi
+  if ((kube_up && !keep)); then kube_down || true; fi
   if ((!keep)); then
     deploy/podman/service.sh stop --run-dir="$run_dir" || true
     rm -rf "$run_dir"
@@ -255,14 +258,15 @@ query() { curl -sf "$prom/api/v1/query" --data-urlencode "query=$1" | "$PY" -c '
 import json, sys
 r = json.load(sys.stdin)["data"]["result"]
 print(sum(float(x["value"][1]) for x in r))'; }
+at_least() { "$PY" -c 'import sys; sys.exit(float(sys.argv[1]) < float(sys.argv[2]))' "$1" "$2"; }
 deadline=$((SECONDS + 30))
 tokens=0
 while ((SECONDS < deadline)); do
   tokens=$(query 'sum(moe_tokens_generated_total)' || echo 0)
-  "$PY" -c "import sys; sys.exit(0 if float('$tokens') >= 32 else 1)" && break
+  at_least "$tokens" 32 && break
   sleep 2
 done
-if "$PY" -c "import sys; sys.exit(0 if float('$tokens') >= 32 else 1)"; then
+if at_least "$tokens" 32; then
   ok "Prometheus: moe_tokens_generated_total = $tokens"
 else
   fail "Prometheus: generated tokens $tokens, expected >= 32"
@@ -363,8 +367,7 @@ else
   fail "pod viewer /api/info at ${pod_ip[viewer]}:8080"
 fi
 if ((!keep)); then
-  for f in "$run_dir"/kube/*.yaml; do podman kube down "$f" >/dev/null 2>&1 || fail "kube down $f"; done
-  podman network rm "$kube_net" >/dev/null || fail "network $kube_net"
+  kube_down || fail "kube down of $run_dir/kube/*.yaml or network $kube_net"
   kube_up=0
   if [[ -z "$(podman pod ps --filter "network=$kube_net" --format '{{.Name}}')" ]]; then
     ok "kube down: no pod left"
