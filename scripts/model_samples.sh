@@ -45,14 +45,17 @@ run() {  # prompt flags...: the continuation on one line (moectl's summary line 
   if ! out=$("$moectl" generate --embedded --model="$model" --max_tokens="$max_tokens" "$@" \
     -- "$prompt" 2>"$err"); then
     cat "$err" >&2
-    exit 1
+    return 1
   fi
   tr '\n' ' ' <<<"$out" | sed 's/ *$//'
 }
+[[ -f "$model/config.json" ]] || { echo "model_samples: $model/config.json: no checkpoint" >&2; exit 1; }
 echo "Model \`$model\`, $max_tokens tokens; greedy, then \`--temperature=0.8 --seed=$seed\`:"
 echo
 for p in "${prompts[@]}"; do
+  greedy=$(run "$p" --temperature=0) || exit 1
+  sampled=$(run "$p" --temperature=0.8 --seed="$seed") || exit 1
   echo "- **$p** ..."
-  echo "  - greedy: $(run "$p" --temperature=0)"
-  echo "  - t=0.8: $(run "$p" --temperature=0.8 --seed="$seed")"
+  echo "  - greedy: $greedy"
+  echo "  - t=0.8: $sampled"
 done
