@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -54,6 +55,8 @@ ABSL_FLAG(std::string, data, "data/brown/test.ids", "eval/analyze: token ids");
 ABSL_FLAG(int64_t, max_tokens, 0, "eval: evaluate at most this many tokens (0 = all)");
 ABSL_FLAG(std::string, tags, "data/brown/test.tags", "analyze: POS tag per token");
 ABSL_FLAG(std::string, genres, "data/brown/test.genres", "analyze: genre per token");
+ABSL_FLAG(std::vector<std::string>, models, {},
+          "average: comma-separated checkpoint directories of one model");
 ABSL_FLAG(std::string, ids, "", "logits: comma-separated token ids");
 ABSL_FLAG(std::string, labels, "data/brown/labels.json", "analyze: tag and genre names");
 
@@ -149,6 +152,16 @@ int RunInit() {
   return s.ok() ? 0 : Fail(s);
 }
 
+int RunAverage() {
+  if (absl::GetFlag(FLAGS_out).empty()) {
+    std::fprintf(stderr, "moe-train average: --models and --out are required\n");
+    return 2;
+  }
+  absl::Status s = moe::AverageCheckpoints(absl::GetFlag(FLAGS_models), absl::GetFlag(FLAGS_out),
+                                           /*half=*/true);
+  return s.ok() ? 0 : Fail(s);
+}
+
 int RunLogits() {
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadCheckpoint(absl::GetFlag(FLAGS_model));
   if (!ckpt.ok()) return Fail(ckpt.status());
@@ -177,7 +190,8 @@ int RunLogits() {
 
 int main(int argc, char** argv) {
   moe::InitUsage(
-      "moe-train train|eval|analyze|init|logits [flags]: train a MoE model, evaluate it, profile "
+      "moe-train train|eval|analyze|init|logits|average [flags]: train a MoE model, evaluate it, "
+      "profile "
       "its "
       "experts. See --help.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
@@ -188,6 +202,8 @@ int main(int argc, char** argv) {
   if (cmd == "analyze") return RunAnalyze();
   if (cmd == "init") return RunInit();
   if (cmd == "logits") return RunLogits();
-  std::fprintf(stderr, "usage: moe-train train|eval|analyze|init|logits [flags] (see --help)\n");
+  if (cmd == "average") return RunAverage();
+  std::fprintf(stderr,
+               "usage: moe-train train|eval|analyze|init|logits|average [flags] (see --help)\n");
   return 2;
 }

@@ -1,5 +1,6 @@
 #include "models/train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -7,10 +8,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
-#include <sstream>
 
-#include "ATen/CPUGeneratorImpl.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -115,6 +115,38 @@ absl::StatusOr<EvalReport> Evaluate(const std::string& model_dir, const std::vec
   r.cross_entropy = CrossEntropy(*model, slice, seq_len, 0, torch::kCPU, &r.tokens);
   r.perplexity = std::exp(r.cross_entropy);
   return r;
+}
+
+absl::Status AverageCheckpoints(const std::vector<std::string>& model_dirs,
+                                const std::string& out_dir, bool half) {
+  if (model_dirs.empty()) return absl::InvalidArgumentError("models: give at least one checkpoint");
+  absl::StatusOr<Checkpoint> first = LoadCheckpoint(model_dirs[0]);
+  if (!first.ok()) return first.status();
+  std::map<std::string, torch::Tensor> sum;
+  for (const auto& [name, t] : first->state) sum[name] = t.to(torch::kFloat64);
+  const std::string shape = ConfigToJson(first->config);
+  for (size_t i = 1; i < model_dirs.size(); ++i) {
+    absl::StatusOr<Checkpoint> next = LoadCheckpoint(model_dirs[i]);
+    if (!next.ok()) return next.status();
+    if (ConfigToJson(next->config) != shape) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("models: ", model_dirs[i], " is not the same model as ", model_dirs[0]));
+    }
+    for (const auto& [name, t] : next->state) sum[name] += t.to(torch::kFloat64);
+  }
+  std::map<std::string, torch::Tensor> mean;
+  for (const auto& [name, t] : sum) {
+    mean[name] = (t / static_cast<double>(model_dirs.size())).to(torch::kFloat32);
+  }
+  if (absl::Status s = SaveCheckpoint(out_dir, first->config, mean, half); !s.ok()) return s;
+  const fs::path tokenizer = fs::path(model_dirs[0]) / kTokenizerFile;
+  if (fs::exists(tokenizer)) {
+    std::error_code ec;
+    fs::copy_file(tokenizer, fs::path(out_dir) / kTokenizerFile,
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::InternalError(absl::StrCat(out_dir, ": ", ec.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions& o) {

@@ -65,6 +65,11 @@ absl::StatusOr<EvalReport> Evaluate(const std::string& model_dir, const std::vec
 
 absl::StatusOr<std::vector<uint16_t>> ReadTokenFile(const std::string& path);
 
+// Weight averaging: writes to out_dir the element-wise mean of checkpoints of one model (say, the
+// kept weights of a run's last steps), float16 on disk when `half`, with the first one's tokenizer.
+absl::Status AverageCheckpoints(const std::vector<std::string>& model_dirs,
+                                const std::string& out_dir, bool half);
+
 }  // namespace moe
 
 #endif  // MOE_MODELS_TRAIN_TRAINER_H_

@@ -135,6 +135,48 @@ TEST(TrainerTest, AStoppedAndResumedRunIsTheUninterruptedRun) {
   EXPECT_NE(Train(c, parts).status().message().find("stop_after"), std::string::npos);
 }
 
+TEST(TrainerTest, AveragesKeptWeightsElementWise) {
+  const std::string dir = testing::TempDir("train_average");
+  ModelConfig c = testing::TinyConfig();
+  c.vocab_size = 64;
+  TrainOptions o;
+  o.train_ids = WriteSynthetic(dir, "train.ids", 20000, 1);
+  o.val_ids = WriteSynthetic(dir, "val.ids", 4000, 2);
+  o.out_dir = dir + "/run";
+  o.batch_size = 4;
+  o.seq_len = 16;
+  o.steps = 20;
+  o.warmup_steps = 5;
+  o.eval_every = 10;
+  o.eval_batches = 2;
+  o.keep_every = 10;
+  ASSERT_TRUE(Train(c, o).ok());
+  const std::string a_dir = o.out_dir + "/steps/000010", b_dir = o.out_dir + "/steps/000020";
+  ASSERT_TRUE(AverageCheckpoints({a_dir, b_dir}, dir + "/mean", /*half=*/false).ok());
+  absl::StatusOr<Checkpoint> a = LoadCheckpoint(a_dir);
+  absl::StatusOr<Checkpoint> b = LoadCheckpoint(b_dir);
+  absl::StatusOr<Checkpoint> mean = LoadCheckpoint(dir + "/mean");
+  ASSERT_TRUE(a.ok() && b.ok() && mean.ok());
+  for (const auto& [name, t] : a->state) {
+    EXPECT_TRUE(torch::allclose(mean->state.at(name), (t + b->state.at(name)) / 2, 1e-6, 1e-7))
+        << name;
+  }
+  EXPECT_FALSE(torch::equal(a->state.begin()->second, mean->state.begin()->second));
+
+  // Checkpoints of different models do not average; nor does nothing.
+  ModelConfig other = c;
+  other.d_ff *= 2;
+  absl::StatusOr<Checkpoint> random = RandomCheckpoint(other, 1);
+  ASSERT_TRUE(random.ok());
+  ASSERT_TRUE(SaveCheckpoint(dir + "/other", other, random->state, false).ok());
+  EXPECT_NE(AverageCheckpoints({a_dir, dir + "/other"}, dir + "/bad", false)
+                .message()
+                .find("not the same model"),
+            std::string::npos);
+  EXPECT_NE(AverageCheckpoints({}, dir + "/bad", false).message().find("models"),
+            std::string::npos);
+}
+
 TEST(TrainerTest, RefusesTokensOutsideTheVocabulary) {
   const std::string dir = testing::TempDir("train_bad");
   ModelConfig c = testing::TinyConfig();
