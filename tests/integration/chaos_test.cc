@@ -45,7 +45,7 @@ TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecover
   o.orchestrator_args = {"--forward_deadline_ms=2000"};
   o.router_args = {"--rebalance_interval_s=0"};
   Cluster cluster(o);
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
   {
     LoadGenerator load({cluster.address("orchestrator"), cluster.ClientCredentials()}, &want,
                        kTokens, /*streams=*/32,
@@ -59,7 +59,7 @@ TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecover
       if (rng() % 2 == 0) {
         cluster.Kill(pool);
         absl::SleepFor(absl::Seconds(1));
-        ASSERT_TRUE(cluster.Restart(pool).ok()) << pool;
+        MOE_ASSERT_OK(cluster.Restart(pool));
       } else {
         cluster.Signal(pool, SIGSTOP);
         absl::SleepFor(absl::Seconds(2));
@@ -95,7 +95,7 @@ TEST(ChaosTest, PoolsKilledAndFrozenUnderLoadLoseNothingAndARouterRestartRecover
   const auto [down, unused] = complete();
   EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
   EXPECT_TRUE(absl::StrContains(down.error_message(), "router")) << down.error_message();
-  ASSERT_TRUE(cluster.Restart("router").ok());
+  MOE_ASSERT_OK(cluster.Restart("router"));
   bool back = false;
   for (int i = 0; i < 50 && !back; ++i) {
     const auto [st, tokens] = complete();

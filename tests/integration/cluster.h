@@ -96,4 +96,12 @@ class Cluster {
 
 }  // namespace moe::testing
 
+// Asserts that an absl::Status expression is OK and prints the status (a process's log, for
+// Start/Restart) when it is not.
+#define MOE_ASSERT_OK(expr)                                         \
+  do {                                                              \
+    const absl::Status moe_assert_ok_status = (expr);               \
+    ASSERT_TRUE(moe_assert_ok_status.ok()) << moe_assert_ok_status; \
+  } while (0)
+
 #endif  // MOE_TESTS_INTEGRATION_CLUSTER_H_

@@ -649,7 +649,7 @@ class FailoverTest : public ::testing::Test {
 
 TEST_F(FailoverTest, PoolDiesWithReplicaKeepsSameTokens) {
   Cluster cluster(Options(/*replica=*/true));
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
   moe::v1::GenerateRequest req = Request("Once upon a time", 40, 0.9f, 5);
   StreamResult remote = Stream(*stub, req, [&](int n) {
@@ -662,7 +662,7 @@ TEST_F(FailoverTest, PoolDiesWithReplicaKeepsSameTokens) {
 
 TEST_F(FailoverTest, PoolDiesWithoutReplicaFailsFastThenRejoins) {
   Cluster cluster(Options(/*replica=*/false));
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
   cluster.Kill("pool-b");
   const auto start = std::chrono::steady_clock::now();
@@ -674,7 +674,7 @@ TEST_F(FailoverTest, PoolDiesWithoutReplicaFailsFastThenRejoins) {
   EXPECT_THAT(r.status.error_message(), HasSubstr("pool-b"));
   EXPECT_LT(seconds, 5.0);
   // A restarted pool rejoins once the router's health check sees it.
-  ASSERT_TRUE(cluster.Restart("pool-b").ok());
+  MOE_ASSERT_OK(cluster.Restart("pool-b"));
   grpc::Status last;
   for (int i = 0; i < 30; ++i) {
     StreamResult again = Stream(*stub, Request("Once upon a time", 8, 0.0f, 1));
@@ -691,7 +691,7 @@ TEST_F(FailoverTest, PoolHangsWithReplicaKeepsSameTokens) {
   ClusterOptions o = Options(/*replica=*/true);
   o.orchestrator_args = {"--forward_deadline_ms=500"};
   Cluster cluster(o);
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
   moe::v1::GenerateRequest req = Request("Once upon a time", 40, 0.9f, 5);
   StreamResult remote = Stream(*stub, req, [&](int n) {
@@ -706,7 +706,7 @@ TEST_F(FailoverTest, PoolHangsWithoutReplicaFailsAfterTheMessageDeadline) {
   ClusterOptions o = Options(/*replica=*/false);
   o.orchestrator_args = {"--forward_deadline_ms=500"};
   Cluster cluster(o);
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
   ASSERT_TRUE(Stream(*stub, Request("Once upon a time", 4, 0.0f, 1)).status.ok());  // streams open
   cluster.Signal("pool-b", SIGSTOP);
@@ -724,7 +724,7 @@ TEST_F(FailoverTest, PoolHangsWithoutReplicaFailsAfterTheMessageDeadline) {
 
 TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
   Cluster cluster(Options(/*replica=*/true));
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
   for (uint64_t seed : {1, 2, 3}) {
     moe::v1::GenerateRequest req = Request("A tiny model", 20, seed == 1 ? 0.0f : 1.0f, seed);
@@ -746,7 +746,7 @@ TEST(MutualTlsTest, EveryServiceRefusesPlaintextUncertifiedAndForeignClients) {
   o.pools = {{"pool-a", "all", "all"}};
   o.tls = true;
   Cluster cluster(o);
-  ASSERT_TRUE(cluster.Start().ok());
+  MOE_ASSERT_OK(cluster.Start());
 
   // The certified client: served, through every hop.
   {

@@ -55,7 +55,7 @@ class ElasticClusterTest : public ::testing::Test {
     o.metrics = true;
     o.router_args = {"--rebalance_interval_s=0", "--load_window_s=5", "--drop_grace_ms=200"};
     cluster_ = std::make_unique<Cluster>(o);
-    ASSERT_TRUE(cluster_->Start().ok());
+    MOE_ASSERT_OK(cluster_->Start());
     router_ = moe::v1::Router::NewStub(cluster_->Dial("router"));
   }
 
@@ -133,7 +133,7 @@ TEST_F(ElasticClusterTest, RebalanceThenDrainAndKillOfTheDrainedPoolLoseNothing)
 TEST_F(ElasticClusterTest, AJoiningPoolTakesTokensAfterARebalance) {
   Start({{"pool-a", "all", ""}, {"pool-c", "", "", /*join=*/true}});
   std::unique_ptr<LoadGenerator> load = StartLoad();
-  ASSERT_TRUE(cluster_->StartPool("pool-c").ok());
+  MOE_ASSERT_OK(cluster_->StartPool("pool-c"));
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (Placement().pools_size() < 2 && absl::Now() < deadline)
     absl::SleepFor(absl::Milliseconds(50));
@@ -158,7 +158,7 @@ TEST_F(ElasticClusterTest, AKilledPoolThatComesBackServesAgain) {
   load->WaitFor(32);
   cluster_->Kill("pool-b");
   load->WaitFor(16);  // these may fail: experts 4-7 have no replica
-  ASSERT_TRUE(cluster_->Restart("pool-b").ok());
+  MOE_ASSERT_OK(cluster_->Restart("pool-b"));
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (!Placement().pools(1).healthy() && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(50));
