@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Reproduces the shipped model: prepares the Brown corpus, then trains the MoE model and its dense
 # twin (same active parameters, same recipe, steps and tokens) side by side, one core each. Then
-# evaluates both on the test split (cross-entropy, perplexity, bits per byte), and installs the
-# MoE model's best checkpoint in models/brown-moe with fresh expert profiles.
+# picks each one's checkpoint on the validation split (the best seen, or the mean of its last kept
+# weights), evaluates both on the test split (cross-entropy, perplexity, bits per byte), and
+# installs the MoE model's in models/brown-moe with fresh expert profiles.
 #
 # Interrupt it at any time and run it again: each run continues from its last checkpoint (every
 # 250 steps) with its optimizer and random streams, so the result is the same as one run that was
 # never stopped. Bit-for-bit only on the same kind of CPU and BLAS; elsewhere, the same recipe.
 #
 # Usage: scripts/train_shipped_model.sh [--only moe|dense] [--no-install]
-#   results: build/train/brown-moe, build/train/brown-dense (curve.tsv, log.txt, best/, steps/)
+#   results: build/train/brown-moe, build/train/brown-dense (curve.tsv, log.txt, best/, steps/,
+#   final/ and final.txt: the checkpoint kept and its validation cross-entropy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,7 @@ while (($#)); do
   case "$1" in
     --only) only=$2; shift 2 ;;
     --no-install) install=0; shift ;;
-    --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +49,34 @@ pids=()
 echo "training (logs: build/train/brown-*/log.txt) ..."
 for pid in "${pids[@]}"; do wait "$pid"; done
 
+# The checkpoint to keep, chosen on the whole validation split (never on test): the best one seen
+# during training, or the mean of the weights kept over the last 2, 4 or 8 thousand steps.
+val_ce() {  # checkpoint dir -> validation cross-entropy
+  "$trainer" eval --model="$1" --data=data/brown/val.ids --threads=1 |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["cross_entropy"])'
+}
+choose() {  # run name
+  local dir=build/train/$1 k c ce chosen=best chosen_ce
+  local -a kept candidates=(best)
+  mapfile -t kept < <(find "$dir/steps" -mindepth 1 -maxdepth 1 -type d | sort)
+  for k in 2 4 8; do
+    ((${#kept[@]} >= k)) || continue
+    "$trainer" average --models="$(IFS=,; echo "${kept[*]: -k}")" --out="$dir/mean-last-$k"
+    candidates+=("mean-last-$k")
+  done
+  chosen_ce=$(val_ce "$dir/best")
+  for c in "${candidates[@]}"; do
+    [[ "$c" == best ]] && ce=$chosen_ce || ce=$(val_ce "$dir/$c")
+    echo "validation, $1/$c: cross-entropy $ce"
+    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "$ce" "$chosen_ce"
+    then chosen=$c chosen_ce=$ce; fi
+  done
+  rm -rf "$dir/final"
+  cp -r "$dir/$chosen" "$dir/final"
+  echo "$chosen $chosen_ce" >"$dir/final.txt"
+  echo "kept: $1/$chosen"
+}
+
 # Bits per byte: the test split's cross-entropy per UTF-8 byte of its documents (test.txt joins
 # them with blank lines and ends with a newline; those separators are not part of the text).
 test_bytes=$(python3 -c '
@@ -55,7 +85,8 @@ n = len(json.load(open("data/brown/splits.json"))["test"])
 print(os.path.getsize("data/brown/test.txt") - 2 * (n - 1) - 1)')
 for m in brown-moe brown-dense; do
   [[ -d "build/train/$m/best" ]] || continue
-  result=$("$trainer" eval --model="build/train/$m/best" --data=data/brown/test.ids --threads=1)
+  choose "$m"
+  result=$("$trainer" eval --model="build/train/$m/final" --data=data/brown/test.ids --threads=1)
   echo "$result" >"build/train/$m/test.json"
   python3 - "$m" "$result" "$test_bytes" <<'EOF'
 import json, math, sys
@@ -67,6 +98,6 @@ EOF
 done
 
 if ((install)) && [[ "$only" != dense ]]; then
-  cp build/train/brown-moe/best/config.json build/train/brown-moe/best/model.pt models/brown-moe/
+  cp build/train/brown-moe/final/config.json build/train/brown-moe/final/model.pt models/brown-moe/
   "$trainer" analyze --model=models/brown-moe --threads=1
 fi
