@@ -73,6 +73,9 @@ struct MoeTransformerImpl : torch::nn::Module {
   // Dropout probability on the embeddings and on each residual branch (attention, MoE FFN),
   // applied only in training mode. A training hyperparameter, not part of the checkpoint.
   double dropout = 0;
+  // Dropout on the hidden activations inside every expert (and shared expert), training only:
+  // the experts hold most of the parameters, and overfit first on small data.
+  double expert_dropout = 0;
   torch::nn::Embedding tok_emb{nullptr}, pos_emb{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm ln_f{nullptr};
@@ -88,8 +91,10 @@ AttentionOutput CausalSelfAttention(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& proj_b, int n_heads);
 
 // Sparse MoE FFN straight from the module's parameters (differentiable): x [N, C] -> [N, C].
+// `hidden_dropout` > 0 drops expert hidden activations (training only; 0 is ExpertForward).
 torch::Tensor MoeFfnForward(MoeFfnImpl& moe, const ModelConfig& config, const torch::Tensor& x,
-                            const RoutingPolicy& policy, int layer, RoutingResult* routing);
+                            const RoutingPolicy& policy, int layer, RoutingResult* routing,
+                            double hidden_dropout = 0);
 
 // name -> tensor for every parameter (the checkpoint's contents), detached.
 std::map<std::string, torch::Tensor> StateDict(MoeTransformerImpl& model);

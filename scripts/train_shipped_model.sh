@@ -39,8 +39,8 @@ train() {  # name config
   "$trainer" train --config="models/configs/$2.json" --out="build/train/$1" \
     --tokenizer=models/brown-moe/tokenizer.model \
     --steps=16000 --batch=16 --seq_len=256 --warmup=100 --lr=3e-3 --min_lr=3e-4 \
-    --weight_decay=0.1 --dropout=0.1 --aux_loss=0.01 --z_loss=0.001 --seed=1 \
-    --eval_every=250 --eval_batches=160 --keep_every=1000 --threads=1 --resume \
+    --weight_decay=0.1 --dropout=0.1 --expert_dropout=0.4 --aux_loss=0.01 --z_loss=0.001 \
+    --seed=1 --eval_every=250 --eval_batches=160 --keep_every=1000 --threads=1 --resume \
     >>"build/train/$1/log.txt" 2>&1
 }
 pids=()
@@ -68,8 +68,10 @@ choose() {  # run name
   for c in "${candidates[@]}"; do
     [[ "$c" == best ]] && ce=$chosen_ce || ce=$(val_ce "$dir/$c")
     echo "validation, $1/$c: cross-entropy $ce"
-    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "$ce" "$chosen_ce"
-    then chosen=$c chosen_ce=$ce; fi
+    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
+      "$ce" "$chosen_ce"; then
+      chosen=$c chosen_ce=$ce
+    fi
   done
   rm -rf "$dir/final"
   cp -r "$dir/$chosen" "$dir/final"

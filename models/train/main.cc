@@ -38,6 +38,7 @@ ABSL_FLAG(double, lr, 3e-3, "train: peak learning rate");
 ABSL_FLAG(double, min_lr, 3e-4, "train: final learning rate (cosine decay)");
 ABSL_FLAG(double, weight_decay, 0.1, "train: AdamW weight decay (matrices only)");
 ABSL_FLAG(double, dropout, 0.0, "train: dropout on embeddings and residual branches");
+ABSL_FLAG(double, expert_dropout, 0.0, "train: dropout on the experts' hidden activations");
 ABSL_FLAG(double, aux_loss, 0.01, "train: load-balancing loss coefficient");
 ABSL_FLAG(double, z_loss, 0.001, "train: router z-loss coefficient (0 = off)");
 ABSL_FLAG(int, eval_every, 200, "train: steps between validations");
@@ -89,6 +90,11 @@ int RunTrain() {
   o.dropout = absl::GetFlag(FLAGS_dropout);
   if (o.dropout < 0 || o.dropout >= 1) {
     std::fprintf(stderr, "moe-train train: --dropout must be in [0, 1)\n");
+    return 2;
+  }
+  o.expert_dropout = absl::GetFlag(FLAGS_expert_dropout);
+  if (o.expert_dropout < 0 || o.expert_dropout >= 1) {
+    std::fprintf(stderr, "moe-train train: --expert_dropout must be in [0, 1)\n");
     return 2;
   }
   o.aux_loss_coef = absl::GetFlag(FLAGS_aux_loss);

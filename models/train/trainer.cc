@@ -172,6 +172,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
   MoeTransformer model(config);
   model->RandomInit(o.seed);
   model->dropout = o.dropout;
+  model->expert_dropout = o.expert_dropout;
   const fs::path last_dir = fs::path(o.out_dir) / "last";
   const fs::path best_dir = fs::path(o.out_dir) / "best";
   int64_t start_step = 0;

@@ -23,7 +23,8 @@ struct TrainOptions {
   double lr = 3e-3;
   double min_lr = 3e-4;
   double weight_decay = 0.1;
-  double dropout = 0;  // embeddings and residual branches, training only
+  double dropout = 0;         // embeddings and residual branches, training only
+  double expert_dropout = 0;  // hidden activations inside the experts, training only
   double grad_clip = 1.0;
   double aux_loss_coef = 0.01;  // load-balancing loss
   double z_loss_coef = 0.001;   // router z-loss; 0 = off

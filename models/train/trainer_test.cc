@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "models/checkpoint.h"
 #include "models/test_util.h"
+#include "models/transformer.h"
 
 namespace moe {
 namespace {
@@ -170,6 +171,25 @@ TEST(TrainerTest, AveragesKeptWeightsElementWise) {
             std::string::npos);
   EXPECT_NE(AverageCheckpoints({}, dir + "/bad", false).message().find("models"),
             std::string::npos);
+}
+
+TEST(TrainerTest, ExpertDropoutActsOnlyInTraining) {
+  const ModelConfig c = TinyModel();
+  MoeTransformer m(c);
+  m->RandomInit(1);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor idx = torch::arange(16, torch::kInt64).remainder(c.vocab_size).view({2, 8});
+  const RoutingPolicy policy = DefaultPolicy(c);
+  m->eval();
+  const torch::Tensor ref = m->forward(idx, policy);
+  m->expert_dropout = 0.5;
+  EXPECT_TRUE(torch::equal(m->forward(idx, policy), ref));  // evaluation: no dropout
+  m->train();
+  const torch::Tensor a = m->forward(idx, policy), b = m->forward(idx, policy);
+  EXPECT_FALSE(torch::allclose(a, ref));
+  EXPECT_FALSE(torch::allclose(a, b));  // fresh masks each time
+  m->expert_dropout = 0;
+  EXPECT_TRUE(torch::allclose(m->forward(idx, policy), ref, 1e-5, 1e-6));
 }
 
 TEST(TrainerTest, RefusesTokensOutsideTheVocabulary) {
