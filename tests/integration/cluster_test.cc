@@ -453,7 +453,7 @@ TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed before generating
   moe::v1::GenerateRequest req = Request("The jury said", 10, 0.0f, 3);
   StreamResult remote = Stream(*stub, req);
-  ASSERT_TRUE(remote.status.ok());
+  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
   std::map<int, std::vector<std::vector<int>>> seen;
   std::string request_id;
   moe::v1::RoutingEvent ev;
@@ -470,7 +470,8 @@ TEST_F(ShippedClusterTest, RoutingEventsMatchTheEmbeddedRouting) {
   }
   wctx.TryCancel();
   StreamResult local = Embedded(Shipped(), req);
-  ASSERT_EQ(seen.size(), local.routing.size());
+  ASSERT_EQ(seen.size(), local.routing.size())
+      << "request " << (request_id.empty() ? "(no started event seen)" : request_id);
   for (const auto& [pos, layers] : local.routing) {
     for (size_t l = 0; l < layers.size(); ++l)
       EXPECT_EQ(seen[pos][l], layers[l]) << pos << " " << l;
@@ -490,7 +491,8 @@ TEST_F(ShippedClusterTest, WatchFiltersByLayerAndRequestAndRefusesBadFilters) {
   Deadline(ctx, 30);
   EventReader layer1(stub->WatchRouting(&ctx, watch));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ASSERT_TRUE(Stream(*stub, Request("Filters", 5, 0.0f, 1)).status.ok());
+  const grpc::Status filtered = Stream(*stub, Request("Filters", 5, 0.0f, 1)).status;
+  ASSERT_TRUE(filtered.ok()) << filtered.error_message();
   moe::v1::RoutingEvent ev;
   int tokens = 0;
   while (layer1.Read(&ev)) {
