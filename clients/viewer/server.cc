@@ -411,7 +411,8 @@ absl::Status ServeCommand(ServeOptions options) {
   options.web_root = *web_root;
   absl::StatusOr<std::unique_ptr<ViewerServer>> server = ViewerServer::Start(options);
   if (!server.ok()) return server.status();
-  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  // --listen was validated with the other options.
+  const std::string host = ParseHostPort(options.listen, "--listen")->host;
   std::fprintf(stderr, "viewer: serving http://%s:%d/ (%s; page from %s)\n",
                IsWildcardHost(host) ? "127.0.0.1" : host.c_str(), (*server)->port(),
                options.trace.empty() ? absl::StrCat("cluster ", options.target,

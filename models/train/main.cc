@@ -197,9 +197,7 @@ int RunLogits() {
 int main(int argc, char** argv) {
   moe::InitUsage(
       "moe-train train|eval|analyze|init|logits|average [flags]: train a MoE model, evaluate it, "
-      "profile "
-      "its "
-      "experts. See --help.");
+      "profile its experts. See --help.");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   moe::SetIntraOpThreads(absl::GetFlag(FLAGS_threads));
   const std::string cmd = args.size() > 1 ? args[1] : "";

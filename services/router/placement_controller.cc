@@ -194,12 +194,6 @@ absl::Status PlacementController::ReportFailure(const std::string& pool, const s
   return absl::OkStatus();
 }
 
-namespace {
-
-// A pool's address is dialled by the router and the orchestrators: a wildcard host (what a
-// server binds to listen everywhere) names no machine, and every dialler would reach itself.
-}  // namespace
-
 absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPoolRequest& req) {
   if (req.name().empty()) return absl::InvalidArgumentError("name: required");
   if (req.address().empty()) return absl::InvalidArgumentError("address: required HOST:PORT");
