@@ -6,8 +6,10 @@
 namespace moe {
 
 torch::Tensor ExpertForward(const torch::Tensor& x, const torch::Tensor& w1,
-                            const torch::Tensor& w2) {
-  return torch::linear(torch::gelu(torch::linear(x, w1)), w2);
+                            const torch::Tensor& w2, double hidden_dropout) {
+  torch::Tensor h = torch::gelu(torch::linear(x, w1));
+  if (hidden_dropout > 0) h = torch::dropout(h, hidden_dropout, /*train=*/true);
+  return torch::linear(h, w2);
 }
 
 DispatchPlan PlanDispatch(const torch::Tensor& expert_ids) {

@@ -20,8 +20,9 @@
 namespace moe {
 
 // y = gelu(x @ w1^T) @ w2^T, with exact (erf) GELU. x [n, C], w1 [d, C], w2 [C, d] -> [n, C].
+// `hidden_dropout` > 0 (training only) drops the hidden activations gelu(x @ w1^T).
 torch::Tensor ExpertForward(const torch::Tensor& x, const torch::Tensor& w1,
-                            const torch::Tensor& w2);
+                            const torch::Tensor& w2, double hidden_dropout = 0);
 
 // Which rows each (micro-)expert processes, and where its outputs go back.
 struct DispatchPlan {

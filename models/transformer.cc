@@ -67,12 +67,6 @@ AttentionOutput CausalSelfAttention(const torch::Tensor& x, const torch::Tensor&
 torch::Tensor MoeFfnForward(MoeFfnImpl& moe, const ModelConfig& config, const torch::Tensor& x,
                             const RoutingPolicy& policy, int layer, RoutingResult* routing,
                             double hidden_dropout) {
-  auto expert_forward = [hidden_dropout](const torch::Tensor& in, const torch::Tensor& w1,
-                                         const torch::Tensor& w2) {
-    if (hidden_dropout <= 0) return ExpertForward(in, w1, w2);
-    return torch::linear(
-        torch::dropout(torch::gelu(torch::linear(in, w1)), hidden_dropout, /*train=*/true), w2);
-  };
   RoutingResult r = RouteTokens(x, moe.router->gate->weight, policy, layer, {});
   DispatchPlan plan = PlanDispatch(r.expert_ids.to(torch::kCPU));
   const int m = config.granularity, dm = config.d_micro();
@@ -87,12 +81,12 @@ torch::Tensor MoeFfnForward(MoeFfnImpl& moe, const ModelConfig& config, const to
         torch::from_blob(plan.rows[g].data(), {static_cast<int64_t>(plan.rows[g].size())},
                          torch::kInt32)
             .to(torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
-    outputs.push_back(expert_forward(x.index_select(0, rows), w1, w2));
+    outputs.push_back(ExpertForward(x.index_select(0, rows), w1, w2, hidden_dropout));
   }
   torch::Tensor y = CombineExpertOutputs(outputs, plan, r.weights, config.d_model);
   for (int s = 0; s < config.n_shared; ++s) {
     auto* expert = moe.shared[s]->as<ExpertImpl>();
-    y = y + expert_forward(x, expert->w1->weight, expert->w2->weight);
+    y = y + ExpertForward(x, expert->w1->weight, expert->w2->weight, hidden_dropout);
   }
   if (routing != nullptr) *routing = std::move(r);
   return y;

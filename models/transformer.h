@@ -91,7 +91,7 @@ AttentionOutput CausalSelfAttention(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& proj_b, int n_heads);
 
 // Sparse MoE FFN straight from the module's parameters (differentiable): x [N, C] -> [N, C].
-// `hidden_dropout` > 0 drops expert hidden activations (training only; 0 is ExpertForward).
+// `hidden_dropout` goes to ExpertForward (training only).
 torch::Tensor MoeFfnForward(MoeFfnImpl& moe, const ModelConfig& config, const torch::Tensor& x,
                             const RoutingPolicy& policy, int layer, RoutingResult* routing,
                             double hidden_dropout = 0);

@@ -90,6 +90,18 @@ double CrossEntropy(MoeTransformerImpl& model, const std::vector<uint16_t>& ids,
   return total / std::max<int64_t>(1, count);
 }
 
+// The state of LibTorch's CPU generator (dropout masks), which a checkpoint keeps.
+torch::Tensor CpuGeneratorState() {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+void SetCpuGeneratorState(const torch::Tensor& state) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
 std::string FormatDuration(double s) {
   const int64_t t = static_cast<int64_t>(s);
   return absl::StrFormat("%d:%02d:%02d", t / 3600, (t / 60) % 60, t % 60);
@@ -236,9 +248,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     if (fs::exists(torch_rng_file)) {
       torch::Tensor state;
       torch::load(state, torch_rng_file.string());
-      at::Generator gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(state);
+      SetCpuGeneratorState(state);
     }
   }
   const RoutingPolicy policy = DefaultPolicy(config);
@@ -269,13 +279,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
       out.precision(17);
       out << rng << "\n" << ema_loss << " " << ema_aux << "\n";
     }
-    torch::Tensor torch_rng;
-    {
-      at::Generator gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      torch_rng = gen.get_state();
-    }
-    torch::save(torch_rng, torch_rng_file.string());
+    torch::save(CpuGeneratorState(), torch_rng_file.string());
     // The validation curve: step, smoothed training loss, validation loss (nats per token).
     const fs::path curve = fs::path(o.out_dir) / "curve.tsv";
     const bool fresh = !fs::exists(curve);
