@@ -56,7 +56,7 @@ val_ce() {  # checkpoint dir -> validation cross-entropy
     python3 -c 'import json, sys; print(json.load(sys.stdin)["cross_entropy"])'
 }
 choose() {  # run name
-  local dir=build/train/$1 k c ce chosen=best chosen_ce
+  local dir=build/train/$1 k c ce chosen="" chosen_ce=""
   local -a kept candidates=(best)
   mapfile -t kept < <(find "$dir/steps" -mindepth 1 -maxdepth 1 -type d | sort)
   for k in 2 4 8; do
@@ -64,12 +64,12 @@ choose() {  # run name
     "$trainer" average --models="$(IFS=,; echo "${kept[*]: -k}")" --out="$dir/mean-last-$k"
     candidates+=("mean-last-$k")
   done
-  chosen_ce=$(val_ce "$dir/best")
   for c in "${candidates[@]}"; do
-    [[ "$c" == best ]] && ce=$chosen_ce || ce=$(val_ce "$dir/$c")
+    ce=$(val_ce "$dir/$c")
     echo "validation, $1/$c: cross-entropy $ce"
-    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' \
-      "$ce" "$chosen_ce"; then
+    if [[ -z "$chosen" ]] ||
+      python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))' "$ce" "$chosen_ce"
+    then
       chosen=$c chosen_ce=$ce
     fi
   done
