@@ -19,7 +19,9 @@ only=""
 install=1
 while (($#)); do
   case "$1" in
-    --only) only=$2; shift 2 ;;
+    --only)
+      (($# >= 2)) || { echo "--only needs a value: moe or dense" >&2; exit 2; }
+      only=$2; shift 2 ;;
     --no-install) install=0; shift ;;
     --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
@@ -98,6 +100,19 @@ print(f"test split, {sys.argv[1]}: cross-entropy {r['cross_entropy']:.4f} nats/t
       f"perplexity {r['perplexity']:.2f}, {bpb:.4f} bits per byte")
 EOF
 done
+
+# The validation curves side by side, every 1,000 steps (every evaluation is in curve.tsv).
+python3 - build/train/brown-moe/curve.tsv build/train/brown-dense/curve.tsv <<'EOF'
+import csv, os, sys
+curves = []
+for path in sys.argv[1:]:
+    rows = list(csv.DictReader(open(path), delimiter="\t")) if os.path.exists(path) else []
+    curves.append({int(r["step"]): float(r["val_loss"]) for r in rows if r["val_loss"]})
+steps = sorted(s for s in set().union(*curves) if s % 1000 == 0)
+print("validation cross-entropy (nats/token)\n| step | brown-moe | brown-dense |\n|---|---|---|")
+for s in steps:
+    print(f"| {s:,} | " + " | ".join(f"{c[s]:.4f}" if s in c else "" for c in curves) + " |")
+EOF
 
 if ((install)) && [[ "$only" != dense ]]; then
   cp build/train/brown-moe/final/config.json build/train/brown-moe/final/model.pt models/brown-moe/
