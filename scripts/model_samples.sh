@@ -3,27 +3,35 @@
 # clients/viewer/web/generate.js, so the two never drift apart), continued greedily and at
 # temperature 0.8 with a fixed seed, run embedded (no cluster). Prints Markdown.
 #
-# Usage: scripts/model_samples.sh [--model DIR] [--max_tokens N] [--seed N]
+# Usage: scripts/model_samples.sh [--model DIR] [--max_tokens N] [--seed N] [--build DIR]
+# The model card's samples are this script's output for the shipped model, verbatim;
+# tests/data/samples_test.sh checks that they still are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=models/brown-moe
 max_tokens=40
 seed=7
+build=build
 while (($#)); do
   case "$1" in
+    --model=*|--max_tokens=*|--seed=*|--build=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+  esac
+  case "$1" in
+    --model|--max_tokens|--seed|--build)
+      (($# >= 2)) || { echo "model_samples: $1 needs a value" >&2; exit 2; } ;;
+  esac
+  case "$1" in
     --model) model=$2; shift 2 ;;
-    --model=*) model=${1#*=}; shift ;;
     --max_tokens) max_tokens=$2; shift 2 ;;
-    --max_tokens=*) max_tokens=${1#*=}; shift ;;
     --seed) seed=$2; shift 2 ;;
-    --seed=*) seed=${1#*=}; shift ;;
-    --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build) build=$2; shift 2 ;;
+    --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
-moectl=build/clients/moectl/moectl
-[[ -x "$moectl" ]] || { echo "model_samples: build $moectl first (cmake --build build)" >&2; exit 1; }
+moectl=$build/clients/moectl/moectl
+[[ -x "$moectl" ]] || { echo "model_samples: build $moectl first (cmake --build $build)" >&2; exit 1; }
 
 mapfile -t prompts < <(python3 - <<'PY'
 import re
