@@ -18,7 +18,7 @@ packages=(
   # build
   build-essential cmake ninja-build ccache pkg-config git
   # libraries
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libgoogle-perftools-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libsentencepiece-dev sentencepiece nlohmann-json3-dev
   libcairo2-dev libgif-dev
