@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -33,6 +35,12 @@ absl::StatusOr<std::vector<uint16_t>> ReadTokenFile(const std::string& path) {
 }
 
 namespace {
+
+// What last/ holds besides the checkpoint itself: the rest of the state a resumed run needs.
+constexpr char kOptimizerFile[] = "optimizer.pt";
+constexpr char kProgressFile[] = "progress.txt";  // the step and the best validation loss
+constexpr char kRngFile[] = "rng.txt";            // the data order's stream, the smoothed losses
+constexpr char kTorchRngFile[] = "torch_rng.pt";  // LibTorch's CPU generator (dropout masks)
 
 torch::Device PickDevice() {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
@@ -100,6 +108,51 @@ void SetCpuGeneratorState(const torch::Tensor& state) {
   at::Generator gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
+}
+
+// Puts the directory `from` in the place of `to` by renames: `to` becomes `to`.old, `from` becomes
+// `to`, then `to`.old goes. A process killed at any point leaves a whole directory in `to`, or, if
+// killed between the two renames, in `to`.old (see RecoverLastDir).
+absl::Status ReplaceDir(const fs::path& from, const fs::path& to) {
+  const fs::path old = fs::path(to.string() + ".old");
+  std::error_code ec;
+  fs::remove_all(old, ec);
+  if (fs::exists(to)) fs::rename(to, old, ec);
+  if (!ec) fs::rename(from, to, ec);
+  if (ec) return absl::InternalError(absl::StrCat(to.string(), ": ", ec.message()));
+  fs::remove_all(old, ec);
+  return absl::OkStatus();
+}
+
+// Undoes a ReplaceDir that was cut off between its renames.
+absl::Status RecoverLastDir(const fs::path& last) {
+  const fs::path old = fs::path(last.string() + ".old");
+  if (fs::exists(last) || !fs::exists(old)) return absl::OkStatus();
+  std::error_code ec;
+  fs::rename(old, last, ec);
+  if (ec) return absl::InternalError(absl::StrCat(old.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+// Drops the validation curve's rows after `step`: those of a run that was cut off after
+// writing them but before its checkpoint was in place, which the resumed run writes again.
+absl::Status TrimCurve(const fs::path& curve, int64_t step) {
+  std::ifstream in(curve);
+  if (!in) return absl::OkStatus();
+  std::string header, line, kept;
+  std::getline(in, header);
+  while (std::getline(in, line)) {
+    int64_t row_step;
+    const bool whole = absl::SimpleAtoi(line.substr(0, line.find('\t')), &row_step) &&
+                       std::count(line.begin(), line.end(), '\t') == 2;
+    if (whole && row_step <= step) kept += line + "\n";
+  }
+  const fs::path tmp = fs::path(curve.string() + ".tmp");
+  std::ofstream(tmp) << header << "\n" << kept;
+  std::error_code ec;
+  fs::rename(tmp, curve, ec);
+  if (ec) return absl::InternalError(absl::StrCat(curve.string(), ": ", ec.message()));
+  return absl::OkStatus();
 }
 
 std::string FormatDuration(double s) {
@@ -187,14 +240,28 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
   model->expert_dropout = o.expert_dropout;
   const fs::path last_dir = fs::path(o.out_dir) / "last";
   const fs::path best_dir = fs::path(o.out_dir) / "best";
+  // The resume state is written whole into last.tmp, then swapped in for last (ReplaceDir).
+  const fs::path next_dir = fs::path(o.out_dir) / "last.tmp";
+  const fs::path curve = fs::path(o.out_dir) / "curve.tsv";
+  if (o.resume) {
+    if (absl::Status s = RecoverLastDir(last_dir); !s.ok()) return s;
+  }
   int64_t start_step = 0;
   double best_val = std::numeric_limits<double>::infinity();
   if (o.resume && fs::exists(last_dir / kStateFile)) {
     absl::StatusOr<Checkpoint> last = LoadCheckpoint(last_dir.string());
     if (!last.ok()) return last.status();
     if (absl::Status s = LoadStateDict(*model, last->state); !s.ok()) return s;
-    std::ifstream progress(last_dir / "progress.txt");
+    std::ifstream progress(last_dir / kProgressFile);
     progress >> start_step >> best_val;
+  }
+  if (start_step > 0) {
+    std::printf("resumed from step %lld (best validation loss so far %.4f)\n",
+                static_cast<long long>(start_step), best_val);
+    if (absl::Status s = TrimCurve(curve, start_step); !s.ok()) return s;
+  } else {
+    std::error_code ec;
+    fs::remove(curve, ec);  // a fresh run's curve starts empty
   }
   if (o.stop_after < 0 || (o.stop_after > 0 && o.stop_after <= start_step)) {
     return absl::InvalidArgumentError(
@@ -217,7 +284,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
                       std::make_unique<torch::optim::AdamWOptions>(
                           torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0.0)));
   torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr));
-  const fs::path optimizer_file = last_dir / "optimizer.pt";
+  const fs::path optimizer_file = last_dir / kOptimizerFile;
   if (o.resume && fs::exists(optimizer_file)) torch::load(optimizer, optimizer_file.string());
 
   auto save = [&](const fs::path& dir, bool half) -> absl::Status {
@@ -235,8 +302,8 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
   std::mt19937_64 rng(o.seed);
   double ema_loss = 0, ema_aux = 0;  // smoothed training losses, for the log and the curve
   bool have_ema = false;
-  const fs::path rng_file = last_dir / "rng.txt";
-  const fs::path torch_rng_file = last_dir / "torch_rng.pt";
+  const fs::path rng_file = last_dir / kRngFile;
+  const fs::path torch_rng_file = last_dir / kTorchRngFile;
   if (o.resume && start_step > 0) {
     std::ifstream in(rng_file);
     have_ema = static_cast<bool>(in >> rng >> ema_loss >> ema_aux);
@@ -255,6 +322,7 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
   const bool tty = isatty(fileno(stdout));
   const absl::Time t0 = absl::Now();
   TrainReport report;
+  report.resumed_from = start_step;
   report.device = device.str();
   int64_t step = start_step;
   auto evaluate_and_keep_best = [&]() -> absl::Status {
@@ -271,22 +339,25 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
       const fs::path kept = fs::path(o.out_dir) / "steps" / absl::StrFormat("%06d", step);
       if (absl::Status s = save(kept, false); !s.ok()) return s;
     }
-    if (absl::Status s = save(last_dir, false); !s.ok()) return s;
-    torch::save(optimizer, optimizer_file.string());
-    std::ofstream(last_dir / "progress.txt") << step << " " << best_val << "\n";
+    std::error_code ec;
+    fs::remove_all(next_dir, ec);
+    if (absl::Status s = save(next_dir, false); !s.ok()) return s;
+    torch::save(optimizer, (next_dir / kOptimizerFile).string());
+    std::ofstream(next_dir / kProgressFile) << step << " " << best_val << "\n";
     {
-      std::ofstream out(rng_file);
+      std::ofstream out(next_dir / kRngFile);
       out.precision(17);
       out << rng << "\n" << ema_loss << " " << ema_aux << "\n";
     }
-    torch::save(CpuGeneratorState(), torch_rng_file.string());
+    torch::save(CpuGeneratorState(), (next_dir / kTorchRngFile).string());
     // The validation curve: step, smoothed training loss, validation loss (nats per token).
-    const fs::path curve = fs::path(o.out_dir) / "curve.tsv";
     const bool fresh = !fs::exists(curve);
-    std::ofstream out(curve, std::ios::app);
-    if (fresh) out << "step\ttrain_loss\tval_loss\n";
-    out << step << "\t" << ema_loss << "\t" << v << "\n";
-    return absl::OkStatus();
+    {
+      std::ofstream out(curve, std::ios::app);
+      if (fresh) out << "step\ttrain_loss\tval_loss\n";
+      out << step << "\t" << ema_loss << "\t" << v << "\n";
+    }
+    return ReplaceDir(next_dir, last_dir);
   };
   for (; step < o.steps; ++step) {
     const double lr = LearningRate(o, step);

@@ -43,6 +43,7 @@ struct TrainOptions {
 };
 
 struct TrainReport {
+  int64_t resumed_from = 0;  // the step a resumed run continued from; 0 for a fresh run
   int64_t steps = 0;
   double best_val_loss = 0;
   double final_train_loss = 0;

@@ -117,6 +117,7 @@ TEST(TrainerTest, AStoppedAndResumedRunIsTheUninterruptedRun) {
   parts.stop_after = 0;
   absl::StatusOr<TrainReport> rest = Train(c, parts);
   ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->resumed_from, 13);
   EXPECT_EQ(rest->steps, 30);
 
   absl::StatusOr<Checkpoint> a = LoadCheckpoint(whole.out_dir + "/last");
@@ -139,6 +140,45 @@ TEST(TrainerTest, AStoppedAndResumedRunIsTheUninterruptedRun) {
   // Resuming with a stop that is already behind is refused, naming the option.
   parts.stop_after = 20;
   EXPECT_NE(Train(c, parts).status().message().find("stop_after"), std::string::npos);
+}
+
+// A run killed while it replaced its resume checkpoint (last/ moved aside, the new one half
+// written in last.tmp, its curve row written and one more torn) resumes from the whole checkpoint
+// it had, and ends as the run that was never stopped: the same weights and the same curve.
+TEST(TrainerTest, ARunKilledWhileSavingResumesFromItsLastWholeCheckpoint) {
+  namespace fs = std::filesystem;
+  const std::string dir = testing::TempDir("train_killed");
+  const ModelConfig c = TinyModel();
+  TrainOptions o = TinyRun(dir, 4, 16, 30, 5, 10, 4);
+  o.dropout = 0.2;
+  o.half_best = false;
+  TrainOptions whole = o;
+  whole.out_dir = dir + "/whole";
+  ASSERT_TRUE(Train(c, whole).ok());
+
+  TrainOptions parts = o;
+  parts.out_dir = dir + "/parts";
+  parts.stop_after = 20;  // an evaluation step: the curves have the same rows
+  ASSERT_TRUE(Train(c, parts).ok());
+  const fs::path out = parts.out_dir;
+  fs::rename(out / "last", out / "last.old");
+  fs::create_directories(out / "last.tmp");
+  std::ofstream(out / "last.tmp" / "model.pt") << "torn";
+  std::ofstream(out / "curve.tsv", std::ios::app) << "30\t0.5\t0.5\n40\t0.";
+
+  parts.resume = true;
+  parts.stop_after = 0;
+  absl::StatusOr<TrainReport> rest = Train(c, parts);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->resumed_from, 20);
+  EXPECT_EQ(rest->steps, 30);
+  EXPECT_FALSE(fs::exists(out / "last.old"));
+  EXPECT_FALSE(fs::exists(out / "last.tmp"));
+  absl::StatusOr<Checkpoint> a = LoadCheckpoint(whole.out_dir + "/last");
+  absl::StatusOr<Checkpoint> b = LoadCheckpoint(parts.out_dir + "/last");
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const auto& [name, t] : a->state) EXPECT_TRUE(torch::equal(t, b->state.at(name))) << name;
+  EXPECT_EQ(ReadAll(parts.out_dir + "/curve.tsv"), ReadAll(whole.out_dir + "/curve.tsv"));
 }
 
 TEST(TrainerTest, AveragesKeptWeightsElementWise) {
