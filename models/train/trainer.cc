@@ -255,6 +255,10 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
     std::ifstream progress(last_dir / kProgressFile);
     progress >> start_step >> best_val;
   }
+  if (o.stop_after < 0 || (o.stop_after > 0 && o.stop_after <= start_step)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop_after: must be after the step to resume from (", start_step, ")"));
+  }
   if (start_step > 0) {
     std::printf("resumed from step %lld (best validation loss so far %.4f)\n",
                 static_cast<long long>(start_step), best_val);
@@ -262,10 +266,6 @@ absl::StatusOr<TrainReport> Train(const ModelConfig& config, const TrainOptions&
   } else {
     std::error_code ec;
     fs::remove(curve, ec);  // a fresh run's curve starts empty
-  }
-  if (o.stop_after < 0 || (o.stop_after > 0 && o.stop_after <= start_step)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("stop_after: must be after the step to resume from (", start_step, ")"));
   }
   model->to(device);
   model->train();
