@@ -110,11 +110,14 @@ void SetCpuGeneratorState(const torch::Tensor& state) {
   gen.set_state(state);
 }
 
+// Where ReplaceDir moves the directory it replaces while it swaps.
+fs::path AsideDir(const fs::path& dir) { return fs::path(dir.string() + ".old"); }
+
 // Puts the directory `from` in the place of `to` by renames: `to` becomes `to`.old, `from` becomes
 // `to`, then `to`.old goes. A process killed at any point leaves a whole directory in `to`, or, if
 // killed between the two renames, in `to`.old (see RecoverLastDir).
 absl::Status ReplaceDir(const fs::path& from, const fs::path& to) {
-  const fs::path old = fs::path(to.string() + ".old");
+  const fs::path old = AsideDir(to);
   std::error_code ec;
   fs::remove_all(old, ec);
   if (fs::exists(to)) fs::rename(to, old, ec);
@@ -126,7 +129,7 @@ absl::Status ReplaceDir(const fs::path& from, const fs::path& to) {
 
 // Undoes a ReplaceDir that was cut off between its renames.
 absl::Status RecoverLastDir(const fs::path& last) {
-  const fs::path old = fs::path(last.string() + ".old");
+  const fs::path old = AsideDir(last);
   if (fs::exists(last) || !fs::exists(old)) return absl::OkStatus();
   std::error_code ec;
   fs::rename(old, last, ec);
