@@ -46,9 +46,9 @@ else
   supp=$PWD/tests/sanitizers
   if [[ "$sanitize" == address ]]; then
     dir=build-asan
-    # The unit and integration tests; the Python reference, the browser test and the container
-    # test run unsanitized.
-    select=(-LE 'reference|e2e|container')
+    # The unit and integration tests; the Python reference, the browser test, the container
+    # test and the multi-host test run unsanitized.
+    select=(-LE 'reference|e2e|container|multihost')
     targets=(all)
   else
     dir=build-tsan

@@ -59,9 +59,13 @@ bool ConnectionFailed(const absl::Status& s) {
   return false;
 }
 
-int Fail(const absl::Status& s, const moe::TlsConfig* tls = nullptr) {
+int Fail(const absl::Status& s, const moe::TlsConfig* tls = nullptr,
+         const moe::Endpoint* target = nullptr) {
   const char* hint = "";
-  if (tls != nullptr && s.code() == absl::StatusCode::kUnavailable && ConnectionFailed(s)) {
+  // A target that answers a health check was reached: the failure is about its own backends
+  // (an orchestrator whose router is down), and the hint would send the user the wrong way.
+  if (tls != nullptr && s.code() == absl::StatusCode::kUnavailable && ConnectionFailed(s) &&
+      (target == nullptr || !moe::cli::Reachable(*target))) {
     // A TLS server closes the connection of a client it refuses; gRPC says only "Socket closed".
     hint = tls->enabled() ? " (mutual TLS: is --tls_cert signed by the CA the cluster trusts, and "
                             "--tls_ca the CA of the cluster's certificates?)"
@@ -106,7 +110,7 @@ int Generate(const moe::Endpoint& target, const moe::TlsConfig& tls, const std::
   } else {
     s = absl::InvalidArgumentError("give --target=HOST:PORT (a cluster) or --embedded");
   }
-  return s.ok() ? 0 : Fail(s, &tls);
+  return s.ok() ? 0 : Fail(s, &tls, &target);
 }
 
 }  // namespace
@@ -138,7 +142,7 @@ int main(int argc, char** argv) {
   if (cmd == "health") {
     if (!need_target()) return 2;
     absl::Status s = moe::cli::WaitHealthy(target, absl::GetFlag(FLAGS_timeout_s));
-    if (!s.ok()) return Fail(s, &*tls);
+    if (!s.ok()) return Fail(s, &*tls, &target);
     std::printf("%s: SERVING\n", target.address.c_str());
     return 0;
   }
@@ -146,7 +150,7 @@ int main(int argc, char** argv) {
     if (!need_target()) return 2;
     absl::StatusOr<std::string> out =
         cmd == "info" ? moe::cli::ModelInfoJson(target) : moe::cli::PlacementJson(target);
-    if (!out.ok()) return Fail(out.status(), &*tls);
+    if (!out.ok()) return Fail(out.status(), &*tls, &target);
     std::printf("%s\n", out->c_str());
     return 0;
   }
@@ -160,7 +164,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> out =
         cmd == "rebalance" ? moe::cli::RebalanceNow(target, absl::GetFlag(FLAGS_deadline_s))
                            : moe::cli::DrainPool(target, prompt, absl::GetFlag(FLAGS_deadline_s));
-    if (!out.ok()) return Fail(out.status(), &*tls);
+    if (!out.ok()) return Fail(out.status(), &*tls, &target);
     std::printf("%s", out->c_str());
     return 0;
   }
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> out =
         moe::cli::Policy(target, absl::GetFlag(FLAGS_route_top_k), absl::GetFlag(FLAGS_noise_std),
                          absl::GetFlag(FLAGS_capacity_factor));
-    if (!out.ok()) return Fail(out.status(), &*tls);
+    if (!out.ok()) return Fail(out.status(), &*tls, &target);
     std::printf("%s\n", out->c_str());
     return 0;
   }

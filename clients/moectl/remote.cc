@@ -11,6 +11,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "models/embedded.h"
+#include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/deadline.h"
@@ -39,6 +40,41 @@ moe::v1::GenerateRequest MakeRequest(const GenerateArgs& a) {
   r.set_echo_prompt(a.echo_prompt);
   return r;
 }
+
+// What answers at `target`, by the grpc.health.v1 status each service registers under its name:
+// "the orchestrator", "the router", "an expert pool", or "" when none says.
+std::string ServiceAt(const Endpoint& target) {
+  auto stub = grpc::health::v1::Health::NewStub(target.Dial());
+  const std::pair<const char*, const char*> services[] = {
+      {moe::v1::Orchestrator::service_full_name(), "the orchestrator"},
+      {moe::v1::Router::service_full_name(), "the router"},
+      {moe::v1::ExpertPool::service_full_name(), "an expert pool"}};
+  for (const auto& [full_name, what] : services) {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(5));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(full_name);
+    grpc::health::v1::HealthCheckResponse resp;
+    if (stub->Check(&ctx, req, &resp).ok()) return what;
+  }
+  return "";
+}
+
+// A call's failure as moectl reports it. UNIMPLEMENTED means the target is another service than
+// `command` needs: say which one answered and which one to give.
+absl::Status CallFailed(const Endpoint& target, const grpc::Status& st, absl::string_view command,
+                        absl::string_view needs) {
+  if (st.error_code() != grpc::StatusCode::UNIMPLEMENTED) return FromGrpcStatus(st);
+  const std::string there = ServiceAt(target);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--target=", target.address, ": ",
+                   there.empty() ? "does not serve this command" : absl::StrCat("is ", there),
+                   "; moectl ", command, " needs ", needs, " (--target=HOST:PORT of ", needs,
+                   ")"));
+}
+
+constexpr absl::string_view kOrchestrator = "the orchestrator";
+constexpr absl::string_view kRouter = "the router";
 
 }  // namespace
 
@@ -114,7 +150,7 @@ absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Pr
     SetTimeout(info_ctx, absl::Seconds(10));
     moe::v1::ModelInfo info;
     grpc::Status st = stub->GetModelInfo(&info_ctx, moe::v1::GetModelInfoRequest(), &info);
-    if (!st.ok()) return FromGrpcStatus(st);
+    if (!st.ok()) return CallFailed(target, st, "generate", kOrchestrator);
     printer.SetGranularity(std::max(1, info.granularity()));
   }
   grpc::ClientContext ctx;
@@ -142,7 +178,7 @@ absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Pr
   grpc::Status st = reader->Finish();
   if (!st.ok()) {
     std::printf("\n");
-    return FromGrpcStatus(st);
+    return CallFailed(target, st, "generate", kOrchestrator);
   }
   printer.Finish(finish, seed, absl::ToDoubleSeconds(absl::Now() - start));
   return absl::OkStatus();
@@ -154,7 +190,7 @@ absl::Status CompleteRemote(const Endpoint& target, const GenerateArgs& args) {
   SetTimeout(ctx, absl::Seconds(args.deadline_s));
   moe::v1::CompleteResponse resp;
   grpc::Status st = stub->Complete(&ctx, MakeRequest(args), &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
+  if (!st.ok()) return CallFailed(target, st, "complete", kOrchestrator);
   std::printf("%s\n", ToJson(resp).c_str());
   return absl::OkStatus();
 }
@@ -187,13 +223,21 @@ absl::Status WaitHealthy(const Endpoint& target, double timeout_s) {
       absl::StrCat(target.address, ": not SERVING after ", timeout_s, " s (last: ", last, ")"));
 }
 
+bool Reachable(const Endpoint& target) {
+  auto stub = grpc::health::v1::Health::NewStub(target.Dial());
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(3));
+  grpc::health::v1::HealthCheckResponse resp;
+  return stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok();
+}
+
 absl::StatusOr<std::string> ModelInfoJson(const Endpoint& target) {
   auto stub = moe::v1::Orchestrator::NewStub(target.Dial());
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(10));
   moe::v1::ModelInfo info;
   grpc::Status st = stub->GetModelInfo(&ctx, moe::v1::GetModelInfoRequest(), &info);
-  if (!st.ok()) return FromGrpcStatus(st);
+  if (!st.ok()) return CallFailed(target, st, "info", kOrchestrator);
   info.clear_expert_profiles_json();  // large; the viewer shows it
   return ToJson(info);
 }
@@ -204,7 +248,14 @@ absl::StatusOr<std::string> PlacementJson(const Endpoint& target) {
   SetTimeout(ctx, absl::Seconds(10));
   moe::v1::Placement placement;
   grpc::Status st = stub->GetPlacement(&ctx, moe::v1::GetPlacementRequest(), &placement);
-  if (!st.ok()) return FromGrpcStatus(st);
+  if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    // The router owns the placement and answers the same request.
+    auto router = moe::v1::Router::NewStub(target.Dial());
+    grpc::ClientContext rctx;
+    SetTimeout(rctx, absl::Seconds(10));
+    st = router->GetPlacement(&rctx, moe::v1::GetPlacementRequest(), &placement);
+  }
+  if (!st.ok()) return CallFailed(target, st, "placement", "the orchestrator or the router");
   return ToJson(placement);
 }
 
@@ -214,7 +265,7 @@ absl::StatusOr<std::string> RebalanceNow(const Endpoint& router, double deadline
   SetTimeout(ctx, absl::Seconds(deadline_s));
   moe::v1::RebalanceResponse resp;
   grpc::Status st = stub->Rebalance(&ctx, moe::v1::RebalanceRequest(), &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
+  if (!st.ok()) return CallFailed(router, st, "rebalance", kRouter);
   return FormatRebalance(resp);
 }
 
@@ -227,7 +278,7 @@ absl::StatusOr<std::string> DrainPool(const Endpoint& router, const std::string&
   req.set_pool(pool);
   moe::v1::Placement after;
   grpc::Status st = stub->DrainPool(&ctx, req, &after);
-  if (!st.ok()) return FromGrpcStatus(st);
+  if (!st.ok()) return CallFailed(router, st, "drain", kRouter);
   return FormatPlacement(after);
 }
 
@@ -239,7 +290,7 @@ absl::StatusOr<std::string> Policy(const Endpoint& target, int top_k, double noi
     grpc::ClientContext ctx;
     SetTimeout(ctx, absl::Seconds(10));
     grpc::Status st = stub->GetPolicy(&ctx, moe::v1::GetPolicyRequest(), &policy);
-    if (!st.ok()) return FromGrpcStatus(st);
+    if (!st.ok()) return CallFailed(target, st, "policy", kRouter);
   }
   if (top_k <= 0 && noise_std < 0 && capacity_factor < 0) return ToJson(policy);
   if (top_k > 0) policy.set_top_k(top_k);
@@ -251,7 +302,7 @@ absl::StatusOr<std::string> Policy(const Endpoint& target, int top_k, double noi
   SetTimeout(ctx, absl::Seconds(10));
   moe::v1::RoutingPolicy now;
   grpc::Status st = stub->SetPolicy(&ctx, req, &now);
-  if (!st.ok()) return FromGrpcStatus(st);
+  if (!st.ok()) return CallFailed(target, st, "policy", kRouter);
   return ToJson(now);
 }
 

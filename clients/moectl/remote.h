@@ -47,6 +47,8 @@ absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& arg
 absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Printer& printer);
 absl::Status CompleteRemote(const Endpoint& target, const GenerateArgs& args);
 absl::Status WaitHealthy(const Endpoint& target, double timeout_s);
+// True when a health check at `target` gets an answer (any status) within a few seconds.
+bool Reachable(const Endpoint& target);
 absl::StatusOr<std::string> ModelInfoJson(const Endpoint& target);
 absl::StatusOr<std::string> PlacementJson(const Endpoint& target);
 // Runs the router's rebalancer now; the placement before and after, as text.

@@ -107,6 +107,37 @@ TEST_F(RemoteTest, FailuresComeBackAsTheServicesStatus) {
   EXPECT_EQ(c.code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(RemoteTest, TheWrongServiceIsNamedWithTheOneTheCommandNeeds) {
+  // The router owns the placement: asked there, it answers too.
+  absl::StatusOr<std::string> placement = PlacementJson(cluster_->router_address());
+  ASSERT_TRUE(placement.ok()) << placement.status();
+  EXPECT_EQ(nlohmann::json::parse(*placement)["pools"][0]["name"], "pool-a");
+
+  absl::StatusOr<std::string> info = ModelInfoJson(cluster_->router_address());
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(info.status().message()),
+              HasSubstr("is the router; moectl info needs the orchestrator"));
+
+  absl::StatusOr<std::string> drain =
+      DrainPool(cluster_->orchestrator_address(), "pool-b", /*deadline_s=*/10);
+  ASSERT_FALSE(drain.ok());
+  EXPECT_THAT(std::string(drain.status().message()),
+              HasSubstr("is the orchestrator; moectl drain needs the router"));
+
+  absl::StatusOr<std::string> rebalance = RebalanceNow(cluster_->pool_address(0), 10);
+  ASSERT_FALSE(rebalance.ok());
+  EXPECT_THAT(std::string(rebalance.status().message()),
+              HasSubstr("is an expert pool; moectl rebalance needs the router"));
+
+  GenerateArgs args = Greedy("abc");
+  ::testing::internal::CaptureStdout();
+  Printer printer(false);
+  const absl::Status g = GenerateRemote(cluster_->router_address(), args, printer);
+  ::testing::internal::GetCapturedStdout();
+  EXPECT_THAT(std::string(g.message()), HasSubstr("moectl generate needs the orchestrator"));
+}
+
 TEST(WaitHealthyTest, WaitsForServingAndGivesUpNamingTheTargetAndTheLastAnswer) {
   ServiceHost host(ServerOptions{"test", "127.0.0.1:0", ""});
   ASSERT_TRUE(host.Start().ok());

@@ -10,7 +10,9 @@ ABSL_FLAG(std::string, random_init, "",
 ABSL_FLAG(uint64_t, init_seed, 0, "seed of --random_init; every service must use the same");
 ABSL_FLAG(std::string, tokenizer, "models/brown-moe/tokenizer.model",
           "with --random_init: tokenizer to use when its vocabulary size matches");
-ABSL_FLAG(std::string, cluster, "deploy/local/cluster.json", "cluster file (placement)");
+ABSL_FLAG(std::string, cluster, "",
+          "cluster file (the starting placement); empty = none: the router starts with no pools "
+          "and pools join it (--join), the orchestrator needs --router");
 ABSL_FLAG(int, threads, 1, "intra-op threads of LibTorch and OpenBLAS");
 
 namespace moe {

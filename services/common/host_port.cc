@@ -6,6 +6,7 @@
 #include <array>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -48,6 +49,26 @@ bool IsWildcardHost(absl::string_view host) {
   const bool literal = inet_pton(AF_INET, text.c_str(), bytes.data()) == 1 ||
                        inet_pton(AF_INET6, text.c_str(), bytes.data()) == 1;
   return literal && std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; });
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string lower = absl::AsciiStrToLower(host);
+  if (lower == "localhost" || lower == "localhost." || absl::EndsWith(lower, ".localhost")) {
+    return true;
+  }
+  std::array<unsigned char, 16> bytes{};
+  if (inet_pton(AF_INET, lower.c_str(), bytes.data()) == 1) return bytes[0] == 127;
+  if (inet_pton(AF_INET6, lower.c_str(), bytes.data()) != 1) return false;
+  const bool zeros10 = std::all_of(bytes.begin(), bytes.begin() + 10, [](unsigned char b) {
+    return b == 0;
+  });
+  if (zeros10 && bytes[10] == 0xff && bytes[11] == 0xff) return bytes[12] == 127;  // v4-mapped
+  return zeros10 && std::all_of(bytes.begin() + 10, bytes.begin() + 15,
+                                [](unsigned char b) { return b == 0; }) &&
+         bytes[15] == 1;
 }
 
 absl::Status CheckDialable(absl::string_view address, absl::string_view field) {

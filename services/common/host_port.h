@@ -24,6 +24,10 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view address, absl::string_v
 // unspecified address ([::], [::0], [0:0::0], ...). A server listens there; nobody can dial it.
 bool IsWildcardHost(absl::string_view host);
 
+// True for a host that only this machine can reach: localhost, 127.0.0.0/8, [::1] and
+// [::ffff:127.x.y.z]. A process on another host that dials it reaches itself.
+bool IsLoopbackHost(absl::string_view host);
+
 // An address another process can dial: HOST:PORT with a concrete host and a port in [1, 65535].
 absl::Status CheckDialable(absl::string_view address, absl::string_view field);
 

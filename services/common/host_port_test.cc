@@ -60,5 +60,16 @@ TEST(HostPortTest, DialableMeansAConcreteHostAndPort) {
   EXPECT_THAT(Message(CheckDialable("pool-x", "address")), HasSubstr("address: \"pool-x\""));
 }
 
+TEST(HostPortTest, KnowsLoopbackFromAddressesOthersCanReach) {
+  for (const char* host : {"localhost", "LOCALHOST", "pool.localhost", "127.0.0.1", "127.1.2.3",
+                           "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+  for (const char* host : {"10.0.0.1", "198.18.0.2", "pool-a", "[::2]", "[::ffff:10.0.0.1]",
+                           "", "0.0.0.0", "128.0.0.1", "localhost.example"}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
+}
+
 }  // namespace
 }  // namespace moe

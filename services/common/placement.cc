@@ -93,9 +93,11 @@ absl::StatusOr<ClusterSpec> ParseCluster(const std::string& json_text, const Mod
     if (!orch.ok()) return orch.status();
     spec.orchestrator_address = *orch;
   }
-  if (!j.contains("pools") || !j["pools"].is_array() || j["pools"].empty()) {
-    return absl::InvalidArgumentError("pools: at least one pool is required");
+  if (j.contains("pools") && !j["pools"].is_array()) {
+    return absl::InvalidArgumentError("pools: expected a list");
   }
+  // No pools at all is a placement that pools fill by joining; a partial one is a typo.
+  if (!j.contains("pools") || j["pools"].empty()) return spec;
   std::map<std::string, std::string> address_owner = {{spec.router_address, "router"}};
   if (!spec.orchestrator_address.empty()) address_owner[spec.orchestrator_address] = "orchestrator";
   for (size_t p = 0; p < j["pools"].size(); ++p) {

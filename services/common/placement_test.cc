@@ -78,5 +78,19 @@ TEST(PlacementTest, OutOfRangeAndMalformedEntriesAreNamed) {
   EXPECT_THAT(ParseCluster(dup, Config()).status().message(), HasSubstr("name used twice"));
 }
 
+TEST(PlacementTest, NoPoolsIsAnEmptyStartingPlacement) {
+  for (const char* text : {R"({"router": {"address": "10.0.0.1:50051"}, "pools": []})",
+                           R"({"router": {"address": "10.0.0.1:50051"}})"}) {
+    absl::StatusOr<ClusterSpec> c = ParseCluster(text, Config());
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(c->pools.empty());
+    EXPECT_EQ(c->router_address, "10.0.0.1:50051");
+  }
+  EXPECT_THAT(ParseCluster(R"({"router": {"address": "10.0.0.1:50051"}, "pools": {}})", Config())
+                  .status()
+                  .message(),
+              HasSubstr("pools: expected a list"));
+}
+
 }  // namespace
 }  // namespace moe

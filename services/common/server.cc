@@ -78,11 +78,29 @@ absl::Status ServiceHost::Start() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// "HOST:0" with the port bound in place of the one asked for.
+std::string WithPort(const std::string& listen, int port) {
+  const size_t colon = listen.rfind(':');
+  return absl::StrCat(colon == std::string::npos ? "" : listen.substr(0, colon), ":", port);
+}
+
+}  // namespace
+
+std::string ServiceHost::address() const { return WithPort(options_.listen, port_); }
+
+std::string ServiceHost::metrics_address() const {
+  return metrics_ == nullptr ? "" : WithPort(options_.metrics_listen, metrics_->port());
+}
+
 int ServiceHost::metrics_port() const { return metrics_ == nullptr ? 0 : metrics_->port(); }
 
 void ServiceHost::SetServing(bool serving) {
   if (server_ == nullptr) return;
-  server_->GetHealthCheckService()->SetServingStatus(serving);
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(serving);
+  for (const std::string& name : names_) health->SetServingStatus(name, serving);
 }
 
 void ServiceHost::WaitForShutdownSignal() {

@@ -44,11 +44,20 @@ class ServiceHost {
   prometheus::Registry& registry() { return *registry_; }
   const std::shared_ptr<prometheus::Registry>& registry_ptr() { return registry_; }
 
-  void AddService(grpc::Service* service) { services_.push_back(service); }
+  // `full_name` (e.g. moe::v1::Router::service_full_name()) gets a grpc.health.v1 status of its
+  // own, so a client can ask which service answers at an address.
+  void AddService(grpc::Service* service, std::string full_name) {
+    services_.push_back(service);
+    names_.push_back(std::move(full_name));
+  }
   // Binds and starts; health is NOT_SERVING until SetServing(true).
   absl::Status Start();
   int port() const { return port_; }
+  // HOST:PORT as bound: the --listen host with the port the server got ("10.0.0.2:50061").
+  std::string address() const;
   int metrics_port() const;
+  // HOST:PORT of /metrics as bound; empty when off.
+  std::string metrics_address() const;
   void SetServing(bool serving);
 
   // Blocks until SIGTERM or SIGINT. REQUIRES: InitServiceProcess() was called.
@@ -61,6 +70,7 @@ class ServiceHost {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<class MetricsServer> metrics_;
   std::vector<grpc::Service*> services_;
+  std::vector<std::string> names_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

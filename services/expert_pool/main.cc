@@ -97,6 +97,31 @@ int main(int argc, char** argv) {
                                              "pool-a:50061")}}),
            1;
   }
+  // A router on another host that is told to dial 127.0.0.1 dials itself.
+  if (!join.empty()) {
+    const absl::StatusOr<moe::HostPort> router = moe::ParseHostPort(join, "--join");
+    if (!router.ok()) return log.Error("flags", {{"error", router.status().ToString()}}), 1;
+    std::string own_host = listen->host;
+    std::string own_flag = absl::StrCat("--listen=", flags.listen);
+    if (!advertise.empty()) {
+      own_host = moe::ParseHostPort(advertise, "--advertise")->host;  // checked above
+      own_flag = absl::StrCat("--advertise=", advertise);
+    }
+    if (moe::IsLoopbackHost(own_host) && !moe::IsLoopbackHost(router->host)) {
+      return log.Error("flags",
+                       {{"error", absl::StrCat(own_flag, ": a loopback address, which the router at ",
+                                               join,
+                                               " cannot dial: give --advertise=HOST:PORT with "
+                                               "this host's address (and --listen on it or on "
+                                               "0.0.0.0)")}}),
+             1;
+    }
+  }
+  if (flags.cluster.empty() && join.empty()) {
+    return log.Error("flags", {{"error", "--cluster or --join: give one (where the pool's experts "
+                                         "come from)"}}),
+           1;
+  }
   const int slots = absl::GetFlag(FLAGS_expert_slots);
   if (slots < 0) return log.Error("flags", {{"error", "--expert_slots: must be >= 0"}}), 1;
   moe::SetIntraOpThreads(flags.threads);
@@ -122,7 +147,8 @@ int main(int argc, char** argv) {
   // What to host at start: the cluster file's entry; with --join, nothing unless it has one.
   moe::PoolSpec pool;
   pool.name = name;
-  absl::StatusOr<moe::ClusterSpec> cluster = moe::LoadCluster(flags.cluster, ckpt->config);
+  absl::StatusOr<moe::ClusterSpec> cluster =
+      flags.cluster.empty() ? moe::ClusterSpec() : moe::LoadCluster(flags.cluster, ckpt->config);
   if (cluster.ok()) {
     absl::StatusOr<int> index = cluster->FindPool(name);
     if (index.ok()) {
@@ -156,11 +182,13 @@ int main(int argc, char** argv) {
   moe::ServiceHost host(moe::ServerOptionsFor("expert_pool", flags));
   moe::ExpertPoolService service(ckpt->config, {name, device.str(), slots}, std::move(experts),
                                  std::move(*bank), host.registry());
-  host.AddService(&service);
+  host.AddService(&service, moe::v1::ExpertPool::service_full_name());
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   host.SetServing(true);
-  log.Info("serving", {{"port", absl::StrCat(host.port())},
+  log.Info("serving", {{"listen", host.address()},
+                       {"metrics", host.metrics_address()},
+                       {"port", absl::StrCat(host.port())},
                        {"device", device.str()},
                        {"routed_experts", absl::StrCat(pool.routed.size())},
                        {"shared_experts", absl::StrCat(pool.shared.size())}});

@@ -11,6 +11,7 @@
 #include "models/inference.h"
 #include "models/usage.h"
 #include "services/common/flags.h"
+#include "services/common/host_port.h"
 #include "services/common/log.h"
 #include "services/common/server.h"
 #include "services/orchestrator/event_hub.h"
@@ -18,6 +19,9 @@
 #include "services/orchestrator/placement_watcher.h"
 #include "services/orchestrator/remote_executor.h"
 
+ABSL_FLAG(std::string, router, "",
+          "the router's HOST:PORT; the pools are learnt from its answers. Default: the router "
+          "of --cluster");
 ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most, per lane (continuous batching)");
 ABSL_FLAG(bool, internal_streams, true,
           "send Route and Forward as messages on persistent streams (RouteStream, ForwardStream); "
@@ -37,7 +41,7 @@ ABSL_FLAG(int, lanes, 2,
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
-  moe::InitUsage("moe-orchestrator --cluster=FILE --model=DIR --listen=HOST:PORT");
+  moe::InitUsage("moe-orchestrator --router=HOST:PORT --model=DIR --listen=HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   const absl::StatusOr<moe::CommonFlags> parsed = moe::ReadCommonFlags();
   moe::Logger log("orchestrator");
@@ -49,8 +53,22 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<moe::Tokenizer>> tokenizer =
       moe::LoadTokenizerFor(flags.model, ckpt->config);
   if (!tokenizer.ok()) return log.Error("tokenizer", {{"error", tokenizer.status().ToString()}}), 1;
-  absl::StatusOr<moe::ClusterSpec> cluster = moe::LoadCluster(flags.cluster, ckpt->config);
+  // Only the router's address is needed: the pools come with its Route answers.
+  const std::string router_flag = absl::GetFlag(FLAGS_router);
+  if (router_flag.empty() && flags.cluster.empty()) {
+    return log.Error("flags", {{"error", "--router: required (the router's HOST:PORT), or "
+                                         "--cluster=FILE naming it"}}),
+           1;
+  }
+  absl::StatusOr<moe::ClusterSpec> cluster =
+      flags.cluster.empty() ? moe::ClusterSpec() : moe::LoadCluster(flags.cluster, ckpt->config);
   if (!cluster.ok()) return log.Error("cluster", {{"error", cluster.status().ToString()}}), 1;
+  if (!router_flag.empty()) {
+    if (absl::Status s = moe::CheckDialable(router_flag, "--router"); !s.ok()) {
+      return log.Error("flags", {{"error", s.ToString()}}), 1;
+    }
+    cluster->router_address = router_flag;
+  }
   absl::StatusOr<moe::InferenceModel> model =
       moe::InferenceModel::Create(ckpt->config, ckpt->state);
   if (!model.ok()) return log.Error("model", {{"error", model.status().ToString()}}), 1;
@@ -98,12 +116,14 @@ int main(int argc, char** argv) {
                                     ckpt->profiles_json, &log, max_requests},
                                    host.registry());
   ckpt->state.clear();
-  host.AddService(&service);
+  host.AddService(&service, moe::v1::Orchestrator::service_full_name());
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   engine.Start();
   host.SetServing(true);
-  log.Info("serving", {{"port", absl::StrCat(host.port())},
+  log.Info("serving", {{"listen", host.address()},
+                       {"metrics", host.metrics_address()},
+                       {"port", absl::StrCat(host.port())},
                        {"model", moe::ModelId(ckpt->config)},
                        {"router", cluster->router_address}});
   host.WaitForShutdownSignal();

@@ -20,10 +20,16 @@ ABSL_FLAG(double, min_gain, 0.05,
           "rebalance only when the planned balancedness of a layer is this much higher");
 ABSL_FLAG(int, drop_grace_ms, 1000,
           "between taking a replica out of routing and telling its pool to drop it");
+ABSL_FLAG(double, dead_pool_removal_s, 300,
+          "remove a pool from the placement once it has failed its health checks this many "
+          "seconds (its experts go to the others); it comes back by joining again. 0 = never");
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
-  moe::InitUsage("moe-router --cluster=FILE --model=DIR --listen=HOST:PORT");
+  moe::InitUsage(
+      "moe-router --listen=HOST:PORT --model=DIR [--cluster=FILE]\n"
+      "  Without --cluster the placement starts empty: pools join with --join=ROUTER and the "
+      "router\n  serves once every expert has a pool.");
   absl::ParseCommandLine(argc, argv);
   const absl::StatusOr<moe::CommonFlags> parsed = moe::ReadCommonFlags();
   moe::Logger log("router");
@@ -32,7 +38,9 @@ int main(int argc, char** argv) {
   moe::SetIntraOpThreads(flags.threads);
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);
   if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;
-  absl::StatusOr<moe::ClusterSpec> cluster = moe::LoadCluster(flags.cluster, ckpt->config);
+  // No cluster file: an empty starting placement, which pools fill by joining.
+  absl::StatusOr<moe::ClusterSpec> cluster =
+      flags.cluster.empty() ? moe::ClusterSpec() : moe::LoadCluster(flags.cluster, ckpt->config);
   if (!cluster.ok()) return log.Error("cluster", {{"error", cluster.status().ToString()}}), 1;
   absl::StatusOr<std::vector<torch::Tensor>> gates = moe::GateWeights(ckpt->config, ckpt->state);
   if (!gates.ok()) return log.Error("model", {{"error", gates.status().ToString()}}), 1;
@@ -49,6 +57,11 @@ int main(int argc, char** argv) {
     return log.Error("flags", {{"error", "--min_gain: must be in [0, 1]"}}), 1;
   }
   if (grace < 0) return log.Error("flags", {{"error", "--drop_grace_ms: must be >= 0"}}), 1;
+  const double removal = absl::GetFlag(FLAGS_dead_pool_removal_s);
+  if (!(removal >= 0))
+    return log.Error("flags", {{"error", "--dead_pool_removal_s: must be >= 0"}}), 1;
+  options.control.dead_pool_removal =
+      removal > 0 ? absl::Seconds(removal) : absl::InfiniteDuration();
   options.control.rebalance_interval = absl::Seconds(interval);
   options.load_window = absl::Seconds(window);
   options.control.planner.min_gain = min_gain;
@@ -56,12 +69,16 @@ int main(int argc, char** argv) {
   options.control.credentials = moe::ChannelCredentials(flags.tls);
   moe::RouterService service(ckpt->config, std::move(*gates), *cluster, options, host.registry(),
                              &log);
-  host.AddService(&service);
+  host.AddService(&service, moe::v1::Router::service_full_name());
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   service.StartHealthChecks();
   host.SetServing(true);
-  log.Info("serving", {{"port", absl::StrCat(host.port())}, {"model", moe::ModelId(ckpt->config)}});
+  log.Info("serving", {{"listen", host.address()},
+                       {"metrics", host.metrics_address()},
+                       {"port", absl::StrCat(host.port())},
+                       {"pools", absl::StrCat(cluster->pools.size())},
+                       {"model", moe::ModelId(ckpt->config)}});
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
   service.CloseStreams();

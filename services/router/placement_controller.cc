@@ -194,12 +194,20 @@ absl::Status PlacementController::ReportFailure(const std::string& pool, const s
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPoolRequest& req) {
+absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPoolRequest& req,
+                                                       const std::string& caller_host) {
   if (req.name().empty()) return absl::InvalidArgumentError("name: required");
   if (req.address().empty()) return absl::InvalidArgumentError("address: required HOST:PORT");
   // The router dials this address: a listen-everywhere one would make it dial itself.
   if (absl::Status s = CheckDialable(req.address(), "address"); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(s.message(), " (expert pool: --advertise)"));
+  }
+  if (!caller_host.empty() && !IsLoopbackHost(caller_host) &&
+      IsLoopbackHost(ParseHostPort(req.address(), "address")->host)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address: ", req.address(), " is a loopback address, but pool ", req.name(),
+        " called from ", caller_host, ": the router cannot dial it there (expert pool: "
+        "--advertise=HOST:PORT with its own host's address)"));
   }
   if (req.expert_slots() < 0) {
     return absl::InvalidArgumentError(
@@ -226,7 +234,24 @@ absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPo
 
 void PlacementController::CheckHealth() {
   const int n = table_->pool_count();
-  for (int i = 0; i < n; ++i) CheckPool(i);
+  std::vector<std::string> usable_again;
+  std::vector<int> dead;
+  for (int i = 0; i < n; ++i) {
+    if (table_->pool(i).removed) continue;
+    if (CheckPool(i)) usable_again.push_back(table_->pool(i).name);
+    absl::MutexLock lock(&links_mu_);
+    if (absl::Now() - links_[i].failing_since > options_.dead_pool_removal) dead.push_back(i);
+  }
+  for (int i : dead) RemoveDeadPool(i);
+  // A pool that joined (or came back), or one that left for good, may be what lets experts that
+  // no pool serves be placed: then place them now rather than at the next periodic rebalance.
+  if ((!usable_again.empty() || !dead.empty()) && Incomplete()) {
+    absl::StatusOr<moe::v1::RebalanceResponse> r = DoRebalance(
+        usable_again.empty() ? "experts without a pool"
+                             : absl::StrCat("pool ", absl::StrJoin(usable_again, ", "),
+                                            " usable; experts without a pool"));
+    if (!r.ok()) logger_->Warn("rebalance_failed", {{"error", r.status().ToString()}});
+  }
   const std::vector<PlannerPool> pools = PlannerPools();
   for (int l = 0; l < config_.n_layers; ++l) {
     balancedness_[l]->Set(MeanOverMax(pools, meter_->PoolLoads(l, n)));
@@ -234,7 +259,36 @@ void PlacementController::CheckHealth() {
   epoch_gauge_->Set(static_cast<double>(table_->epoch()));
 }
 
-void PlacementController::CheckPool(int index) {
+void PlacementController::RemoveDeadPool(int index) {
+  const PoolEntry entry = table_->pool(index);
+  table_->RemovePool(index);
+  {
+    absl::MutexLock lock(&links_mu_);
+    PoolLink& link = links_[index];
+    if (link.healthy_gauge != nullptr) healthy_family_->Remove(link.healthy_gauge);
+    links_.erase(index);
+  }
+  epoch_gauge_->Set(static_cast<double>(table_->epoch()));
+  logger_->Warn("pool_removed",
+                {{"pool", entry.name},
+                 {"address", entry.address},
+                 {"why", absl::StrCat("failed its health checks for more than ",
+                                      absl::FormatDuration(options_.dead_pool_removal))}});
+}
+
+bool PlacementController::Incomplete() const {
+  const std::shared_ptr<const RoutingView> view = table_->view();
+  for (const auto& layer : view->hosts) {
+    for (const std::vector<int>& hosts : layer) {
+      if (std::none_of(hosts.begin(), hosts.end(), [&](int p) { return replicas_->healthy(p); })) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+bool PlacementController::CheckPool(int index) {
   grpc::health::v1::Health::Stub* health;
   moe::v1::ExpertPool::Stub* pool;
   bool described;
@@ -280,7 +334,19 @@ void PlacementController::CheckPool(int index) {
       Link(index).described = true;
     }
   }
+  const bool was_healthy = replicas_->healthy(index);
   SetHealthy(index, ok, why);
+  {
+    absl::MutexLock lock(&links_mu_);
+    PoolLink& link = links_[index];
+    if (ok) {
+      link.failing_since = absl::InfiniteFuture();
+    } else if (link.failing_since == absl::InfiniteFuture()) {
+      link.failing_since = absl::Now();
+    }
+  }
+  // Described just now: it joined, or came back and was healed.
+  return ok && (!described || !was_healthy);
 }
 
 void PlacementController::Reconcile(int index, const moe::v1::DescribeResponse& hosted) {
@@ -332,7 +398,8 @@ std::vector<PlannerPool> PlacementController::PlannerPools() const {
   const std::vector<PoolEntry> pools = table_->pools();
   for (size_t i = 0; i < pools.size(); ++i) {
     out.push_back(
-        {!pools[i].draining && replicas_->healthy(static_cast<int>(i)), pools[i].expert_slots});
+        {!pools[i].draining && !pools[i].removed && replicas_->healthy(static_cast<int>(i)),
+         pools[i].expert_slots});
   }
   return out;
 }
@@ -530,8 +597,11 @@ void PlacementController::FillPlacement(moe::v1::Placement* out) const {
   const int n = static_cast<int>(pools.size());
   std::vector<std::vector<double>> pool_loads;
   for (int l = 0; l < config_.n_layers; ++l) pool_loads.push_back(meter_->PoolLoads(l, n));
+  std::vector<int> listed(n, -1);  // pool index -> position in out->pools (removed: -1)
   for (int i = 0; i < n; ++i) {
     const PoolEntry& p = pools[i];
+    if (p.removed) continue;
+    listed[i] = out->pools_size();
     moe::v1::PoolInfo* info = out->add_pools();
     info->set_name(p.name);
     info->set_address(p.address);
@@ -549,8 +619,8 @@ void PlacementController::FillPlacement(moe::v1::Placement* out) const {
     }
   }
   for (const PlacementTable::Replica& r : replicas) {
-    if (r.state == ReplicaState::kDropping) continue;
-    moe::v1::PoolInfo* info = out->mutable_pools(r.pool);
+    if (r.state == ReplicaState::kDropping || listed[r.pool] < 0) continue;
+    moe::v1::PoolInfo* info = out->mutable_pools(listed[r.pool]);
     moe::v1::HostedExperts* h = r.state == ReplicaState::kReady ? info->mutable_hosts(r.layer)
                                                                 : info->mutable_loading(r.layer);
     const double tokens = meter_->KeyPoolLoads(r.layer, r.key, n)[r.pool];

@@ -54,6 +54,9 @@ struct ControllerOptions {
   absl::Duration rebalance_interval = absl::ZeroDuration();  // zero: only on demand
   absl::Duration drop_grace = absl::Seconds(1);
   absl::Duration change_timeout = absl::Seconds(60);  // one LoadExperts / DropExperts call
+  // A pool failing its health checks this long is removed from the placement (it comes back by
+  // joining again). Infinite: never.
+  absl::Duration dead_pool_removal = absl::InfiniteDuration();
   PlannerOptions planner;
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // to the pools; null = plaintext
 };
@@ -74,9 +77,11 @@ class PlacementController {
   void Rebalance(std::function<void(absl::StatusOr<moe::v1::RebalanceResponse>)> done);
   // Drains the named pool on the control thread; `done` gets the placement after.
   void Drain(const std::string& pool, std::function<void(absl::StatusOr<moe::v1::Placement>)> done);
-  // Adds (or updates) a pool that announced itself. INVALID_ARGUMENT naming both model ids when
-  // its model differs.
-  absl::StatusOr<uint64_t> Register(const moe::v1::RegisterPoolRequest& req);
+  // Adds (or updates) a pool that announced itself from `caller_host` (the peer's address; empty
+  // when unknown). INVALID_ARGUMENT naming both model ids when its model differs, and naming
+  // --advertise when it asks to be dialled on loopback from another host.
+  absl::StatusOr<uint64_t> Register(const moe::v1::RegisterPoolRequest& req,
+                                    const std::string& caller_host = "");
   // A pool failed a call: no tokens for it until its health check passes again.
   absl::Status ReportFailure(const std::string& pool, const std::string& why);
   void SetHealthy(int pool, bool healthy, const std::string& why);
@@ -89,6 +94,7 @@ class PlacementController {
     std::unique_ptr<grpc::health::v1::Health::Stub> health;
     std::unique_ptr<moe::v1::ExpertPool::Stub> pool;
     bool described = false;  // Describe answered since the pool last became healthy
+    absl::Time failing_since = absl::InfiniteFuture();  // first failed check of the current run
     prometheus::Gauge* healthy_gauge = nullptr;
   };
   using Target = std::vector<std::vector<std::vector<int>>>;  // [layer][key] -> pools
@@ -97,7 +103,12 @@ class PlacementController {
   // Runs `task` on the control thread.
   void Enqueue(std::function<void(bool stopping)> task);
   void CheckHealth();
-  void CheckPool(int index);
+  // Health-checks the pool; true when it has just become usable (new, or back).
+  bool CheckPool(int index);
+  // Takes a pool dead for longer than options_.dead_pool_removal out of the placement.
+  void RemoveDeadPool(int index);
+  // Some (layer, expert) has no ready replica on a healthy pool.
+  bool Incomplete() const;
   // The pool is back (or new): make it host what the placement says it hosts.
   void Reconcile(int index, const moe::v1::DescribeResponse& hosted);
   PoolLink& Link(int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(links_mu_);

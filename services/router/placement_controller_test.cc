@@ -41,9 +41,12 @@ const std::vector<std::string>& Prompts() {
 
 class ElasticPlacementTest : public ::testing::Test {
  protected:
-  void Start(std::vector<testing::InProcessPool> pools) {
+  void Start(std::vector<testing::InProcessPool> pools,
+             absl::Duration dead_pool_removal = absl::InfiniteDuration()) {
     InProcessClusterOptions options;
     options.pools = std::move(pools);
+    options.start_empty = options.pools.empty();
+    options.router.control.dead_pool_removal = dead_pool_removal;
     options.orchestrator = true;
     options.lanes = 2;
     options.max_batch = 4;
@@ -290,6 +293,75 @@ TEST_F(ElasticPlacementTest, RefusalsNameTheCulpritAndChangeNothing) {
   EXPECT_EQ(router_->DrainPool(&zctx, drain, &after).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Placement().epoch(), drained);
+}
+
+TEST_F(ElasticPlacementTest, ARouterWithoutPoolsNamesTheMissingExpertsAndServesOncePoolsJoin) {
+  Start({});
+  EXPECT_THAT(Placement().pools(), ::testing::IsEmpty());
+  auto orchestrator = moe::v1::Orchestrator::NewStub(
+      grpc::CreateChannel(cluster_->orchestrator_address(), grpc::InsecureChannelCredentials()));
+  moe::v1::GenerateRequest req;
+  req.set_prompt("the");
+  req.set_max_tokens(2);
+  moe::v1::CompleteResponse resp;
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(30));
+  const grpc::Status st = orchestrator->Complete(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(st.error_message(), HasSubstr("layer 0 shared expert 0"));
+  EXPECT_THAT(st.error_message(), HasSubstr("no expert pool has joined this router yet"));
+
+  // Pools that host nothing join; the router places every expert as soon as one is usable.
+  ASSERT_TRUE(cluster_->JoinPool({"pool-a", {}, false, 0}).ok());
+  ASSERT_TRUE(cluster_->JoinPool({"pool-b", {}, false, 0}).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  std::unique_ptr<LoadGenerator> load;
+  while (absl::Now() < deadline) {
+    const moe::v1::Placement p = Placement();
+    int hosted = 0;
+    for (const moe::v1::PoolInfo& pool : p.pools()) hosted += pool.hosts(0).experts_size();
+    if (hosted >= cluster_->config().n_experts) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  load = StartLoad(4);
+  load->WaitFor(20);
+  load->Stop();
+  EXPECT_THAT(load->failures(), ::testing::IsEmpty());
+  EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
+}
+
+TEST_F(ElasticPlacementTest, APoolDeadTooLongLeavesThePlacementAndComesBackByJoining) {
+  Start({{"pool-a", {0, 1}, true, 0}, {"pool-b", {2, 3}, false, 0}}, absl::Seconds(1));
+  cluster_->StopPool(1);
+  // Removed after a second of failed checks; its experts, which had no other replica, go to
+  // pool-a at once.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  moe::v1::Placement p = Placement();
+  while (absl::Now() < deadline && (p.pools_size() != 1 || Experts(p.pools(0), 0).size() != 4)) {
+    absl::SleepFor(absl::Milliseconds(50));
+    p = Placement();
+  }
+  ASSERT_EQ(p.pools_size(), 1) << "pool-b is still in the placement";
+  EXPECT_EQ(p.pools(0).name(), "pool-a");
+  EXPECT_EQ(Experts(p.pools(0), 0), (std::set<int>{0, 1, 2, 3}));
+  std::unique_ptr<LoadGenerator> load = StartLoad(4);
+  load->WaitFor(12);
+  EXPECT_THAT(load->failures(), ::testing::IsEmpty());
+
+  // Joining again lists it again (under its old index), healthy, ready to take experts.
+  ASSERT_TRUE(cluster_->JoinPool({"pool-b", {}, false, 0}).ok());
+  const absl::Time back = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < back && (p.pools_size() != 2 || !p.pools(1).healthy())) {
+    absl::SleepFor(absl::Milliseconds(50));
+    p = Placement();
+  }
+  ASSERT_EQ(p.pools_size(), 2);
+  EXPECT_EQ(p.pools(1).name(), "pool-b");
+  EXPECT_TRUE(p.pools(1).healthy());
+  load->WaitFor(8);
+  load->Stop();
+  EXPECT_THAT(load->failures(), ::testing::IsEmpty());
+  EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
 }
 
 }  // namespace

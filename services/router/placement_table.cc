@@ -32,7 +32,7 @@ void PlacementTable::PublishLocked() {
   v->epoch = epoch_;
   for (const PoolEntry& p : pools_) {
     v->names.push_back(p.name);
-    v->addresses.push_back(p.address);
+    v->addresses.push_back(p.removed ? "" : p.address);  // nobody dials a removed pool
   }
   v->hosts.assign(config_.n_layers, std::vector<std::vector<int>>(n_keys_));
   for (const auto& [k, state] : replicas_) {
@@ -71,6 +71,7 @@ absl::StatusOr<int> PlacementTable::FindPool(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> names;
   for (size_t i = 0; i < pools_.size(); ++i) {
+    if (pools_[i].removed) continue;
     if (pools_[i].name == name) return static_cast<int>(i);
     names.push_back(pools_[i].name);
   }
@@ -82,8 +83,9 @@ int PlacementTable::UpsertPool(const PoolEntry& entry) {
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < pools_.size(); ++i) {
     if (pools_[i].name != entry.name) continue;
-    const bool moved = pools_[i].address != entry.address;
+    const bool moved = pools_[i].address != entry.address || pools_[i].removed;
     pools_[i] = entry;
+    pools_[i].removed = false;
     if (moved) {
       ++epoch_;
       PublishLocked();
@@ -94,6 +96,17 @@ int PlacementTable::UpsertPool(const PoolEntry& entry) {
   ++epoch_;
   PublishLocked();
   return static_cast<int>(pools_.size()) - 1;
+}
+
+void PlacementTable::RemovePool(int pool) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    it = std::get<2>(it->first) == pool ? replicas_.erase(it) : std::next(it);
+  }
+  pools_[pool].removed = true;
+  pools_[pool].draining = false;
+  ++epoch_;
+  PublishLocked();
 }
 
 void PlacementTable::SetDescribed(int pool, const std::string& device, int expert_slots) {

@@ -34,6 +34,9 @@ struct PoolEntry {
   std::string device;     // from Describe or RegisterPool
   int expert_slots = 0;   // experts (routed and shared) per layer at most; 0 = any
   bool draining = false;  // receives no new experts
+  // Dead too long: out of the placement (no replicas, not listed) until it joins again. Its
+  // index stays reserved for it.
+  bool removed = false;
 };
 
 // What Route needs, frozen at one epoch.
@@ -72,11 +75,14 @@ class PlacementTable {
   int pool_count() const;
   PoolEntry pool(int index) const;
   std::vector<PoolEntry> pools() const;
-  // Index of the named pool, or NOT_FOUND listing the names.
+  // Index of the named pool, or NOT_FOUND listing the names. Removed pools are not found.
   absl::StatusOr<int> FindPool(const std::string& name) const;
-  // A new pool, or a known one's new address, device and slots (and no longer draining).
-  // Returns its index; pool indices never change.
+  // A new pool, or a known one's new address, device and slots (and no longer draining or
+  // removed). Returns its index; pool indices never change.
   int UpsertPool(const PoolEntry& entry);
+  // Takes the pool out of the placement: its replicas go, and it is no longer listed or found
+  // until UpsertPool brings it back. Moves the epoch on.
+  void RemovePool(int pool);
   // What the pool says of itself (Describe): its device and slot budget.
   void SetDescribed(int pool, const std::string& device, int expert_slots);
   void SetDraining(int pool, bool draining);

@@ -63,5 +63,29 @@ TEST(PlacementTableTest, PoolsJoinAndMoveByName) {
   EXPECT_EQ(*t.FindPool("c"), 2);
 }
 
+TEST(PlacementTableTest, ARemovedPoolLosesItsReplicasAndComesBackByJoiningUnderItsIndex) {
+  PlacementTable t(testing::TinyConfig(), TwoPools());
+  t.RemovePool(1);
+  EXPECT_EQ(t.epoch(), 2u);
+  EXPECT_THAT(t.replicas_of_pool(1), IsEmpty());
+  EXPECT_THAT(t.view()->hosts[0][3], IsEmpty());
+  EXPECT_EQ(t.view()->addresses[1], "") << "nobody dials a removed pool";
+  EXPECT_FALSE(t.FindPool("b").ok());
+  EXPECT_TRUE(t.pool(1).removed);
+  EXPECT_EQ(t.UpsertPool({"b", "127.0.0.1:2", "cpu", 0, false}), 1);
+  EXPECT_FALSE(t.pool(1).removed);
+  EXPECT_EQ(t.epoch(), 3u) << "the same address, but listed again";
+  EXPECT_EQ(t.view()->addresses[1], "127.0.0.1:2");
+  EXPECT_EQ(*t.FindPool("b"), 1);
+}
+
+TEST(PlacementTableTest, AnEmptyStartServesNothingUntilPoolsJoin) {
+  PlacementTable t(testing::TinyConfig(), ClusterSpec());
+  EXPECT_EQ(t.pool_count(), 0);
+  EXPECT_THAT(t.view()->names, IsEmpty());
+  EXPECT_THAT(t.view()->hosts[0][0], IsEmpty());
+  EXPECT_EQ(t.UpsertPool({"a", "10.0.0.2:50061", "cpu", 0, false}), 0);
+}
+
 }  // namespace
 }  // namespace moe

@@ -2,11 +2,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "models/routing.h"
+#include "services/common/host_port.h"
 #include "services/common/status.h"
 #include "services/common/tensor_codec.h"
 
@@ -15,6 +17,17 @@ namespace {
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
+}
+
+// The host of a gRPC peer ("ipv4:10.0.0.2:40312", "ipv6:[::1]:40312"); empty when it has none
+// (a unix socket, an in-process channel).
+std::string PeerHost(const std::string& peer) {
+  const size_t scheme = peer.find(':');
+  if (scheme == std::string::npos) return "";
+  const std::string kind = peer.substr(0, scheme);
+  if (kind != "ipv4" && kind != "ipv6") return "";
+  absl::StatusOr<HostPort> hp = ParseHostPort(peer.substr(scheme + 1), "peer");
+  return hp.ok() ? hp->host : "";
 }
 
 }  // namespace
@@ -55,6 +68,24 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
 }
 
 RouterService::~RouterService() { controller_.Stop(); }
+
+absl::Status RouterService::CheckHosted(const RoutingView& view, int layer,
+                                        const std::vector<double>& per_key) const {
+  std::vector<std::string> missing;
+  for (size_t key = 0; key < per_key.size(); ++key) {
+    if (per_key[key] > 0 && view.hosts[layer][key].empty()) {
+      missing.push_back(table_.KeyName(layer, static_cast<int>(key)));
+    }
+  }
+  if (missing.empty()) return absl::OkStatus();
+  const bool no_pools = std::all_of(view.addresses.begin(), view.addresses.end(),
+                                    [](const std::string& a) { return a.empty(); });
+  return absl::UnavailableError(absl::StrCat(
+      absl::StrJoin(missing, ", "), ": hosted by no ready pool",
+      no_pools ? " (no expert pool has joined this router yet: start pools with "
+                 "--join=ROUTER_HOST:PORT)"
+               : " yet (a pool is loading them, or none has room: see moectl placement)"));
+}
 
 absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
                                     moe::v1::RouteResponse* resp) {
@@ -97,6 +128,7 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
     per_key[config_.n_experts + s] = static_cast<double>(n);
   // One placement for the whole call, whatever changes meanwhile.
   const std::shared_ptr<const RoutingView> view = table_.view();
+  if (absl::Status s = CheckHosted(*view, layer, per_key); !s.ok()) return s;
   std::vector<LoadMeter::Work> work;
   std::vector<int> replica(config_.n_experts, -1);
   for (int e = 0; e < config_.n_experts; ++e) {
@@ -106,9 +138,9 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
     if (replica[e] < 0) {
       std::vector<std::string> names;
       for (int h : hosts) names.push_back(view->names[h]);
-      return absl::UnavailableError(
-          absl::StrCat("layer ", layer, " expert ", e, ": no healthy pool (hosted by ",
-                       names.empty() ? "none ready" : absl::StrJoin(names, ", "), ")"));
+      return absl::UnavailableError(absl::StrCat("layer ", layer, " expert ", e,
+                                                 ": no healthy pool (hosted by ",
+                                                 absl::StrJoin(names, ", "), ")"));
     }
     work.push_back({e, replica[e], per_key[e]});
     routed_counters_[layer][e]->Increment(per_key[e]);
@@ -208,7 +240,7 @@ grpc::ServerUnaryReactor* RouterService::ReportPoolFailure(
 grpc::ServerUnaryReactor* RouterService::RegisterPool(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::RegisterPoolRequest* req,
                                                       moe::v1::RegisterPoolResponse* resp) {
-  absl::StatusOr<uint64_t> epoch = controller_.Register(*req);
+  absl::StatusOr<uint64_t> epoch = controller_.Register(*req, PeerHost(ctx->peer()));
   if (epoch.ok()) resp->set_epoch(*epoch);
   return FinishUnary(ctx, epoch.status());
 }

@@ -80,6 +80,9 @@ class RouterService final : public moe::v1::Router::CallbackService {
                                       moe::v1::RebalanceResponse* resp) override;
 
  private:
+  // UNAVAILABLE naming every key of `layer` with work (per_key > 0) that no pool hosts ready.
+  absl::Status CheckHosted(const RoutingView& view, int layer,
+                           const std::vector<double>& per_key) const;
   absl::Status DoRoute(const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp);
   absl::Status DoGetPolicy(moe::v1::RoutingPolicy* resp);
   absl::Status DoSetPolicy(const moe::v1::SetPolicyRequest& req, moe::v1::RoutingPolicy* resp);

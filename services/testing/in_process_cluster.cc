@@ -23,7 +23,9 @@ std::string Loopback(int port) { return absl::StrCat("127.0.0.1:", port); }
 absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
     InProcessClusterOptions options) {
   std::unique_ptr<InProcessCluster> c(new InProcessCluster());
-  if (options.pools.empty()) {
+  if (options.start_empty) {
+    options.pools.clear();
+  } else if (options.pools.empty()) {
     std::vector<int> all;
     for (int e = 0; e < options.config.n_experts; ++e) all.push_back(e);
     options.pools = {{"pool-a", all, true}, {"pool-b", {2, 3}, false}};
@@ -58,7 +60,7 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
   c->router_ =
       std::make_unique<RouterService>(config, *std::move(gates), c->cluster_, options.router,
                                       c->router_host_->registry(), &c->logger_);
-  c->router_host_->AddService(c->router_.get());
+  c->router_host_->AddService(c->router_.get(), moe::v1::Router::service_full_name());
   if (absl::Status s = c->router_host_->Start(); !s.ok()) return s;
   c->router_host_->SetServing(true);
   c->cluster_.router_address = Loopback(c->router_host_->port());
@@ -91,7 +93,8 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
         OrchestratorDeps{config, c->tokenizer_.get(), c->engine_.get(), c->hub_.get(),
                          c->router_stub_.get(), "{}", &c->logger_, options.max_requests},
         c->orchestrator_host_->registry());
-    c->orchestrator_host_->AddService(c->orchestrator_.get());
+    c->orchestrator_host_->AddService(c->orchestrator_.get(),
+                                     moe::v1::Orchestrator::service_full_name());
     if (absl::Status s = c->orchestrator_host_->Start(); !s.ok()) return s;
     c->engine_->Start();
     c->orchestrator_host_->SetServing(true);
@@ -117,7 +120,7 @@ absl::StatusOr<InProcessCluster::Pool> InProcessCluster::StartPool(const InProce
   pool.service = std::make_unique<ExpertPoolService>(
       config, ExpertPoolOptions{p.name, "cpu", p.expert_slots}, checkpoint_.state, *std::move(bank),
       pool.host->registry());
-  pool.host->AddService(pool.service.get());
+  pool.host->AddService(pool.service.get(), moe::v1::ExpertPool::service_full_name());
   if (absl::Status s = pool.host->Start(); !s.ok()) return s;
   pool.host->SetServing(true);
   spec->address = Loopback(pool.host->port());

@@ -42,6 +42,8 @@ struct InProcessClusterOptions {
   uint64_t seed = 7;                  // of the random weights
   // Default: pool-a hosts every expert and the shared ones; pool-b replicates experts 2 and 3.
   std::vector<InProcessPool> pools;
+  // No pools at all: the router starts with an empty placement, and pools come by JoinPool.
+  bool start_empty = false;
   RouterOptions router;
   bool orchestrator = false;  // also start an orchestrator over a RemoteMoeExecutor
   RemoteExecutorOptions remote;

@@ -92,11 +92,33 @@ deploy/podman/base_images.sh
 
 step "image: podman build -f deploy/Dockerfile"
 t0=$SECONDS
-podman build --pull=never --layers -f deploy/Dockerfile -t moe-inference:latest . >"$run_dir/build.log" 2>&1 || {
+# The host's ccache goes into the build stage, so the compile there reuses the objects of the
+# host's build of the same sources (scripts/test.sh has just made them).
+host_ccache=$(ccache --get-config cache_dir 2>/dev/null || true)
+host_ccache=${host_ccache:-$HOME/.cache/ccache}
+mkdir -p "$host_ccache"
+if ! podman image exists moe-inference:latest; then
+  echo "     no image yet: this first build installs the build stage's packages (LibTorch, gRPC, ...)"
+  echo "     and the runtime stage's on the debootstrapped base, and compiles the project inside the"
+  echo "     image (reusing this machine's ccache): several minutes; later runs reuse the layers"
+fi
+# Progress, not silence: each Dockerfile step as it starts and every 25th compile step, timed.
+set +e
+podman build --pull=never --layers -f deploy/Dockerfile -t moe-inference:latest \
+  -v "$host_ccache:/host-ccache" --build-arg CCACHE_DIR=/host-ccache . 2>&1 |
+  tee "$run_dir/build.log" |
+  awk -v t0="$(date +%s)" '
+    function stamp() { return sprintf("     [%3d s] ", systime() - t0) }
+    /^STEP [0-9]+\/[0-9]+:/ { print stamp() substr($0, 1, 110); fflush(); next }
+    /^\[[0-9]+\/[0-9]+\] / { split(substr($1, 2), f, "/"); if (f[1] % 25 == 0 || f[1] == f[2]) { print stamp() "compile " $1; fflush() } next }
+    /^ *(Hits|Misses|hits|misses)/ { print stamp() "ccache " $0; fflush() }'
+built=${PIPESTATUS[0]}
+set -e
+if [[ "$built" != 0 ]]; then
   tail -40 "$run_dir/build.log" >&2
   echo "container_test: the image build failed" >&2
   exit 1
-}
+fi
 ok "image built in $((SECONDS - t0)) s"
 # Every build whose sources changed leaves the previous build stage behind, untagged (2-3 GB,
 # partly shared). Those of the last day stay as layer cache; older ones go.
