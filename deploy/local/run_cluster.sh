@@ -8,8 +8,11 @@
 # rest keep running. Ctrl-C (or SIGTERM) stops everything it started.
 #
 # Usage: deploy/local/run_cluster.sh [options]
-#   --detach              start, print, and return; the processes keep running (pids in the run dir)
-#   --stop                stop a cluster started with --detach (same --run-dir)
+#   --detach              start, print, and return, leaving a supervisor in the background that
+#                         restarts a process that dies, as the foreground launcher does (it is
+#                         this script again, in its own session; RUN_DIR/supervisor.{log,pid})
+#   --stop                stop a cluster started with --detach (same --run-dir): its supervisor
+#                         first, so that nothing is restarted, then every process it started
 #   --run-dir=DIR         logs and pid files (default build/cluster-logs)
 #   --model=DIR           checkpoint for every service (default $MODEL, else models/brown-moe)
 #   --random-init=CONFIG  a random model from CONFIG.json instead of a checkpoint
@@ -54,6 +57,7 @@ for arg in "$@"; do
   case "$arg" in
     --detach) MODE=detach ;;
     --stop) MODE=stop ;;
+    --supervise) MODE=supervise ;;  # what --detach runs in the background; not for direct use
     --run-dir=*) RUN_DIR=${arg#*=} ;;
     --model=*) MODEL=${arg#*=} ;;
     --random-init=*) RANDOM_INIT=${arg#*=} ;;
@@ -96,6 +100,7 @@ MOECTL=$BUILD_DIR/clients/moectl/moectl
 
 declare -A PID=()
 STARTED=()
+BACKOFF_PID=
 
 log() { echo "run_cluster: $*"; }
 die() { echo "run_cluster: error: $*" >&2; exit 1; }
@@ -133,6 +138,8 @@ stop_pids() {
 # Stops what this invocation started, newest first.
 stop_started() {
   local pids=() i
+  # A restart's backoff, cut short.
+  [[ -z "$BACKOFF_PID" ]] || kill "$BACKOFF_PID" 2>/dev/null || true
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do pids+=("${PID[${STARTED[i]}]}"); done
   ((${#pids[@]})) || return 0
   log "stopping ${STARTED[*]}"
@@ -151,9 +158,34 @@ died() {
   exit 1
 }
 
-# --stop: the processes of a detached cluster are not our children; check that each pid is
-# still the binary we started before signalling it (pids get reused).
+# The supervisor a --detach left in RUN_DIR, if it still runs: its pid, checked against its
+# command line (pids get reused).
+supervisor_pid() {
+  local pid
+  pid=$(cat "$RUN_DIR/supervisor.pid" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "run_cluster.sh .*--supervise" || return 1
+  echo "$pid"
+}
+
+# --stop: first the supervisor, which on SIGTERM stops what it started (newest first) and exits,
+# without restarting anything. Then whatever it left (it was killed, or the processes outlived
+# it): those are not our children, so check that each pid is still the binary started before
+# signalling it (pids get reused).
 if [[ "$MODE" == stop ]]; then
+  stopped=0
+  if sup=$(supervisor_pid); then
+    log "stopping the supervisor (pid $sup) and what it started"
+    kill -TERM "$sup" 2>/dev/null || true
+    # It gives its processes 10 s before killing them.
+    for ((i = 0; i < 300; i++)); do alive "$sup" || break; sleep 0.1; done
+    if alive "$sup"; then
+      log "supervisor (pid $sup) still runs after 30 s; killing it"
+      kill -KILL -- "-$sup" 2>/dev/null || kill -KILL "$sup" 2>/dev/null || true
+    fi
+    stopped=1
+  fi
+  rm -f "$RUN_DIR/supervisor.pid"
   pids=()
   # Every pid file, whatever --pools the cluster was started with.
   for f in "$RUN_DIR"/*.pid; do
@@ -170,8 +202,12 @@ if [[ "$MODE" == stop ]]; then
     fi
     rm -f "$f"
   done
-  ((${#pids[@]})) || { log "no running cluster found in $RUN_DIR"; exit 0; }
-  stop_pids "${pids[@]}"
+  if ((${#pids[@]})); then
+    stop_pids "${pids[@]}"
+  elif ((!stopped)); then
+    log "no running cluster found in $RUN_DIR"
+    exit 0
+  fi
   log "stopped"
   exit 0
 fi
@@ -191,6 +227,36 @@ for name in "${NAMES[@]}"; do
   [[ -x "$BUILD_DIR/${BIN[$name]}" ]] || die "$BUILD_DIR/${BIN[$name]} is missing (build first, or drop --no-build)"
 done
 [[ -x "$MOECTL" ]] || die "$MOECTL is missing (build first, or drop --no-build)"
+
+# --detach: this script again, as the supervisor, in a session of its own (no terminal, so no
+# SIGHUP when it closes), its output in RUN_DIR/supervisor.log. Show that log until the cluster
+# is up, then return; if the supervisor gives up while starting, show why and fail.
+if [[ "$MODE" == detach ]]; then
+  if sup=$(supervisor_pid); then
+    die "a supervisor already runs in $RUN_DIR (pid $sup); first: deploy/local/run_cluster.sh --stop --run-dir=$RUN_DIR"
+  fi
+  mkdir -p "$RUN_DIR"
+  : >"$RUN_DIR/supervisor.log"
+  args=()
+  for arg in "$@"; do [[ "$arg" == --detach ]] || args+=("$arg"); done
+  setsid bash "$SELF" --supervise --no-build "${args[@]}" </dev/null >>"$RUN_DIR/supervisor.log" 2>&1 &
+  sup=$!
+  trap 'echo; kill -TERM "$sup" 2>/dev/null; exit 130' INT
+  shown=0
+  while true; do
+    up=0
+    grep -q '^  stop: ' "$RUN_DIR/supervisor.log" && up=1
+    alive "$sup" || up=2
+    size=$(stat -c %s "$RUN_DIR/supervisor.log")
+    if ((size > shown)); then
+      tail -c "+$((shown + 1))" "$RUN_DIR/supervisor.log" | head -c "$((size - shown))"
+      shown=$size
+    fi
+    ((up == 1)) && exit 0
+    ((up == 2)) && die "the supervisor exited while starting the cluster (log: $RUN_DIR/supervisor.log)"
+    sleep 0.2
+  done
+fi
 
 if [[ -n "$RANDOM_INIT" ]]; then
   [[ -f "$RANDOM_INIT" ]] || die "--random-init: no file $RANDOM_INIT"
@@ -238,7 +304,12 @@ done
 
 mkdir -p "$RUN_DIR"
 for name in "${NAMES[@]}"; do rm -f "$RUN_DIR/$name.log" "$RUN_DIR/$name.health.log"; done
-trap 'stop_started' EXIT
+if [[ "$MODE" == supervise ]]; then
+  echo $$ >"$RUN_DIR/supervisor.pid"
+  trap 'stop_started; [[ "$(cat "$RUN_DIR/supervisor.pid" 2>/dev/null)" != $$ ]] || rm -f "$RUN_DIR/supervisor.pid"' EXIT
+else
+  trap 'stop_started' EXIT
+fi
 trap 'echo; stop_started; exit 130' INT
 trap 'stop_started; exit 143' TERM
 
@@ -272,7 +343,11 @@ restart() {
   ((delay <= 30)) || delay=30
   log "$name exited (status $status); restarting it in ${delay}s (restart ${RESTARTS[$name]} in a row; log: $RUN_DIR/$name.log)"
   tail -n 5 "$RUN_DIR/$name.log" | sed 's/^/    /' || true
-  sleep "$delay"
+  # In the background, so that a signal is handled at once rather than after the backoff.
+  sleep "$delay" &
+  BACKOFF_PID=$!
+  wait "$BACKOFF_PID" || true
+  BACKOFF_PID=
   eval "start $name ${CMD[$name]}"
 }
 
@@ -349,15 +424,16 @@ MoE cluster is up (logs and pids: $RUN_DIR)
   prometheus:  prometheus --config.file=deploy/prometheus/prometheus.local.yml
 EOF
 
-if [[ "$MODE" == detach ]]; then
-  trap - EXIT INT TERM
+if [[ "$MODE" == supervise ]]; then
+  # The last line: --detach returns once it is in the log.
+  echo "  supervisor:  pid $$, restarts a process that dies (log: $RUN_DIR/supervisor.log)"
   echo "  stop:        deploy/local/run_cluster.sh --stop --run-dir=$RUN_DIR"
-  exit 0
+else
+  echo "  stop:        Ctrl-C"
 fi
-echo "  stop:        Ctrl-C"
 
-# Foreground: supervise. A child that exits on its own is restarted with backoff; the others
-# keep running. A signal stops everything (trap).
+# Supervise (in the foreground, or detached): a child that exits on its own is restarted with
+# backoff; the others keep running. A signal stops everything (trap).
 while true; do
   wait -n 2>/dev/null || sleep 0.5
   for name in "${STARTED[@]}"; do

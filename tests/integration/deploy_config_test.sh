@@ -11,7 +11,8 @@
 #   - the Grafana dashboard: valid JSON, data source uid `prometheus` everywhere, only metric
 #     names of docs/CONTRACTS.md, valid PromQL (`promtool check rules`), and every expression
 #     returns data on synthetic traffic (`promtool test rules`);
-#   - the cluster files (local = the CONTRACTS.md example, compose, k8s): same topology.
+#   - the cluster files (local = the CONTRACTS.md example, compose, k8s): same topology;
+#   - deploy/tls/make_certs.sh: per-certificate names and addresses (NAME=SAN,...), bad ones refused.
 #
 # Usage: tests/integration/deploy_config_test.sh
 # Needs docker-compose, promtool, kubectl, python3-yaml, node (scripts/setup.sh installs them)
@@ -487,6 +488,30 @@ check "k8s: every object valid against the Kubernetes API schemas (base, gpu-poo
   validate_schemas k8s k8s-gpu k8s-tls
 check "dashboard: uids, metric names, PromQL valid and returning data" \
   "$PY" "$TMP/checks.py" dashboard "$TMP"
+
+# deploy/tls/make_certs.sh: NAME=SAN,... adds names and addresses to that certificate only;
+# malformed ones are refused before anything is written.
+check_make_certs() {
+  local d=$TMP/certs san bad out
+  deploy/tls/make_certs.sh "$d" router=IP:10.0.0.10 pool-a=IP:10.0.0.11,DNS:pool-a.example.net \
+    pool-b --san=DNS:moe.example >/dev/null
+  for want in "router:DNS:router, DNS:localhost, IP Address:127.0.0.1, DNS:moe.example, IP Address:10.0.0.10" \
+    "pool-a:DNS:pool-a, DNS:localhost, IP Address:127.0.0.1, DNS:moe.example, IP Address:10.0.0.11, DNS:pool-a.example.net" \
+    "pool-b:DNS:pool-b, DNS:localhost, IP Address:127.0.0.1, DNS:moe.example"; do
+    san=$(openssl x509 -in "$d/${want%%:*}.pem" -noout -ext subjectAltName | tail -n 1 | sed 's/^ *//')
+    [[ "$san" == "${want#*:}" ]] || { echo "${want%%:*}.pem names '$san', expected '${want#*:}'"; return 1; }
+  done
+  openssl verify -CAfile "$d/ca.pem" "$d/pool-a.pem" >/dev/null
+  for bad in pool-a= pool-a=IP:10.0.0.256 pool-a=IP:10.0.0 pool-a=10.0.0.1 pool-a=DNS:a_b \
+    pool-a=IP:10.0.0.1,,DNS:x pool-a=IP:fd00::zz --san=IP:1.2.3; do
+    if out=$(deploy/tls/make_certs.sh "$TMP/certs-bad" "$bad" 2>&1); then
+      echo "make_certs.sh accepted '$bad'"; return 1
+    fi
+    [[ "$out" == "make_certs: "*"'"* || "$out" == *"after '='"* ]] || { echo "'$bad': unclear error: $out"; return 1; }
+  done
+  [[ ! -e "$TMP/certs-bad" ]] || { echo "a refused call wrote $TMP/certs-bad"; return 1; }
+}
+check "make_certs.sh: per-certificate names and addresses, malformed ones refused" check_make_certs
 
 echo "deploy_config_test: $passed passed, $failed failed"
 ((failed == 0))
