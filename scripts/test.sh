@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine (idempotent), builds everything and runs every test: unit,
-# integration (real processes on loopback), the PyTorch reference, the browser and Prometheus
-# end-to-end tests.
+# integration (real processes on loopback), multi-host (each service in its own network
+# namespace), the PyTorch reference, the browser and Prometheus end-to-end tests, and the
+# container path (podman + docker-compose + the Kubernetes manifests).
 #
-# Usage: scripts/test.sh [--sanitize=address|thread] [ctest args...]   e.g. scripts/test.sh -L integration
+# Usage: scripts/test.sh [--sanitize=address|thread] [SELECTION] [ctest args...]
+# One part of the suite (times after the build, on 2 cores; the whole run is their sum, less
+# what runs side by side):
+#   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~4 min
+#   --integration   real processes on loopback (ctest -L integration)              ~4 min
+#   --multihost     each service on a host of its own, plain and mutual TLS        ~3 min
+#   --container     the image, compose and the Kubernetes manifests under podman   ~4 min
+#                   with cached base images and layers; the first run on a machine builds
+#                   them (debootstrap, packages, a compile reusing ccache): ~15 min
+#   --e2e           headless Chromium on the viewer, a real Prometheus             ~1 min
+#   --reference     the independent PyTorch oracle                                 ~1 min
+#   or any ctest arguments, e.g. scripts/test.sh -R 'RouterServiceTest'
+# The build itself: ~20 min on a fresh 2-core machine, a few seconds when nothing changed (ccache
+# keeps objects across build trees and clones).
 #   --sanitize=address  AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/, CMake's
 #                       default generator) over the unit and integration tests
 #   --sanitize=thread   ThreadSanitizer build (build-tsan/) over the concurrent parts: event hub,
@@ -12,9 +26,10 @@
 #                       so absl::Mutex is seen; gRPC stays uninstrumented, its handoffs are
 #                       suppressed (tests/sanitizers/tsan.supp, docs/RELIABILITY.md)
 # A sanitizer run fails on any sanitizer report, from the tests or from the processes they start.
+# Each phase (setup, build, tests) prints its time when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--help" ]]; then sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [[ "${1:-}" == "--help" ]]; then sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 
 sanitize=""
 if [[ "${1:-}" == --sanitize=* ]]; then
@@ -25,14 +40,31 @@ if [[ "${1:-}" == --sanitize=* ]]; then
     exit 2
   fi
 fi
+selection=()
+case "${1:-}" in
+  --unit) selection=(-LE 'integration|multihost|container|e2e|reference') ;;
+  --integration) selection=(-L integration) ;;
+  --multihost) selection=(-L multihost) ;;
+  --container) selection=(-L container) ;;
+  --e2e) selection=(-L e2e) ;;
+  --reference) selection=(-L reference) ;;
+esac
+if ((${#selection[@]})); then shift; fi
+phase_start=$SECONDS
+phase() {  # phase NAME: prints how long the phase that just ended took
+  echo "test.sh: $1 took $((SECONDS - phase_start)) s"
+  phase_start=$SECONDS
+}
 
 scripts/setup.sh
+phase setup
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 if [[ -z "$sanitize" ]]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
   cmake --build build
+  phase build
   # The browser test's driver (playwright-core) and the Kubernetes API schemas
   # (kubernetes-models), each pinned in its package-lock.json.
   if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
@@ -41,7 +73,9 @@ if [[ -z "$sanitize" ]]; then
   if [[ ! -d tests/k8s/node_modules/kubernetes-models ]]; then
     (cd tests/k8s && npm ci --no-audit --no-fund)
   fi
-  ctest --test-dir build --output-on-failure --timeout 900 -j2 "$@" 2>&1 | tee "$log"
+  ctest --test-dir build --output-on-failure --timeout 900 -j2 "${selection[@]}" "$@" 2>&1 |
+    tee "$log"
+  phase tests
 else
   supp=$PWD/tests/sanitizers
   if [[ "$sanitize" == address ]]; then
@@ -61,6 +95,7 @@ else
   ASAN_OPTIONS=detect_leaks=0 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
     -DMOE_SANITIZE="$sanitize" -DMOE_BUILD_BENCH=OFF
   ASAN_OPTIONS=detect_leaks=0 cmake --build "$dir" --parallel "$(nproc)" --target "${targets[@]}"
+  phase build
   if [[ "$sanitize" == thread ]]; then
     # Debian's Abseil is not built for TSan, which then cannot see absl::Mutex (ours and gRPC's)
     # and reports every access it guards. The same version and patches built with TSan has the
@@ -78,8 +113,9 @@ else
   export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
   export TSAN_OPTIONS="log_path=$reports/tsan:suppressions=$supp/tsan.supp:second_deadlock_stack=1"
   status=0
-  ctest --test-dir "$dir" --output-on-failure --timeout 1800 -j2 "${select[@]}" "$@" 2>&1 |
-    tee "$log" || status=$?
+  ctest --test-dir "$dir" --output-on-failure --timeout 1800 -j2 "${select[@]}" \
+    "${selection[@]}" "$@" 2>&1 | tee "$log" || status=$?
+  phase tests
   if compgen -G "$reports/*" >/dev/null; then
     for f in "$reports"/*; do
       echo "==== $f"

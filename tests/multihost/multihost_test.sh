@@ -137,10 +137,10 @@ if ((tls)); then
   done
   read -r -a client_tls <<<"${TLSF[client]}"
 fi
-tls_of() {  # the --tls_* flags of a process, as words
+tls_of() {  # the --tls_* flags of a process, one a line (none without --tls)
   local -a f=()
   [[ -n "${TLSF[$1]:-}" ]] && read -r -a f <<<"${TLSF[$1]}"
-  printf '%s\n' "${f[@]}"
+  if ((${#f[@]})); then printf '%s\n' "${f[@]}"; fi
 }
 
 spawn() {  # spawn NAME HOST CMD...: a service in HOST's namespace, its log in the run dir
@@ -148,6 +148,7 @@ spawn() {  # spawn NAME HOST CMD...: a service in HOST's namespace, its log in t
   shift 2
   ip netns exec "$(ns "$host")" "$@" >"$dir/$name.log" 2>&1 &
   PID[$name]=$!
+  disown "$!"  # killed by the test, not reported by the shell
 }
 moectl() { on client "$MOECTL" "$@" "${client_tls[@]}"; }
 healthy() { moectl health --target="$1" --timeout_s=120 >/dev/null; }
@@ -179,7 +180,7 @@ rc=$?
 set -e
 if ((rc != 0)) && [[ "$out" == *UNAVAILABLE* && "$out" == *"hosted by no ready pool"* &&
   "$out" == *"no expert pool has joined"* ]]; then
-  ok "before any pool joins: $(tail -1 <<<"$out" | cut -c1-160)"
+  ok "before any pool joins: $(grep -o 'UNAVAILABLE.*' <<<"$out" | head -1 | cut -c1-150)"
 else
   fail "a request before any pool joined: want UNAVAILABLE naming the missing experts, got (exit $rc): $out"
 fi
@@ -263,12 +264,13 @@ else
 fi
 
 step "16 streams; pool-b drained, then killed with -9"
-stream() {  # stream I: 4 greedy requests in a row; each answer checked against the oracle
+stream() {  # stream I: 3 greedy requests in a row; each answer checked against the oracle
   local i=$1 r p got
-  for r in 1 2 3 4; do
+  for r in 1 2 3; do
     p=${PROMPTS[$(((i + r) % ${#PROMPTS[@]}))]}
-    if ! got=$(moectl generate --target="$ORCH" --temperature=0 --max_tokens=$MAXTOK "$p" 2>&1); then
-      echo "stream $i request $r failed: $got" >>"$dir/streams.err"
+    if ! got=$(moectl generate --target="$ORCH" --temperature=0 --max_tokens=$MAXTOK "$p" \
+      2>"$dir/stream$i.err"); then
+      echo "stream $i request $r failed: $(cat "$dir/stream$i.err")" >>"$dir/streams.err"
     elif [[ "$got" != "${WANT[$p]}" ]]; then
       echo "stream $i request $r: '$p' gave '$got', embedded '${WANT[$p]}'" >>"$dir/streams.err"
     else
@@ -290,11 +292,11 @@ unset 'PID[pool-b]'
 for p in "${streamers[@]}"; do wait "$p" || true; done
 good=$(wc -l <"$dir/streams.ok")
 if [[ -s "$dir/streams.err" ]]; then
-  fail "$(wc -l <"$dir/streams.err") of 64 requests failed or differed: $(head -3 "$dir/streams.err")"
-elif ((good == 64)); then
-  ok "64 of 64 requests exact through the drain and the kill"
+  fail "$(wc -l <"$dir/streams.err") of 48 requests failed or differed: $(head -3 "$dir/streams.err")"
+elif ((good == 48)); then
+  ok "48 of 48 requests exact through the drain and the kill"
 else
-  fail "only $good of 64 requests answered"
+  fail "only $good of 48 requests answered"
 fi
 check_greedy "after pool-b died"
 if wait_placement 'all(q["name"] != "pool-b" for q in p.get("pools", []))'; then
@@ -320,7 +322,9 @@ for m in "router ${IP[router]}:9101 moe_placement_epoch" \
   "orchestrator ${IP[orchestrator]}:9100 moe_generate_requests_total" \
   "pool-a ${IP[pool-a]}:9111 moe_expert_tokens_computed_total"; do
   read -r name addr metric <<<"$m"
-  if on ops curl -sf --max-time 5 "http://$addr/metrics" | grep -q "^$metric"; then
+  # Read whole before grep: grep -q would close the pipe early, and curl fail with it.
+  text=$(on ops curl -sf --max-time 5 "http://$addr/metrics" || true)
+  if grep -q "^$metric" <<<"$text"; then
     ok "$name /metrics from ops has $metric"
   else
     fail "$name /metrics at $addr: no $metric"
