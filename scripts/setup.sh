@@ -16,7 +16,7 @@ esac
 
 packages=(
   # build
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache lld pkg-config git
   # libraries
   libtorch-dev libopenblas0-pthread libgoogle-perftools-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler

@@ -117,11 +117,6 @@ int main(int argc, char** argv) {
              1;
     }
   }
-  if (flags.cluster.empty() && join.empty()) {
-    return log.Error("flags", {{"error", "--cluster or --join: give one (where the pool's experts "
-                                         "come from)"}}),
-           1;
-  }
   const int slots = absl::GetFlag(FLAGS_expert_slots);
   if (slots < 0) return log.Error("flags", {{"error", "--expert_slots: must be >= 0"}}), 1;
   moe::SetIntraOpThreads(flags.threads);
@@ -141,6 +136,11 @@ int main(int argc, char** argv) {
         "device",
         {{"error", absl::StrCat("--device=", device_name, ": this LibTorch has no CUDA device")}});
     return 1;
+  }
+  if (flags.cluster.empty() && join.empty()) {
+    return log.Error("flags", {{"error", "--cluster or --join: give one (where the pool's experts "
+                                         "come from)"}}),
+           1;
   }
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);
   if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;

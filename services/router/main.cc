@@ -20,6 +20,13 @@ ABSL_FLAG(double, min_gain, 0.05,
           "rebalance only when the planned balancedness of a layer is this much higher");
 ABSL_FLAG(int, drop_grace_ms, 1000,
           "between taking a replica out of routing and telling its pool to drop it");
+ABSL_FLAG(int, health_interval_ms, 500, "between health checks of each pool");
+ABSL_FLAG(int, health_timeout_ms, 1000,
+          "a pool's health check that takes longer fails; --health_failures in a row make the "
+          "pool unhealthy (no tokens) until one passes");
+ABSL_FLAG(int, health_failures, 2,
+          "failed health checks in a row before a pool counts as unhealthy (a failure the "
+          "orchestrator reports counts at once)");
 ABSL_FLAG(double, dead_pool_removal_s, 300,
           "remove a pool from the placement once it has failed its health checks this many "
           "seconds (its experts go to the others); it comes back by joining again. 0 = never");
@@ -60,6 +67,17 @@ int main(int argc, char** argv) {
   const double removal = absl::GetFlag(FLAGS_dead_pool_removal_s);
   if (!(removal >= 0))
     return log.Error("flags", {{"error", "--dead_pool_removal_s: must be >= 0"}}), 1;
+  const int health_interval = absl::GetFlag(FLAGS_health_interval_ms);
+  const int health_timeout = absl::GetFlag(FLAGS_health_timeout_ms);
+  const int health_failures = absl::GetFlag(FLAGS_health_failures);
+  if (health_interval < 1 || health_timeout < 1 || health_failures < 1) {
+    return log.Error("flags", {{"error", "--health_interval_ms, --health_timeout_ms, "
+                                         "--health_failures: must be >= 1"}}),
+           1;
+  }
+  options.control.health_interval = absl::Milliseconds(health_interval);
+  options.control.health_timeout = absl::Milliseconds(health_timeout);
+  options.control.health_failures = health_failures;
   options.control.dead_pool_removal =
       removal > 0 ? absl::Seconds(removal) : absl::InfiniteDuration();
   options.control.rebalance_interval = absl::Seconds(interval);

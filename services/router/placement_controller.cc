@@ -335,16 +335,21 @@ bool PlacementController::CheckPool(int index) {
     }
   }
   const bool was_healthy = replicas_->healthy(index);
-  SetHealthy(index, ok, why);
+  bool strike_out = true;
   {
     absl::MutexLock lock(&links_mu_);
     PoolLink& link = links_[index];
     if (ok) {
       link.failing_since = absl::InfiniteFuture();
-    } else if (link.failing_since == absl::InfiniteFuture()) {
-      link.failing_since = absl::Now();
+      link.failed_checks = 0;
+    } else {
+      if (link.failing_since == absl::InfiniteFuture()) link.failing_since = absl::Now();
+      strike_out = ++link.failed_checks >= options_.health_failures;
+      // Not yet unhealthy, but it may be restarting: described (and healed) anew when it answers.
+      link.described = false;
     }
   }
+  if (ok || strike_out) SetHealthy(index, ok, why);
   // Described just now: it joined, or came back and was healed.
   return ok && (!described || !was_healthy);
 }

@@ -50,7 +50,10 @@ namespace moe {
 
 struct ControllerOptions {
   absl::Duration health_interval = absl::Milliseconds(500);
-  absl::Duration health_timeout = absl::Milliseconds(400);
+  absl::Duration health_timeout = absl::Seconds(1);
+  // Failed health checks in a row before a pool counts as unhealthy: one slow answer on a loaded
+  // machine is not a dead pool. (A failure the orchestrator reports counts at once.)
+  int health_failures = 2;
   absl::Duration rebalance_interval = absl::ZeroDuration();  // zero: only on demand
   absl::Duration drop_grace = absl::Seconds(1);
   absl::Duration change_timeout = absl::Seconds(60);  // one LoadExperts / DropExperts call
@@ -95,6 +98,7 @@ class PlacementController {
     std::unique_ptr<moe::v1::ExpertPool::Stub> pool;
     bool described = false;  // Describe answered since the pool last became healthy
     absl::Time failing_since = absl::InfiniteFuture();  // first failed check of the current run
+    int failed_checks = 0;                              // in a row
     prometheus::Gauge* healthy_gauge = nullptr;
   };
   using Target = std::vector<std::vector<std::vector<int>>>;  // [layer][key] -> pools

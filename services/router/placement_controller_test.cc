@@ -21,6 +21,9 @@
 #include "absl/time/clock.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "services/common/deadline.h"
+#include "services/router/load_meter.h"
+#include "services/router/placement_table.h"
+#include "services/router/replica_selector.h"
 #include "services/testing/in_process_cluster.h"
 #include "services/testing/load_generator.h"
 
@@ -362,6 +365,34 @@ TEST_F(ElasticPlacementTest, APoolDeadTooLongLeavesThePlacementAndComesBackByJoi
   load->Stop();
   EXPECT_THAT(load->failures(), ::testing::IsEmpty());
   EXPECT_THAT(load->wrong(), ::testing::IsEmpty());
+}
+
+// The router dials what a pool advertises: a loopback address from a pool on another host would
+// have it dial itself. Checked on the caller's address, without a cluster.
+TEST(PlacementControllerTest, ALoopbackAddressFromAnotherHostIsRefusedNamingAdvertise) {
+  const ModelConfig config = testing::TinyConfig();
+  PlacementTable table(config, ClusterSpec());
+  ReplicaSelector replicas(0);
+  LoadMeter meter(config.n_layers, config.n_experts + config.n_shared, absl::Seconds(30));
+  prometheus::Registry registry;
+  Logger log("test");
+  PlacementController controller(config, &table, &replicas, &meter, ControllerOptions(), registry,
+                                 &log);
+  moe::v1::RegisterPoolRequest req;
+  req.set_name("pool-x");
+  req.set_address("127.0.0.1:50061");
+  req.set_model_id(ModelId(config));
+  const absl::StatusOr<uint64_t> refused = controller.Register(req, "10.0.0.2");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("address: 127.0.0.1:50061 is a loopback address, but pool pool-x called "
+                        "from 10.0.0.2"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--advertise"));
+  EXPECT_EQ(table.pool_count(), 0) << "a refused pool was added";
+  EXPECT_TRUE(controller.Register(req, "127.0.0.1").ok()) << "from its own host it may";
+  req.set_address("10.0.0.2:50061");
+  EXPECT_TRUE(controller.Register(req, "10.0.0.2").ok());
+  EXPECT_EQ(table.pool(0).address, "10.0.0.2:50061");
 }
 
 }  // namespace
