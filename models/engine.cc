@@ -22,7 +22,7 @@ struct Engine::Sequence {
   bool done = false;
 
   Sequence(GenerateParams p, GenerateCallbacks c)
-      : params(std::move(p)), callbacks(std::move(c)), sampler(params.sampling) {}
+      : params(std::move(p)), callbacks(std::move(c)), sampler(params.sampling, params.prompt) {}
 };
 
 namespace {
@@ -274,6 +274,8 @@ void Engine::Decode() {
     for (int l = 0; l < c.n_layers; ++l) {
       tok.routing.push_back(RouteOfRow(layers[l], l, i, c.n_routed(), seq.params.want_probs));
     }
+    // The sampler's last draw is this token: a sequence draws once per step, after reporting.
+    if (seq.params.sampling.logprobs >= 0) tok.logprobs = seq.sampler.last_logprobs();
     ++seq.length;
     ++seq.generated;
     if (seq.pending_token == c.eos_id) {
