@@ -11,9 +11,11 @@
 #include "models/inference.h"
 #include "models/usage.h"
 #include "services/common/flags.h"
+#include "services/common/http_server.h"
 #include "services/common/log.h"
 #include "services/common/server.h"
 #include "services/orchestrator/event_hub.h"
+#include "services/orchestrator/openai_api.h"
 #include "services/orchestrator/orchestrator_service.h"
 #include "services/orchestrator/placement_watcher.h"
 #include "services/orchestrator/remote_executor.h"
@@ -31,6 +33,13 @@ ABSL_FLAG(int, max_requests, 256,
           "RESOURCE_EXHAUSTED naming this flag");
 ABSL_FLAG(int, max_watchers, 64,
           "WatchRouting streams open at a time; more get RESOURCE_EXHAUSTED naming this flag");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8000",
+          "HOST:PORT of the OpenAI-compatible HTTP API (POST /v1/completions, GET /v1/models); "
+          "empty = off");
+ABSL_FLAG(int, http_max_connections, 256,
+          "HTTP API connections open at a time; more get 503 (each open request holds one)");
+ABSL_FLAG(int, http_max_body_bytes, 1 << 20,
+          "largest HTTP request body; a larger one is refused 413 before it is read");
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
@@ -102,13 +111,35 @@ int main(int argc, char** argv) {
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   engine.Start();
+  moe::OpenAiApi openai(&service.generations(), ckpt->config, ckpt->config.name);
+  std::unique_ptr<moe::HttpServer> http;
+  if (const std::string http_listen = absl::GetFlag(FLAGS_http_listen); !http_listen.empty()) {
+    moe::HttpServerOptions http_options;
+    http_options.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+    http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_bytes));
+    http_options.error_body = &moe::OpenAiApi::ServerErrorBody;
+    if (http_options.max_connections < 1 || absl::GetFlag(FLAGS_http_max_body_bytes) < 1) {
+      return log.Error("flags",
+                       {{"error", "--http_max_connections, --http_max_body_bytes: must be >= 1"}}),
+             1;
+    }
+    absl::StatusOr<std::unique_ptr<moe::HttpServer>> started = moe::HttpServer::Start(
+        http_listen, "--http_listen", http_options,
+        [&openai](const moe::HttpRequest& req, moe::HttpResponse& resp) {
+          openai.Handle(req, resp);
+        });
+    if (!started.ok()) return log.Error("start", {{"error", started.status().ToString()}}), 1;
+    http = *std::move(started);
+  }
   host.SetServing(true);
   log.Info("serving", {{"port", absl::StrCat(host.port())},
+                       {"http_port", http ? absl::StrCat(http->port()) : "off"},
                        {"model", moe::ModelId(ckpt->config)},
                        {"router", cluster->router_address}});
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
   host.Shutdown(absl::Seconds(10));
+  http.reset();  // its open requests see their clients gone and cancel
   engine.Stop(/*drain=*/false);
   return 0;
 }

@@ -267,6 +267,9 @@ absl::Status Cluster::Spawn(const std::string& name) {
   argv.push_back("--cluster=" + cluster_file_);
   for (const std::string& a : options_.model_args) argv.push_back(a);
   if (name == "orchestrator") {
+    // Its HTTP API on a free port, not the fixed default: tests run side by side. A test that
+    // wants a known port gives --http_listen in orchestrator_args (the last one counts).
+    argv.push_back("--http_listen=127.0.0.1:0");
     for (const std::string& a : options_.orchestrator_args) argv.push_back(a);
   }
   if (name == "router") {
