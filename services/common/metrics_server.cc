@@ -11,7 +11,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   options.max_body_bytes = 0;
   absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Start(
       address, "--metrics_listen", options, [registry](const HttpRequest& req, HttpResponse& resp) {
-        if (req.path == "/metrics" && (req.method == "GET" || req.method == "HEAD")) {
+        if (req.path == "/metrics" && req.method == "GET") {
           resp.Send(200, "text/plain; version=0.0.4; charset=utf-8",
                     prometheus::TextSerializer().Serialize(registry->Collect()));
         } else {
