@@ -164,6 +164,38 @@ double Sample(const std::string& text, const std::string& name) {
   return total;
 }
 
+// CPU seconds (user + system) so far of each of a cluster's processes, found among this
+// process's children by their --listen flag.
+std::map<std::string, double> ProcessCpu(const moe::testing::Cluster& c) {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+    std::ifstream cmd(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    for (const char* name : {"orchestrator", "router", "pool-a", "pool-b"}) {
+      const std::string listen = std::string("--listen=") + c.address(name) + '\0';
+      if (cmdline.find(listen) == std::string::npos) continue;
+      std::ifstream stat(entry.path() / "stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+      std::vector<std::string> f = absl::StrSplit(text.substr(text.rfind(')') + 2), ' ');
+      double utime = 0, stime = 0;
+      if (f.size() > 12 && absl::SimpleAtod(f[11], &utime) && absl::SimpleAtod(f[12], &stime)) {
+        out[name] = (utime + stime) / tick;
+      }
+    }
+  }
+  return out;
+}
+
+double SelfCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 // The services' timers, summed over the cluster.
 struct Timers {
   std::map<std::string, double> cpu;  // seconds, per process
@@ -212,38 +244,6 @@ double CodecMicros(int n, int d) {
     (void)moe::DecodeTensor(back.hidden(), "hidden", {{n, d}, true});
   }
   return absl::ToDoubleMicroseconds(absl::Now() - start) / kIters;
-}
-
-// CPU seconds (user + system) so far of each of a cluster's processes, found among this
-// process's children by their --listen flag.
-std::map<std::string, double> ProcessCpu(const moe::testing::Cluster& c) {
-  std::map<std::string, double> out;
-  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string pid = entry.path().filename();
-    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
-    std::ifstream cmd(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-    for (const char* name : {"orchestrator", "router", "pool-a", "pool-b"}) {
-      const std::string listen = std::string("--listen=") + c.address(name) + '\0';
-      if (cmdline.find(listen) == std::string::npos) continue;
-      std::ifstream stat(entry.path() / "stat");
-      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-      // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
-      std::vector<std::string> f = absl::StrSplit(text.substr(text.rfind(')') + 2), ' ');
-      double utime = 0, stime = 0;
-      if (f.size() > 12 && absl::SimpleAtod(f[11], &utime) && absl::SimpleAtod(f[12], &stime)) {
-        out[name] = (utime + stime) / tick;
-      }
-    }
-  }
-  return out;
-}
-
-double SelfCpuSeconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 // One decode step's time by hop, from the timers' change over a run.
