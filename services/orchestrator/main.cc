@@ -9,6 +9,7 @@
 #include "models/checkpoint.h"
 #include "models/embedded.h"
 #include "models/inference.h"
+#include "models/routing.h"
 #include "models/usage.h"
 #include "services/common/flags.h"
 #include "services/common/http_server.h"
@@ -43,6 +44,17 @@ ABSL_FLAG(int, http_max_body_bytes, 1 << 20,
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
+ABSL_FLAG(int, micro_batches, 2,
+          "ping-pong micro-batches per lane: a decode step's batch is split into up to this many "
+          "parts whose layers interleave on the lane's thread (one part's attention runs while "
+          "another's experts compute on the pools); 1 = no split");
+ABSL_FLAG(int, micro_batch_rows, 16,
+          "fewest sequences in a micro-batch: a step of B sequences is split into "
+          "min(--micro_batches, B / --micro_batch_rows) parts (at least 1)");
+ABSL_FLAG(bool, speculative_forward, true,
+          "send each pool its predicted work together with the Route message (from the router's "
+          "last answer and the local gate), keeping only answers the router's answer confirms; "
+          "false: each layer's Forward waits for its Route answer");
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
@@ -75,6 +87,11 @@ int main(int argc, char** argv) {
                      {{"error", "--route_deadline_ms, --forward_deadline_ms: must be > 0"}}),
            1;
   }
+  if (absl::GetFlag(FLAGS_speculative_forward)) {
+    absl::StatusOr<std::vector<torch::Tensor>> gates = moe::GateWeights(ckpt->config, ckpt->state);
+    if (!gates.ok()) return log.Error("model", {{"error", gates.status().ToString()}}), 1;
+    remote_options.gates = *std::move(gates);
+  }
   remote_options.route_deadline = absl::Milliseconds(route_ms);
   remote_options.forward_deadline = absl::Milliseconds(forward_ms);
   // The event stream shows every placement change the executor sees in a Route answer.
@@ -102,6 +119,18 @@ int main(int argc, char** argv) {
   const int lanes = absl::GetFlag(FLAGS_lanes);
   if (lanes < 1 || lanes > 16)
     return log.Error("flags", {{"error", "--lanes: must be in [1, 16]"}}), 1;
+  engine_options.max_micro_batches = absl::GetFlag(FLAGS_micro_batches);
+  engine_options.micro_batch_rows = absl::GetFlag(FLAGS_micro_batch_rows);
+  if (engine_options.max_micro_batches < 1 || engine_options.max_micro_batches > 16) {
+    return log.Error("flags", {{"error", absl::StrCat("--micro_batches: must be in [1, 16], got ",
+                                                      engine_options.max_micro_batches)}}),
+           1;
+  }
+  if (engine_options.micro_batch_rows < 1) {
+    return log.Error("flags", {{"error", absl::StrCat("--micro_batch_rows: must be >= 1, got ",
+                                                      engine_options.micro_batch_rows)}}),
+           1;
+  }
   moe::EngineLanes engine(&*model, &executor, engine_options, lanes);
   moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub, router.get(),
                                     ckpt->profiles_json, &log, max_requests},
