@@ -1,9 +1,12 @@
 // Throughput of the orchestrator's OpenAI-compatible HTTP API against gRPC Generate, on one real
 // cluster of the shipped model (router, two pools, orchestrator as processes on loopback). Each
 // round runs the same greedy requests through every path with C concurrent clients, each client
-// sending `--requests` requests one after another: gRPC Generate (a stream of messages),
+// sending `--requests` requests one after another on its own connection: gRPC Generate (a stream
+// of messages),
 // POST /v1/completions with "stream": true (server-sent events) and without (one JSON answer).
-// The order of the paths turns every round, and the ratio is taken per round.
+// The order of the paths turns every round, and the ratio is taken per round. Beside throughput
+// it reports the orchestrator's CPU time per token on each path (from /proc): the API's own cost,
+// which a machine shared with other work shows far more steadily than wall-clock throughput.
 //   api_bench --model=models/brown-moe --clients=1,32 --rounds=5
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
@@ -15,6 +18,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,8 +142,42 @@ class HttpClient {
   std::string buf_;
 };
 
-// Tokens per second of `clients` clients sending `requests` requests each through `path`.
-double Run(Path path, int clients, const std::shared_ptr<grpc::Channel>& channel, int http_port) {
+// The pid of the orchestrator started for `cluster_file` (its command line names the file).
+int FindOrchestrator(const std::string& cluster_file) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find("moe-orchestrator") != std::string::npos &&
+        cmdline.find("--cluster=" + cluster_file) != std::string::npos) {
+      return pid;
+    }
+  }
+  return 0;
+}
+
+// User + system CPU seconds of process `pid` so far.
+double CpuSeconds(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The fields after the command name (which may hold spaces) start after the last ')'.
+  std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+  double utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
+    return 0;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct Measure {
+  double tokens_per_s = 0;
+  double orchestrator_us_per_token = 0;  // the orchestrator's CPU time (user + system)
+};
+
+// `clients` clients sending `requests` requests each through `path`.
+Measure Run(Path path, int clients, const std::string& target, int http_port,
+            int orchestrator_pid) {
   const int requests = absl::GetFlag(FLAGS_requests);
   const int max_tokens = absl::GetFlag(FLAGS_tokens);
   const std::string prompt = absl::GetFlag(FLAGS_prompt);
@@ -147,11 +187,16 @@ double Run(Path path, int clients, const std::shared_ptr<grpc::Channel>& channel
   std::atomic<int64_t> tokens{0};
   std::atomic<bool> failed{false};
   std::vector<std::thread> threads;
+  const double cpu_before = CpuSeconds(orchestrator_pid);
   const absl::Time start = absl::Now();
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
       if (path == Path::kGrpc) {
-        auto stub = moe::v1::Orchestrator::NewStub(channel);
+        // Its own connection, as each HTTP client has (and as separate users have).
+        grpc::ChannelArguments args;
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        auto stub = moe::v1::Orchestrator::NewStub(
+            grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
         for (int r = 0; r < requests; ++r) {
           moe::v1::GenerateRequest req;
           req.set_prompt(prompt);
@@ -176,11 +221,12 @@ double Run(Path path, int clients, const std::shared_ptr<grpc::Channel>& channel
   }
   for (auto& t : threads) t.join();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const double cpu = CpuSeconds(orchestrator_pid) - cpu_before;
   if (failed) {
     std::fprintf(stderr, "api_bench: a %s request failed\n", Name(path));
     std::exit(1);
   }
-  return static_cast<double>(tokens) / seconds;
+  return {static_cast<double>(tokens) / seconds, cpu * 1e6 / static_cast<double>(tokens)};
 }
 
 double Median(std::vector<double> v) {
@@ -200,11 +246,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "api_bench: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::shared_ptr<grpc::Channel> channel = cluster.Dial("orchestrator");
+  const std::string target = cluster.address("orchestrator");
+  const int pid = FindOrchestrator(cluster.cluster_file());
+  if (pid == 0) {
+    std::fprintf(stderr, "api_bench: cannot find the orchestrator's process\n");
+    return 1;
+  }
   const Path paths[] = {Path::kGrpc, Path::kHttpStream, Path::kHttpWhole};
   std::printf(
       "| clients | round | grpc tok/s | http_stream tok/s | http_whole tok/s | stream/grpc |"
-      " whole/grpc |\n|---|---|---|---|---|---|---|\n");
+      " whole/grpc | orchestrator CPU us/token grpc, stream, whole |\n"
+      "|---|---|---|---|---|---|---|---|\n");
   for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_clients), ',')) {
     int clients = 0;
     if (!absl::SimpleAtoi(c, &clients) || clients < 1) {
@@ -212,22 +264,26 @@ int main(int argc, char** argv) {
                    std::string(c).c_str());
       return 2;
     }
-    for (Path p : paths) Run(p, clients, channel, http_port);  // warm-up
-    std::vector<double> stream_ratio, whole_ratio;
+    for (Path p : paths) Run(p, clients, target, http_port, pid);  // warm-up
+    std::vector<double> stream_ratio, whole_ratio, cpu[3];
     for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
-      double tps[3];
+      Measure m[3];
       for (int k = 0; k < 3; ++k) {
         const int i = (round + k) % 3;  // each path goes first in turn
-        tps[i] = Run(paths[i], clients, channel, http_port);
+        m[i] = Run(paths[i], clients, target, http_port, pid);
+        cpu[i].push_back(m[i].orchestrator_us_per_token);
       }
-      stream_ratio.push_back(tps[1] / tps[0]);
-      whole_ratio.push_back(tps[2] / tps[0]);
-      std::printf("| %d | %d | %.0f | %.0f | %.0f | %.3f | %.3f |\n", clients, round + 1, tps[0],
-                  tps[1], tps[2], stream_ratio.back(), whole_ratio.back());
+      stream_ratio.push_back(m[1].tokens_per_s / m[0].tokens_per_s);
+      whole_ratio.push_back(m[2].tokens_per_s / m[0].tokens_per_s);
+      std::printf("| %d | %d | %.0f | %.0f | %.0f | %.3f | %.3f | %.0f, %.0f, %.0f |\n", clients,
+                  round + 1, m[0].tokens_per_s, m[1].tokens_per_s, m[2].tokens_per_s,
+                  stream_ratio.back(), whole_ratio.back(), m[0].orchestrator_us_per_token,
+                  m[1].orchestrator_us_per_token, m[2].orchestrator_us_per_token);
       std::fflush(stdout);
     }
-    std::printf("| %d | median | | | | %.3f | %.3f |\n", clients, Median(stream_ratio),
-                Median(whole_ratio));
+    std::printf("| %d | median | | | | %.3f | %.3f | %.0f, %.0f, %.0f |\n", clients,
+                Median(stream_ratio), Median(whole_ratio), Median(cpu[0]), Median(cpu[1]),
+                Median(cpu[2]));
   }
   return 0;
 }

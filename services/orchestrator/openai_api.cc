@@ -193,13 +193,19 @@ void OpenAiApi::Completions(const HttpRequest& req, HttpResponse& resp) {
   for (const auto& g : gens) prompt_tokens += static_cast<int>(g->params.prompt.size());
   std::vector<Choice> choices(static_cast<size_t>(prompts) * n);
   const bool stream = parsed->stream;
+  // The events of one wake-up leave in one write (one chunk, one system call).
+  std::string events;
   auto chunk = [&](json choice) {
     json j = {{"id", id},
               {"object", "text_completion"},
               {"created", created},
               {"model", model_},
               {"choices", {std::move(choice)}}};
-    resp.Write(absl::StrCat("data: ", Dump(j), "\n\n"));
+    absl::StrAppend(&events, "data: ", Dump(j), "\n\n");
+  };
+  auto flush = [&] {
+    if (!events.empty()) resp.Write(events);
+    events.clear();
   };
   if (stream) resp.StartStream(200, "text/event-stream");
   if (parsed->echo) {
@@ -211,10 +217,12 @@ void OpenAiApi::Completions(const HttpRequest& req, HttpResponse& resp) {
         chunk({{"index", c}, {"text", prompt}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
       }
     }
+    flush();
   }
   int running = prompts;
   absl::Status failure;
   bool gone = false;
+  absl::Time next_gone_check = absl::Now();
   while (running > 0) {
     for (Event& e : queue->Take(absl::Milliseconds(100))) {
       if (e.done) {
@@ -252,9 +260,14 @@ void OpenAiApi::Completions(const HttpRequest& req, HttpResponse& resp) {
         chunk(std::move(choice));
       }
     }
-    if (!gone && resp.ClientGone()) {
-      gone = true;
-      cancel_all();
+    flush();
+    // A system call: at most every 100 ms, not on every token.
+    if (!gone && absl::Now() >= next_gone_check) {
+      next_gone_check = absl::Now() + absl::Milliseconds(100);
+      if (resp.ClientGone()) {
+        gone = true;
+        cancel_all();
+      }
     }
   }
   if (gone) return;
