@@ -2,20 +2,40 @@
 // ms/token, and generated tokens/s with 1, 8 and 32 concurrent streams. The distributed side is
 // real processes on loopback (router, 2 pools, orchestrator; 1 intra-op thread each).
 //   cluster_bench --model=models/brown-moe --tokens=64 --repeats=3
+// Further clusters run side by side, each repeat visiting all of them in turn: a baseline
+// orchestrator (--baseline="--micro_batches=1"), unary internal calls (--compare_unary), and
+// clusters whose router and pools sit behind a TCP delay line (--delays_us=0,100,500: added each
+// way). --profile splits each cluster's decode step by the services' own timers.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
+#include "bench/delay_proxy.h"
 #include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
+#include "moe/v1/router.pb.h"
+#include "services/common/tensor_codec.h"
 #include "tests/integration/cluster.h"
 
 ABSL_FLAG(std::string, model, "models/brown-moe", "checkpoint");
@@ -28,6 +48,17 @@ ABSL_FLAG(bool, compare_unary, false,
           "(--internal_streams=false), interleaved with the first in the same run");
 ABSL_FLAG(bool, embedded, true,
           "also run the embedded model (false: distributed only, e.g. to profile)");
+ABSL_FLAG(std::string, orchestrator_args, "",
+          "extra flags for the first cluster's orchestrator, space-separated");
+ABSL_FLAG(std::string, baseline, "",
+          "flags (space-separated) of a second orchestrator measured beside the first, e.g. "
+          "\"--micro_batches=1\"; empty = none");
+ABSL_FLAG(std::string, delays_us, "",
+          "comma-separated delays in microseconds, added each way by a TCP delay line in front of "
+          "the router and every pool: one more cluster per delay (0 = through the proxy, nothing "
+          "added)");
+ABSL_FLAG(bool, profile, false,
+          "split every cluster's decode step by the services' own timers (metrics on)");
 
 namespace {
 
@@ -61,7 +92,9 @@ Run Remote(moe::v1::Orchestrator::Stub& stub, int n, int tokens) {
         last = absl::Now();
         if (counts[i]++ == 0) first = last;
       }
-      if (!reader->Finish().ok()) std::fprintf(stderr, "stream %d failed\n", i);
+      if (const grpc::Status s = reader->Finish(); !s.ok()) {
+        std::fprintf(stderr, "stream %d failed: %s\n", i, s.error_message().c_str());
+      }
       if (counts[i] > 1) itl[i] = absl::ToDoubleMilliseconds(last - first) / (counts[i] - 1);
     });
   }
@@ -99,12 +132,163 @@ Run Local(moe::EmbeddedModel& m, int n, int tokens) {
   return r;
 }
 
+// GET /metrics from a local port; empty on failure.
+std::string Scrape(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[1 << 14];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// Sum over label sets of every sample named exactly `name`.
+double Sample(const std::string& text, const std::string& name) {
+  double total = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::StartsWith(line, name)) continue;
+    const char next = line.size() > name.size() ? line[name.size()] : '\0';
+    if (next != ' ' && next != '{') continue;
+    double v = 0;
+    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) total += v;
+  }
+  return total;
+}
+
+// CPU seconds (user + system) so far of each of a cluster's processes, found among this
+// process's children by their --listen flag.
+std::map<std::string, double> ProcessCpu(const moe::testing::Cluster& c) {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+    std::ifstream cmd(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    for (const char* name : {"orchestrator", "router", "pool-a", "pool-b"}) {
+      const std::string listen = std::string("--listen=") + c.address(name) + '\0';
+      if (cmdline.find(listen) == std::string::npos) continue;
+      std::ifstream stat(entry.path() / "stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+      std::vector<std::string> f = absl::StrSplit(text.substr(text.rfind(')') + 2), ' ');
+      double utime = 0, stime = 0;
+      if (f.size() > 12 && absl::SimpleAtod(f[11], &utime) && absl::SimpleAtod(f[12], &stime)) {
+        out[name] = (utime + stime) / tick;
+      }
+    }
+  }
+  return out;
+}
+
+double SelfCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// The services' timers, summed over the cluster.
+struct Timers {
+  std::map<std::string, double> cpu;  // seconds, per process
+  double route_client_s = 0, route_client_n = 0, route_server_s = 0, route_server_n = 0;
+  double fwd_client_s = 0, fwd_client_n = 0, fwd_server_s = 0, fwd_server_n = 0;
+  double steps = 0, step_tokens = 0;
+  double kept = 0, resent = 0;  // speculative Forward outcomes
+  static Timers Read(const moe::testing::Cluster& c) {
+    Timers t;
+    t.cpu = ProcessCpu(c);
+    const std::string o = Scrape(c.metrics_port("orchestrator"));
+    const std::string r = Scrape(c.metrics_port("router"));
+    const std::string a = Scrape(c.metrics_port("pool-a")) + Scrape(c.metrics_port("pool-b"));
+    t.route_client_s = Sample(o, "moe_route_call_duration_seconds_sum");
+    t.route_client_n = Sample(o, "moe_route_call_duration_seconds_count");
+    t.fwd_client_s = Sample(o, "moe_forward_call_duration_seconds_sum");
+    t.fwd_client_n = Sample(o, "moe_forward_call_duration_seconds_count");
+    t.steps = Sample(o, "moe_decode_batch_size_count");
+    t.step_tokens = Sample(o, "moe_decode_batch_size_sum");
+    for (absl::string_view line : absl::StrSplit(o, '\n')) {
+      if (!absl::StartsWith(line, "moe_speculative_layers_total{")) continue;
+      double v = 0;
+      if (!absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) continue;
+      (absl::StrContains(line, "\"kept\"") ? t.kept : t.resent) += v;
+    }
+    t.route_server_s = Sample(r, "moe_route_duration_seconds_sum");
+    t.route_server_n = Sample(r, "moe_route_duration_seconds_count");
+    t.fwd_server_s = Sample(a, "moe_forward_duration_seconds_sum");
+    t.fwd_server_n = Sample(a, "moe_forward_duration_seconds_count");
+    return t;
+  }
+};
+
+// Microseconds to encode a [n, d] float tensor into a RouteRequest, serialize it, parse it and
+// decode it: the codec's share of one message each way.
+double CodecMicros(int n, int d) {
+  torch::Tensor x = torch::randn({n, d});
+  constexpr int kIters = 2000;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kIters; ++i) {
+    moe::v1::RouteRequest req;
+    moe::EncodeTensor(x, req.mutable_hidden());
+    std::string wire = req.SerializeAsString();
+    moe::v1::RouteRequest back;
+    back.ParseFromString(wire);
+    (void)moe::DecodeTensor(back.hidden(), "hidden", {{n, d}, true});
+  }
+  return absl::ToDoubleMicroseconds(absl::Now() - start) / kIters;
+}
+
+// One decode step's time by hop, from the timers' change over a run.
+void PrintProfile(const std::string& label, int streams, int lanes, const Run& run, const Timers& a,
+                  const Timers& b) {
+  const double steps = b.steps - a.steps;
+  if (steps <= 0) return;
+  const double route_c =
+      (b.route_client_s - a.route_client_s) / (b.route_client_n - a.route_client_n);
+  const double route_s =
+      (b.route_server_s - a.route_server_s) / (b.route_server_n - a.route_server_n);
+  const double fwd_c = (b.fwd_client_s - a.fwd_client_s) / (b.fwd_client_n - a.fwd_client_n);
+  const double fwd_s = (b.fwd_server_s - a.fwd_server_s) / (b.fwd_server_n - a.fwd_server_n);
+  const double batch = (b.step_tokens - a.step_tokens) / steps;
+  // Steps of different lanes overlap: a lane's step lasts the run's time over its own steps.
+  const double busy_lanes = std::min(lanes, streams);
+  const double step_us = run.seconds * 1e6 * busy_lanes / steps;
+  const double msgs_per_step = (b.route_client_n - a.route_client_n) / steps;
+  std::printf(
+      "{\"profile\": \"%s\", \"streams\": %d, \"steps\": %.0f, \"mean_batch\": %.1f, "
+      "\"lane_step_us\": %.0f, "
+      "\"route_msgs_per_step\": %.1f, \"route_client_us\": %.0f, \"route_handler_us\": %.0f, "
+      "\"route_transport_us\": %.0f, \"forward_client_us\": %.0f, \"forward_handler_us\": %.0f, "
+      "\"forward_transport_us\": %.0f, \"codec_us_per_message\": %.1f, "
+      "\"predicted_layer_share\": %.2f, \"cpu_us_per_token\": {",
+      label.c_str(), streams, steps, batch, step_us, msgs_per_step, route_c * 1e6, route_s * 1e6,
+      (route_c - route_s) * 1e6, fwd_c * 1e6, fwd_s * 1e6, (fwd_c - fwd_s) * 1e6,
+      CodecMicros(static_cast<int>(batch + 0.5), 192),
+      (b.kept - a.kept) / std::max(1.0, b.kept - a.kept + b.resent - a.resent));
+  double total = 0;
+  for (const auto& [name, seconds] : b.cpu) {
+    const double us = (seconds - a.cpu.at(name)) * 1e6 / run.tokens;
+    total += us;
+    std::printf("\"%s\": %.0f, ", name.c_str(), us);
+  }
+  std::printf("\"total\": %.0f}}\n", total);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int tokens = absl::GetFlag(FLAGS_tokens);
   const int reps = absl::GetFlag(FLAGS_repeats);
+  const int lanes = absl::GetFlag(FLAGS_lanes);
   moe::SetIntraOpThreads(1);
   moe::ModelSource source;
   source.model_dir = absl::GetFlag(FLAGS_model);
@@ -113,14 +297,48 @@ int main(int argc, char** argv) {
   auto local = moe::EmbeddedModel::Load(source, options);
   if (!local.ok()) return std::fprintf(stderr, "%s\n", local.status().ToString().c_str()), 1;
 
-  // clusters[0]: the default orchestrator (streams); clusters[1]: unary internal calls.
+  // The clusters, in the order each repeat visits them.
+  struct Variant {
+    std::string label;
+    std::vector<std::string> args;
+    int delay_us = -1;  // >= 0: router and pools behind a delay line
+  };
+  auto split = [](const std::string& flags) {
+    return std::vector<std::string>(absl::StrSplit(flags, ' ', absl::SkipEmpty()));
+  };
+  std::vector<Variant> variants = {{"distributed", split(absl::GetFlag(FLAGS_orchestrator_args))}};
+  if (!absl::GetFlag(FLAGS_baseline).empty()) {
+    variants.push_back({"baseline", split(absl::GetFlag(FLAGS_baseline))});
+  }
+  if (absl::GetFlag(FLAGS_compare_unary)) {
+    variants.push_back({"unary", {"--internal_streams=false"}});
+  }
+  for (absl::string_view d :
+       absl::StrSplit(absl::GetFlag(FLAGS_delays_us), ',', absl::SkipEmpty())) {
+    int us = 0;
+    if (!absl::SimpleAtoi(d, &us) || us < 0) {
+      return std::fprintf(stderr, "--delays_us: want non-negative integers, got \"%s\"\n",
+                          std::string(d).c_str()),
+             1;
+    }
+    variants.push_back({absl::StrCat("delay_", us, "us"), variants[0].args, us});
+  }
+  std::vector<std::unique_ptr<moe::bench::DelayProxy>> proxies;
   std::vector<std::unique_ptr<moe::testing::Cluster>> clusters;
   std::vector<std::unique_ptr<moe::v1::Orchestrator::Stub>> stubs;
-  for (bool unary : {false, true}) {
-    if (unary && !absl::GetFlag(FLAGS_compare_unary)) break;
+  for (size_t v = 0; v < variants.size(); ++v) {
     moe::testing::ClusterOptions o = moe::testing::TwoPoolOptions(source.model_dir);
-    o.orchestrator_args = {absl::StrCat("--lanes=", absl::GetFlag(FLAGS_lanes)),
-                           absl::StrCat("--internal_streams=", unary ? "false" : "true")};
+    o.orchestrator_args = {absl::StrCat("--lanes=", lanes)};
+    for (const std::string& a : variants[v].args) o.orchestrator_args.push_back(a);
+    o.metrics = absl::GetFlag(FLAGS_profile);
+    if (const int us = variants[v].delay_us; us >= 0) {
+      o.advertise = [&proxies, us](const std::string&, const std::string& listen) {
+        auto p = moe::bench::DelayProxy::Start(listen, absl::Microseconds(us));
+        if (!p.ok()) return listen;
+        proxies.push_back(*std::move(p));
+        return proxies.back()->address();
+      };
+    }
     clusters.push_back(std::make_unique<moe::testing::Cluster>(o));
     if (absl::Status s = clusters.back()->Start(); !s.ok()) {
       return std::fprintf(stderr, "%s\n", s.ToString().c_str()), 1;
@@ -137,32 +355,43 @@ int main(int argc, char** argv) {
     if (comma == std::string::npos) comma = list.size();
     const int n = std::stoi(list.substr(pos, comma - pos));
     pos = comma + 1;
-    Run best_remote, best_unary, best_local;
-    best_remote.seconds = best_unary.seconds = best_local.seconds = 1e9;
+    std::vector<Run> best(variants.size());
+    Run best_local;
+    for (Run& b : best) b.seconds = 1e9;
+    best_local.seconds = 1e9;
     for (int r = 0; r < reps; ++r) {
-      Run a = Remote(*stubs[0], n, tokens);
-      if (a.seconds < best_remote.seconds) best_remote = a;
-      if (stubs.size() > 1) {
-        Run u = Remote(*stubs[1], n, tokens);
-        if (u.seconds < best_unary.seconds) best_unary = u;
+      for (size_t v = 0; v < variants.size(); ++v) {
+        const bool profile = absl::GetFlag(FLAGS_profile);
+        Timers before;
+        if (profile) before = Timers::Read(*clusters[v]);
+        Run a = Remote(*stubs[v], n, tokens);
+        if (profile) {
+          PrintProfile(variants[v].label, n, lanes, a, before, Timers::Read(*clusters[v]));
+        }
+        if (a.seconds < best[v].seconds) best[v] = a;
       }
       if (!absl::GetFlag(FLAGS_embedded)) continue;
+      const double cpu0 = SelfCpuSeconds();
       Run b = Local(**local, n, tokens);
+      if (absl::GetFlag(FLAGS_profile)) {
+        std::printf("{\"profile\": \"embedded\", \"streams\": %d, \"cpu_us_per_token\": %.0f}\n", n,
+                    (SelfCpuSeconds() - cpu0) * 1e6 / b.tokens);
+      }
       if (b.seconds < best_local.seconds) best_local = b;
     }
+    const double local_tps = best_local.tokens / best_local.seconds;
     std::printf(
-        "{\"streams\": %d, \"embedded_tokens_per_s\": %.0f, \"distributed_tokens_per_s\": "
-        "%.0f, \"ratio\": %.2f, \"embedded_ms_per_token\": %.3f, "
-        "\"distributed_ms_per_token\": %.3f",
-        n, best_local.tokens / best_local.seconds, best_remote.tokens / best_remote.seconds,
-        (best_remote.tokens / best_remote.seconds) / (best_local.tokens / best_local.seconds),
-        best_local.ms_per_token, best_remote.ms_per_token);
-    if (stubs.size() > 1) {
-      std::printf(
-          ", \"unary_tokens_per_s\": %.0f, \"unary_ratio\": %.2f, \"unary_ms_per_token\": %.3f",
-          best_unary.tokens / best_unary.seconds,
-          (best_unary.tokens / best_unary.seconds) / (best_local.tokens / best_local.seconds),
-          best_unary.ms_per_token);
+        "{\"streams\": %d, \"embedded_tokens_per_s\": %.0f, \"embedded_ms_per_token\": %.3f", n,
+        local_tps, best_local.ms_per_token);
+    for (size_t v = 0; v < variants.size(); ++v) {
+      const double tps = best[v].tokens / best[v].seconds;
+      const std::string& l = variants[v].label;
+      std::printf(", \"%s_tokens_per_s\": %.0f, \"%s_ratio\": %.2f, \"%s_ms_per_token\": %.3f",
+                  l.c_str(), tps, l.c_str(), tps / local_tps, l.c_str(), best[v].ms_per_token);
+      if (v > 0) {
+        const double first = best[0].tokens / best[0].seconds;
+        std::printf(", \"%s_vs_distributed\": %.2f", l.c_str(), tps / first);
+      }
     }
     std::printf("}\n");
     std::fflush(stdout);

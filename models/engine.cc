@@ -22,7 +22,7 @@ struct Engine::Sequence {
   bool done = false;
 
   Sequence(GenerateParams p, GenerateCallbacks c)
-      : params(std::move(p)), callbacks(std::move(c)), sampler(params.sampling) {}
+      : params(std::move(p)), callbacks(std::move(c)), sampler(params.sampling, params.prompt) {}
 };
 
 namespace {
@@ -54,6 +54,11 @@ std::vector<float> RowToVector(const torch::Tensor& logits, int64_t row) {
 }
 
 }  // namespace
+
+int MicroBatches(const EngineOptions& options, int batch) {
+  const int by_rows = batch / std::max(1, options.micro_batch_rows);
+  return std::max(1, std::min(options.max_micro_batches, by_rows));
+}
 
 uint64_t TokenKey(uint64_t seed, int position) {
   return SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(position));
@@ -250,30 +255,82 @@ void Engine::Decode() {
     want_probs |= live_[i]->params.want_probs;
   }
   if (options_.on_decode_step) options_.on_decode_step(static_cast<int>(b));
-  DecodeBatch batch = DecodeBatch::Make(positions);
-  torch::Tensor x = model_->Embed(torch::tensor(tokens, torch::kInt64), batch.pos);
-  std::vector<MoeLayerOutput> layers;
-  for (int l = 0; l < c.n_layers; ++l) {
-    torch::Tensor h = model_->AttendDecode(l, x, *cache_, batch);
-    absl::StatusOr<MoeLayerOutput> out = executor_->Forward(l, model_->Ln2(l, h), keys, want_probs);
-    if (!out.ok()) {
-      // The step is lost for every sequence in it.
-      while (!live_.empty()) Finish(live_.size() - 1, out.status());
-      return;
-    }
-    x = h + out->output;
-    layers.push_back(std::move(*out));
+  // Micro-batch j holds sequences [first[j], first[j + 1]) (cache slots alike). Each layer of
+  // each part is begun on the executor right after its attention, and settled only when that
+  // part needs it for its next layer: meanwhile the other parts compute theirs.
+  const int m = MicroBatches(options_, static_cast<int>(b));
+  std::vector<int64_t> first(m + 1);
+  for (int j = 0; j <= m; ++j) first[j] = b * j / m;
+  struct Part {
+    DecodeBatch batch;
+    std::vector<uint64_t> keys;
+    torch::Tensor x, h, logits;
+    std::unique_ptr<PendingMoeLayer> pending;  // h's MoE layer, under way
+    std::vector<MoeLayerOutput> layers;
+  };
+  std::vector<Part> parts(m);
+  for (int j = 0; j < m; ++j) {
+    Part& p = parts[j];
+    const auto from = static_cast<std::ptrdiff_t>(first[j]);
+    const auto to = static_cast<std::ptrdiff_t>(first[j + 1]);
+    p.batch = DecodeBatch::Make({positions.begin() + from, positions.begin() + to});
+    p.batch.first_slot = first[j];
+    p.keys.assign(keys.begin() + from, keys.begin() + to);
+    p.x = model_->Embed(
+        torch::tensor(std::vector<int64_t>(tokens.begin() + from, tokens.begin() + to),
+                      torch::kInt64),
+        p.batch.pos);
   }
-  torch::Tensor logits = model_->Logits(x).contiguous();  // [B, vocab]
+  absl::Status failed;
+  auto settle = [&failed](Part& p) {
+    if (p.pending == nullptr) return;
+    absl::StatusOr<MoeLayerOutput> out = p.pending->Wait();
+    p.pending.reset();
+    if (!out.ok()) return failed.Update(out.status());
+    p.x = p.h + out->output;
+    p.layers.push_back(std::move(*out));
+  };
+  for (int l = 0; l < c.n_layers && failed.ok(); ++l) {
+    for (Part& p : parts) {
+      settle(p);
+      if (!failed.ok()) break;
+      p.h = model_->AttendDecode(l, p.x, *cache_, p.batch);
+      p.pending = executor_->Begin(l, model_->Ln2(l, p.h), p.keys, want_probs);
+    }
+  }
+  for (Part& p : parts) {
+    settle(p);
+    if (failed.ok()) p.logits = model_->Logits(p.x);  // [B_j, vocab]
+  }
+  if (!failed.ok()) {
+    parts.clear();  // waits for the layers still under way
+    // The step is lost for every sequence in it.
+    while (!live_.empty()) Finish(live_.size() - 1, failed);
+    return;
+  }
+  torch::Tensor logits;  // [B, vocab]
+  if (m == 1) {
+    logits = parts[0].logits.contiguous();
+  } else {
+    std::vector<torch::Tensor> all;
+    for (const Part& p : parts) all.push_back(p.logits);
+    logits = torch::cat(all).contiguous();
+  }
+  int j = 0;  // the micro-batch of row i
   for (int64_t i = 0; i < b; ++i) {
     Sequence& seq = *live_[i];
+    while (i >= first[j + 1]) ++j;
+    const std::vector<MoeLayerOutput>& layers = parts[j].layers;
     TokenOutput tok;
     tok.request_id = seq.id;
     tok.position = seq.length;
     tok.token_id = seq.pending_token;
     for (int l = 0; l < c.n_layers; ++l) {
-      tok.routing.push_back(RouteOfRow(layers[l], l, i, c.n_routed(), seq.params.want_probs));
+      tok.routing.push_back(
+          RouteOfRow(layers[l], l, i - first[j], c.n_routed(), seq.params.want_probs));
     }
+    // The sampler's last draw is this token: a sequence draws once per step, after reporting.
+    if (seq.params.sampling.logprobs >= 0) tok.logprobs = seq.sampler.last_logprobs();
     ++seq.length;
     ++seq.generated;
     if (seq.pending_token == c.eos_id) {

@@ -45,6 +45,7 @@ struct TokenOutput {
   int token_id = 0;
   bool is_prompt = false;
   std::vector<LayerRoute> routing;  // one per layer
+  TokenLogprobs logprobs;  // generated tokens, when sampling.logprobs >= 0 (see sampler.h)
   bool last = false;
   std::string finish_reason;  // on the last token: "length" or "stop"
 };
@@ -70,7 +71,16 @@ struct EngineOptions {
   // hand out ids that never collide.
   uint64_t first_id = 1;
   uint64_t id_stride = 1;
+  // Ping-pong micro-batches (MegaScale-Infer): a decode step's batch is split into up to
+  // max_micro_batches contiguous parts of at least micro_batch_rows sequences each, and their
+  // layers are interleaved on the stepping thread: while one part's MoE layer is under way on
+  // the executor (MoeExecutor::Begin), the next part computes its attention. 1 = no split.
+  int max_micro_batches = 1;
+  int micro_batch_rows = 4;
 };
+
+// How many micro-batches a step of `batch` sequences is split into under `options`.
+int MicroBatches(const EngineOptions& options, int batch);
 
 // Seeds of the routing noise: one per (sequence seed, position).
 uint64_t TokenKey(uint64_t seed, int position);

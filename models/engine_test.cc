@@ -132,6 +132,85 @@ TEST_F(EngineTest, SequencesJoiningMidwayGetTheirSoloTokens) {
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(together[i], solo[i]) << "request " << i;
 }
 
+TEST(MicroBatchesTest, SplitByBatchSizeWithinTheLimits) {
+  EngineOptions o;
+  o.max_micro_batches = 4;
+  o.micro_batch_rows = 8;
+  EXPECT_EQ(MicroBatches(o, 1), 1);
+  EXPECT_EQ(MicroBatches(o, 15), 1);
+  EXPECT_EQ(MicroBatches(o, 16), 2);
+  EXPECT_EQ(MicroBatches(o, 32), 4);
+  EXPECT_EQ(MicroBatches(o, 64), 4);
+  o.max_micro_batches = 1;
+  EXPECT_EQ(MicroBatches(o, 64), 1);
+}
+
+// Every micro-batch count gives each sequence its solo tokens and routing, while the batch
+// shrinks (sequences finish at different steps and the last slots move into their holes).
+TEST_F(EngineTest, MicroBatchedStepsGiveEverySequenceItsSoloTokensAndRouting) {
+  const std::vector<GenerateParams> reqs = {
+      Params({5, 6, 7, 8, 9}, 14, 0.0f, 0), Params({100}, 6, 0.9f, 3),
+      Params({42, 43}, 10, 1.2f, 9),        Params({7, 7, 7, 7, 7, 7, 7}, 9, 0.0f, 0),
+      Params({250, 1}, 11, 0.7f, 12),       Params({3}, 13, 0.0f, 0),
+      Params({9, 8, 7}, 5, 1.0f, 4)};
+  using Routing = std::vector<std::vector<int32_t>>;  // per token, every layer's ids
+  auto collect = [&](EmbeddedModel& m, std::vector<std::vector<int>>& tokens,
+                     std::vector<Routing>& routing) {
+    Engine& engine = m.engine();
+    tokens.assign(reqs.size(), {});
+    routing.assign(reqs.size(), {});
+    std::vector<absl::Notification> done(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      GenerateCallbacks cb;
+      cb.on_token = [&, i](const TokenOutput& t) {
+        tokens[i].push_back(t.token_id);
+        for (const LayerRoute& r : t.routing) routing[i].push_back(r.ids);
+      };
+      cb.on_done = [&, i](const absl::Status& s) {
+        EXPECT_TRUE(s.ok()) << s;
+        done[i].Notify();
+      };
+      ASSERT_TRUE(engine.Submit(reqs[i], cb).ok());
+    }
+    engine.RunUntilIdle();
+    for (auto& d : done) d.WaitForNotification();
+  };
+  std::vector<std::vector<int>> solo_tokens;
+  std::vector<Routing> solo_routing;
+  for (const auto& r : reqs) {
+    auto one = Load(testing::TinyConfig(), 1);
+    ASSERT_NE(one, nullptr);
+    Engine& engine = one->engine();
+    std::vector<int> got;
+    Routing got_routing;
+    GenerateCallbacks cb;
+    cb.on_token = [&](const TokenOutput& tok) {
+      got.push_back(tok.token_id);
+      for (const LayerRoute& lr : tok.routing) got_routing.push_back(lr.ids);
+    };
+    cb.on_done = [](const absl::Status& s) { EXPECT_TRUE(s.ok()) << s; };
+    ASSERT_TRUE(engine.Submit(r, cb).ok());
+    engine.RunUntilIdle();
+    solo_tokens.push_back(got);
+    solo_routing.push_back(got_routing);
+  }
+  for (int parts : {1, 2, 3, 7}) {
+    EngineOptions options;
+    options.max_batch = 8;
+    options.max_micro_batches = parts;
+    options.micro_batch_rows = 1;
+    auto m = EmbeddedModel::Load(source_, options);
+    ASSERT_TRUE(m.ok()) << m.status();
+    std::vector<std::vector<int>> tokens;
+    std::vector<Routing> routing;
+    collect(**m, tokens, routing);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(tokens[i], solo_tokens[i]) << parts << " micro-batches, request " << i;
+      EXPECT_EQ(routing[i], solo_routing[i]) << parts << " micro-batches, request " << i;
+    }
+  }
+}
+
 TEST_F(EngineTest, CancelStopsOnlyThatRequest) {
   Engine& engine = model_->engine();
   engine.Start();

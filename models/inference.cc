@@ -84,12 +84,13 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
   torch::Tensor u = torch::layer_norm(x, {c}, w.ln1_w, w.ln1_b);
   torch::Tensor qkv = torch::addmm(w.qkv_b, u, w.qkv_wt).view({b, 3, h, d});  // [B, 3, H, D]
   torch::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
-  torch::Tensor slots = torch::arange(b, torch::kInt64);
+  torch::Tensor slots = torch::arange(batch.first_slot, batch.first_slot + b, torch::kInt64);
   cache.keys(layer).index_put_({slots, Slice(), batch.pos}, k);
   cache.values(layer).index_put_({slots, Slice(), batch.pos}, v);
   // Views of the live part of the cache: [B, H, L, D]
-  torch::Tensor keys = cache.keys(layer).narrow(0, 0, b).narrow(2, 0, batch.max_len);
-  torch::Tensor values = cache.values(layer).narrow(0, 0, b).narrow(2, 0, batch.max_len);
+  torch::Tensor keys = cache.keys(layer).narrow(0, batch.first_slot, b).narrow(2, 0, batch.max_len);
+  torch::Tensor values =
+      cache.values(layer).narrow(0, batch.first_slot, b).narrow(2, 0, batch.max_len);
   torch::Tensor att = torch::matmul(q.unsqueeze(2), keys.transpose(-2, -1)) *
                       (1.0 / std::sqrt(static_cast<double>(d)));  // [B, H, 1, L]
   if (batch.mask.defined()) {

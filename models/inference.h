@@ -16,11 +16,12 @@
 
 namespace moe {
 
-// Positions of a decode step: sequence b sits in cache slot b at position pos[b].
+// Positions of a decode step: sequence b sits in cache slot first_slot + b at position pos[b].
 struct DecodeBatch {
-  torch::Tensor pos;   // [B] int64
-  int64_t max_len;     // max(pos) + 1: how much of the cache attention reads
-  torch::Tensor mask;  // [B, 1, 1, max_len] bool, true = masked; undefined when all pos equal
+  int64_t first_slot = 0;  // a micro-batch's first slot
+  torch::Tensor pos;       // [B] int64
+  int64_t max_len;         // max(pos) + 1: how much of the cache attention reads
+  torch::Tensor mask;      // [B, 1, 1, max_len] bool, true = masked; undefined when all pos equal
   static DecodeBatch Make(const std::vector<int64_t>& positions);
 };
 

@@ -16,6 +16,25 @@ std::vector<int32_t> ToIntVector(const torch::Tensor& t) {
   return std::vector<int32_t>(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
 }
 
+namespace {
+
+class DoneLayer : public PendingMoeLayer {
+ public:
+  explicit DoneLayer(absl::StatusOr<MoeLayerOutput> out) : out_(std::move(out)) {}
+  absl::StatusOr<MoeLayerOutput> Wait() override { return std::move(out_); }
+
+ private:
+  absl::StatusOr<MoeLayerOutput> out_;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingMoeLayer> MoeExecutor::Begin(int layer, torch::Tensor x,
+                                                    std::vector<uint64_t> token_keys,
+                                                    bool want_probs) {
+  return std::make_unique<DoneLayer>(Forward(layer, x, token_keys, want_probs));
+}
+
 absl::StatusOr<std::unique_ptr<LocalMoeExecutor>> LocalMoeExecutor::Create(
     const ModelConfig& config, const std::map<std::string, torch::Tensor>& state) {
   absl::StatusOr<std::vector<torch::Tensor>> gates = GateWeights(config, state);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,15 @@ struct MoeLayerOutput {
   double latency_ms = 0;  // wall time of this call
 };
 
+// A MoE layer under way (MoeExecutor::Begin). Not thread-safe: the thread that began it waits
+// for it. Destroying one that was not waited for waits for it first.
+class PendingMoeLayer {
+ public:
+  virtual ~PendingMoeLayer() = default;
+  // REQUIRES: called at most once.
+  virtual absl::StatusOr<MoeLayerOutput> Wait() = 0;
+};
+
 // Thread-safe.
 class MoeExecutor {
  public:
@@ -41,6 +51,11 @@ class MoeExecutor {
   virtual absl::StatusOr<MoeLayerOutput> Forward(int layer, const torch::Tensor& x,
                                                  absl::Span<const uint64_t> token_keys,
                                                  bool want_probs) = 0;
+  // Starts the same computation and returns before its result when the executor can overlap it
+  // with the caller's own work (a remote one sends its messages and returns); this default
+  // computes it at once. The engine keeps several micro-batches' layers under way this way.
+  virtual std::unique_ptr<PendingMoeLayer> Begin(int layer, torch::Tensor x,
+                                                 std::vector<uint64_t> token_keys, bool want_probs);
 };
 
 // Router and experts in this process: the embedded runner and the tests' oracle.

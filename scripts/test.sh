@@ -65,13 +65,16 @@ if [[ -z "$sanitize" ]]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
   cmake --build build
   phase build
-  # The browser test's driver (playwright-core) and the Kubernetes API schemas
-  # (kubernetes-models), each pinned in its package-lock.json.
+  # The browser test's driver (playwright-core), the Kubernetes API schemas (kubernetes-models)
+  # and the official openai client, each pinned in its package-lock.json.
   if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
     (cd tests/e2e && npm ci --no-audit --no-fund)
   fi
   if [[ ! -d tests/k8s/node_modules/kubernetes-models ]]; then
     (cd tests/k8s && npm ci --no-audit --no-fund)
+  fi
+  if [[ ! -d tests/openai/node_modules/openai ]]; then
+    (cd tests/openai && npm ci --no-audit --no-fund)
   fi
   ctest --test-dir build --output-on-failure --timeout 900 -j2 "${selection[@]}" "$@" 2>&1 |
     tee "$log"

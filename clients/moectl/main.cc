@@ -9,16 +9,20 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
 #include "models/config.h"
 #include "models/embedded.h"
+#include "models/sampler.h"
 #include "models/usage.h"
 #include "services/common/tls.h"
 
@@ -35,6 +39,19 @@ ABSL_FLAG(double, temperature, 0.8, "sampling temperature; 0 = greedy");
 ABSL_FLAG(int, top_k, 0, "sample among the k most likely tokens; 0 = off");
 ABSL_FLAG(double, top_p, 1.0, "nucleus sampling mass in (0, 1]");
 ABSL_FLAG(int64_t, seed, -1, "sampling seed; -1 = random (printed)");
+ABSL_FLAG(int, n, 1, "completions of the prompt, in [1, 16]; completion i samples with seed + i");
+ABSL_FLAG(std::vector<std::string>, stop, {},
+          "stop sequences, comma-separated, C escapes allowed (\\n, \\x2c for a comma): the text "
+          "ends before the first that appears");
+ABSL_FLAG(double, presence_penalty, 0, "in [-2, 2]: lowers tokens already generated (OpenAI's)");
+ABSL_FLAG(double, frequency_penalty, 0,
+          "in [-2, 2]: lowers tokens by how often they were generated (OpenAI's)");
+ABSL_FLAG(double, repetition_penalty, 1,
+          "in (0, 2]: divides the positive logits of prompt and generated tokens, multiplies the "
+          "negative ones (Hugging Face's, vLLM's); 1 = off");
+ABSL_FLAG(int, logprobs, -1,
+          "print each token's log-probability and this many most likely alternatives, in "
+          "[0, 20]; -1 = off");
 ABSL_FLAG(bool, routing, false, "print the routing table: token x layer -> experts, weights");
 ABSL_FLAG(bool, echo_prompt, true, "with --routing: include the prompt tokens");
 ABSL_FLAG(double, deadline_s, 300, "deadline of remote calls");
@@ -85,6 +102,15 @@ moe::cli::GenerateArgs ArgsFromFlags(const std::string& prompt) {
   a.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
   const int64_t seed = absl::GetFlag(FLAGS_seed);
   a.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+  a.n = absl::GetFlag(FLAGS_n);
+  for (const std::string& s : absl::GetFlag(FLAGS_stop)) {
+    std::string unescaped;
+    a.stop.push_back(absl::CUnescape(s, &unescaped) ? unescaped : s);
+  }
+  a.presence_penalty = static_cast<float>(absl::GetFlag(FLAGS_presence_penalty));
+  a.frequency_penalty = static_cast<float>(absl::GetFlag(FLAGS_frequency_penalty));
+  a.repetition_penalty = static_cast<float>(absl::GetFlag(FLAGS_repetition_penalty));
+  a.logprobs = absl::GetFlag(FLAGS_logprobs);
   a.routing = absl::GetFlag(FLAGS_routing);
   a.echo_prompt = a.routing && absl::GetFlag(FLAGS_echo_prompt);
   a.deadline_s = absl::GetFlag(FLAGS_deadline_s);
@@ -94,6 +120,24 @@ moe::cli::GenerateArgs ArgsFromFlags(const std::string& prompt) {
 int Generate(const moe::Endpoint& target, const moe::TlsConfig& tls, const std::string& prompt,
              bool complete) {
   moe::cli::GenerateArgs args = ArgsFromFlags(prompt);
+  if (args.n != 1 && args.routing) {
+    return Fail(absl::InvalidArgumentError("--routing: only with --n=1"));
+  }
+  if (absl::GetFlag(FLAGS_embedded)) {
+    // The orchestrator's validator checks these for a cluster; the embedded run checks them here.
+    moe::SamplingParams check;
+    check.temperature = args.temperature;
+    check.top_k = args.top_k;
+    check.top_p = args.top_p;
+    check.presence_penalty = args.presence_penalty;
+    check.frequency_penalty = args.frequency_penalty;
+    check.repetition_penalty = args.repetition_penalty;
+    check.logprobs = args.logprobs;
+    if (absl::Status s = moe::ValidateSampling(check); !s.ok()) return Fail(s);
+    if (args.n < 1 || args.n > 16) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("n: must be in [1, 16], got ", args.n)));
+    }
+  }
   moe::cli::Printer printer(args.routing);
   absl::Status s;
   if (absl::GetFlag(FLAGS_embedded)) {

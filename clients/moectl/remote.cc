@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "clients/moectl/placement_text.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "models/embedded.h"
+#include "models/stop_text.h"
 #include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
@@ -38,6 +41,13 @@ moe::v1::GenerateRequest MakeRequest(const GenerateArgs& a) {
   r.set_top_p(a.top_p);
   r.set_seed(a.seed);
   r.set_echo_prompt(a.echo_prompt);
+  // Only what was asked, so that a server without these controls is not sent them.
+  if (a.n != 1) r.set_n(a.n);
+  for (const std::string& s : a.stop) r.add_stop(s);
+  if (a.presence_penalty != 0) r.set_presence_penalty(a.presence_penalty);
+  if (a.frequency_penalty != 0) r.set_frequency_penalty(a.frequency_penalty);
+  if (a.repetition_penalty != 1) r.set_repetition_penalty(a.repetition_penalty);
+  if (a.logprobs >= 0) r.set_logprobs(a.logprobs);
   return r;
 }
 
@@ -76,6 +86,12 @@ absl::Status CallFailed(const Endpoint& target, const grpc::Status& st, absl::st
 constexpr absl::string_view kOrchestrator = "the orchestrator";
 constexpr absl::string_view kRouter = "the router";
 
+std::vector<std::pair<std::string, float>> TopOf(const moe::v1::TokenLogprobs& lp) {
+  std::vector<std::pair<std::string, float>> top;
+  for (const auto& a : lp.top()) top.emplace_back(a.token(), a.logprob());
+  return top;
+}
+
 }  // namespace
 
 void Printer::Token(const RoutingRow& row, const std::string& text_chunk) {
@@ -89,12 +105,26 @@ void Printer::Token(const RoutingRow& row, const std::string& text_chunk) {
   std::fflush(stdout);
 }
 
+void Printer::Logprobs(const std::string& token, float logprob,
+                       const std::vector<std::pair<std::string, float>>& top) {
+  absl::StrAppend(&logprobs_, absl::StrFormat("%-16s %9.4f ", absl::CEscape(token), logprob));
+  for (const auto& [t, lp] : top) {
+    absl::StrAppend(&logprobs_, absl::StrFormat(" %s=%.4f", absl::CEscape(t), lp));
+  }
+  logprobs_ += "\n";
+}
+
 void Printer::Finish(const std::string& finish_reason, uint64_t seed, double seconds) {
   if (routing_) {
     std::printf("text: %s\n", text_.c_str());
   } else {
     std::printf("\n");
   }
+  if (!logprobs_.empty()) {
+    std::printf("%-16s %9s  top alternatives\n%s", "token", "logprob", logprobs_.c_str());
+  }
+  text_.clear();
+  logprobs_.clear();
   std::fprintf(stderr, "[%d tokens, %s, seed %llu, %.1f tokens/s]\n", generated_,
                finish_reason.c_str(), static_cast<unsigned long long>(seed),
                seconds > 0 ? generated_ / seconds : 0.0);
@@ -115,30 +145,62 @@ absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& arg
   p.sampling.temperature = args.temperature;
   p.sampling.top_k = args.top_k;
   p.sampling.top_p = args.top_p;
-  p.sampling.seed = args.seed;
+  p.sampling.presence_penalty = args.presence_penalty;
+  p.sampling.frequency_penalty = args.frequency_penalty;
+  p.sampling.repetition_penalty = args.repetition_penalty;
+  p.sampling.logprobs = args.logprobs;
   p.echo_prompt = args.echo_prompt;
-  if (!args.routing) std::fputs(args.prompt.c_str(), stdout);
-  StreamDecoder decoder(&tok);
-  std::string finish;
-  const absl::Time start = absl::Now();
-  absl::Status s = (*model)->Generate(std::move(p), [&](const TokenOutput& t) {
-    RoutingRow row;
-    row.position = t.position;
-    row.is_prompt = t.is_prompt;
-    row.text = SanitizeUtf8(tok.TokenBytes(t.token_id));
-    for (const LayerRoute& r : t.routing) {
-      row.layers.emplace_back();
-      for (size_t i = 0; i < r.ids.size(); ++i)
-        row.layers.back().push_back({r.ids[i], r.weights[i], ""});
-    }
-    std::string chunk;
-    if (!t.is_prompt && t.token_id != (*model)->config().eos_id) chunk = decoder.Next(t.token_id);
-    if (t.last) chunk += decoder.Finish();
-    printer.Token(row, chunk);
-    if (t.last) finish = t.finish_reason;
-  });
-  if (!s.ok()) return s;
-  printer.Finish(finish, args.seed, absl::ToDoubleSeconds(absl::Now() - start));
+  for (const std::string& s : args.stop) {
+    if (s.empty()) return absl::InvalidArgumentError("stop: stop sequences must not be empty");
+  }
+  for (int i = 0; i < args.n; ++i) {
+    GenerateParams params = p;
+    params.sampling.seed = args.seed + static_cast<uint64_t>(i);  // as the orchestrator does
+    if (args.n > 1) std::printf("[%d] ", i);
+    if (!args.routing) std::fputs(args.prompt.c_str(), stdout);
+    StreamDecoder decoder(&tok);
+    StopText stop(args.stop);
+    std::string finish;
+    const absl::Time start = absl::Now();
+    Engine& engine = (*model)->engine();
+    absl::Status s = (*model)->Generate(std::move(params), [&](const TokenOutput& t) {
+      if (finish == "stop") return;  // a stop sequence ended it; the engine stops next step
+      RoutingRow row;
+      row.position = t.position;
+      row.is_prompt = t.is_prompt;
+      row.text = SanitizeUtf8(tok.TokenBytes(t.token_id));
+      for (const LayerRoute& r : t.routing) {
+        row.layers.emplace_back();
+        for (size_t k = 0; k < r.ids.size(); ++k)
+          row.layers.back().push_back({r.ids[k], r.weights[k], ""});
+      }
+      std::string chunk;
+      if (!t.is_prompt && t.token_id != (*model)->config().eos_id) chunk = decoder.Next(t.token_id);
+      if (t.last) chunk += decoder.Finish();
+      if (!t.is_prompt) {
+        StopText::Step step = stop.Add(chunk);
+        chunk = std::move(step.text);
+        if (step.stopped) {
+          finish = "stop";
+          engine.Cancel(t.request_id);
+        } else if (t.last) {
+          chunk += stop.Flush();
+        }
+        if (args.logprobs >= 0) {
+          std::vector<std::pair<std::string, float>> top;
+          for (const LogprobEntry& e : t.logprobs.top) {
+            top.emplace_back(SanitizeUtf8(tok.TokenBytes(e.token_id)), e.logprob);
+          }
+          printer.Logprobs(row.text, t.logprobs.logprob, top);
+        }
+      }
+      printer.Token(row, chunk);
+      if (t.last && finish.empty()) finish = t.finish_reason;
+    });
+    if (!s.ok() && !(finish == "stop" && s.code() == absl::StatusCode::kCancelled)) return s;
+    printer.Finish(finish, args.seed + static_cast<uint64_t>(i),
+                   absl::ToDoubleSeconds(absl::Now() - start));
+  }
   return absl::OkStatus();
 }
 
@@ -156,12 +218,29 @@ absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Pr
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(args.deadline_s));
   moe::v1::GenerateRequest req = MakeRequest(args);
-  if (!args.routing) std::fputs(args.prompt.c_str(), stdout);
+  if (!args.routing && args.n == 1) std::fputs(args.prompt.c_str(), stdout);
   auto reader = stub->Generate(&ctx, req);
   moe::v1::GenerateResponse msg;
   std::string finish;
   uint64_t seed = args.seed;
   const absl::Time start = absl::Now();
+  if (args.n > 1) {
+    // The completions' tokens interleave on the stream: each is printed whole at the end.
+    std::vector<std::string> texts(args.n), finishes(args.n);
+    while (reader->Read(&msg)) {
+      if (msg.is_prompt() || msg.index() < 0 || msg.index() >= args.n) continue;
+      texts[msg.index()] += msg.text();
+      if (!msg.finish_reason().empty()) finishes[msg.index()] = msg.finish_reason();
+    }
+    grpc::Status st = reader->Finish();
+    if (!st.ok()) return CallFailed(target, st, "generate", kOrchestrator);
+    for (int i = 0; i < args.n; ++i) {
+      std::printf("[%d] %s%s\n", i, args.prompt.c_str(), texts[i].c_str());
+      std::fprintf(stderr, "[%d: %s, seed %llu]\n", i, finishes[i].c_str(),
+                   static_cast<unsigned long long>(args.seed + i));
+    }
+    return absl::OkStatus();
+  }
   while (reader->Read(&msg)) {
     RoutingRow row;
     row.position = msg.position();
@@ -170,6 +249,9 @@ absl::Status GenerateRemote(const Endpoint& target, const GenerateArgs& args, Pr
     for (const auto& l : msg.routing()) {
       row.layers.emplace_back();
       for (const auto& e : l.experts()) row.layers.back().push_back({e.id(), e.weight(), e.pool()});
+    }
+    if (msg.has_logprobs()) {
+      printer.Logprobs(msg.logprobs().token(), msg.logprobs().logprob(), TopOf(msg.logprobs()));
     }
     printer.Token(row, msg.is_prompt() ? "" : msg.text());
     if (!msg.finish_reason().empty()) finish = msg.finish_reason();

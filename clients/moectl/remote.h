@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "clients/moectl/routing_table.h"
@@ -22,6 +24,12 @@ struct GenerateArgs {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
+  int n = 1;                      // completions; completion i samples with seed + i
+  std::vector<std::string> stop;  // stop sequences
+  float presence_penalty = 0;
+  float frequency_penalty = 0;
+  float repetition_penalty = 1;
+  int logprobs = -1;  // -1 = off; else print each token's and N alternatives'
   bool routing = false;
   bool echo_prompt = false;
   double deadline_s = 300;
@@ -33,6 +41,9 @@ class Printer {
   explicit Printer(bool routing) : routing_(routing) {}
   void SetGranularity(int m) { granularity_ = m; }
   void Token(const RoutingRow& row, const std::string& text_chunk);
+  // One generated token's log-probabilities, printed as a table after the text.
+  void Logprobs(const std::string& token, float logprob,
+                const std::vector<std::pair<std::string, float>>& top);
   void Finish(const std::string& finish_reason, uint64_t seed, double seconds);
 
  private:
@@ -40,6 +51,7 @@ class Printer {
   int granularity_ = 1;
   int generated_ = 0;
   std::string text_;
+  std::string logprobs_;
 };
 
 absl::Status GenerateEmbedded(const ModelSource& source, const GenerateArgs& args, int threads,

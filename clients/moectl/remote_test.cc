@@ -5,7 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "absl/synchronization/notification.h"
 #include "nlohmann/json.hpp"
@@ -57,6 +61,52 @@ TEST_F(RemoteTest, GenerateRemotePrintsWhatTheEmbeddedRunPrints) {
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(remote, embedded);
   EXPECT_EQ(remote.rfind("abc", 0), 0u) << "the prompt is printed first: " << remote;
+}
+
+// Remote and embedded output of the same request, printed.
+std::pair<std::string, std::string> BothWays(InProcessCluster& cluster, const GenerateArgs& args) {
+  Printer remote_printer(/*routing=*/false);
+  ::testing::internal::CaptureStdout();
+  absl::Status s = GenerateRemote(cluster.orchestrator_address(), args, remote_printer);
+  const std::string remote = ::testing::internal::GetCapturedStdout();
+  EXPECT_TRUE(s.ok()) << s;
+  Printer embedded_printer(/*routing=*/false);
+  ::testing::internal::CaptureStdout();
+  s = GenerateEmbedded(cluster.source(), args, /*threads=*/1, embedded_printer);
+  const std::string embedded = ::testing::internal::GetCapturedStdout();
+  EXPECT_TRUE(s.ok()) << s;
+  return {remote, embedded};
+}
+
+TEST_F(RemoteTest, SamplingControlsPrintTheSameRemoteAndEmbedded) {
+  GenerateArgs args = Greedy("abc");
+  args.max_tokens = 10;
+  args.repetition_penalty = 1.3f;
+  args.frequency_penalty = 0.5f;
+  args.presence_penalty = -0.25f;
+  args.logprobs = 2;
+  auto [remote, embedded] = BothWays(*cluster_, args);
+  EXPECT_EQ(remote, embedded);
+  EXPECT_THAT(remote, HasSubstr("top alternatives"));
+  // A stop sequence taken from the middle of that text ends both runs before it.
+  const std::string text = remote.substr(3, remote.find("\ntoken ") - 3);
+  ASSERT_GE(text.size(), 4u) << remote;
+  size_t at = text.size() / 2;  // two ASCII bytes from the second half, if there are any
+  while (at + 2 < text.size() && (text[at] & 0x80 || text[at + 1] & 0x80)) ++at;
+  args.stop = {text.substr(std::min(at, text.size() - 2), 2)};
+  args.logprobs = -1;
+  std::tie(remote, embedded) = BothWays(*cluster_, args);
+  EXPECT_EQ(remote, embedded);
+  EXPECT_EQ(remote, "abc" + text.substr(0, text.find(args.stop[0])) + "\n");
+}
+
+TEST_F(RemoteTest, NCompletionsPrintTheSameRemoteAndEmbedded) {
+  GenerateArgs args = Greedy("ab");
+  args.temperature = 1.5f;
+  args.n = 3;
+  auto [remote, embedded] = BothWays(*cluster_, args);
+  EXPECT_EQ(remote, embedded);
+  EXPECT_THAT(remote, HasSubstr("[2] ab"));
 }
 
 TEST_F(RemoteTest, RoutingRowsNameThePoolsThatComputedEachExpert) {

@@ -211,21 +211,34 @@ absl::StatusOr<moe::v1::GenerateRequest> ParseGenerateBody(absl::string_view bod
     if (key == "prompt") {
       if (!value.is_string()) return FieldError(key, "must be a string", value);
       request.set_prompt(value.get<std::string>());
-    } else if (key == "max_tokens" || key == "top_k") {
+    } else if (key == "max_tokens" || key == "top_k" || key == "n" || key == "logprobs") {
       absl::StatusOr<int64_t> v = GetInteger(value, key, kInt32Min, kInt32Max);
       if (!v.ok()) return v.status();
-      if (key == "max_tokens") {
-        request.set_max_tokens(static_cast<int32_t>(*v));
-      } else {
-        request.set_top_k(static_cast<int32_t>(*v));
-      }
-    } else if (key == "temperature" || key == "top_p") {
+      const int32_t i = static_cast<int32_t>(*v);
+      if (key == "max_tokens") request.set_max_tokens(i);
+      if (key == "top_k") request.set_top_k(i);
+      if (key == "n") request.set_n(i);
+      if (key == "logprobs") request.set_logprobs(i);
+    } else if (key == "temperature" || key == "top_p" || key == "presence_penalty" ||
+               key == "frequency_penalty" || key == "repetition_penalty") {
       absl::StatusOr<float> v = GetFloat(value, key);
       if (!v.ok()) return v.status();
-      if (key == "temperature") {
-        request.set_temperature(*v);
+      if (key == "temperature") request.set_temperature(*v);
+      if (key == "top_p") request.set_top_p(*v);
+      if (key == "presence_penalty") request.set_presence_penalty(*v);
+      if (key == "frequency_penalty") request.set_frequency_penalty(*v);
+      if (key == "repetition_penalty") request.set_repetition_penalty(*v);
+    } else if (key == "stop") {
+      if (value.is_string()) {
+        request.add_stop(value.get<std::string>());
+      } else if (value.is_array()) {
+        for (const json& s : value) {
+          if (!s.is_string())
+            return FieldError(key, "must be a string or a list of strings", value);
+          request.add_stop(s.get<std::string>());
+        }
       } else {
-        request.set_top_p(*v);
+        return FieldError(key, "must be a string or a list of strings", value);
       }
     } else if (key == "seed") {
       absl::StatusOr<uint64_t> v = GetUint64(value, key);
@@ -241,7 +254,8 @@ absl::StatusOr<moe::v1::GenerateRequest> ParseGenerateBody(absl::string_view bod
       }
     } else {
       return UnknownField(key, {"prompt", "max_tokens", "temperature", "top_k", "top_p", "seed",
-                                "include_probs", "echo_prompt"});
+                                "n", "stop", "presence_penalty", "frequency_penalty",
+                                "repetition_penalty", "logprobs", "include_probs", "echo_prompt"});
     }
   }
   return request;

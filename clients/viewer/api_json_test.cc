@@ -178,6 +178,27 @@ TEST(ApiJsonTest, GenerateBodyTakesThePagesParameters) {
   EXPECT_TRUE(r->echo_prompt());  // the page shows the prompt tokens first
 }
 
+TEST(ApiJsonTest, GenerateBodyTakesTheSamplingControls) {
+  absl::StatusOr<moe::v1::GenerateRequest> r = ParseGenerateBody(
+      R"({"prompt": "x", "n": 2, "stop": ["\n", "."], "presence_penalty": 0.5,
+          "frequency_penalty": -1, "repetition_penalty": 1.2, "logprobs": 3})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->n(), 2);
+  ASSERT_EQ(r->stop_size(), 2);
+  EXPECT_EQ(r->stop(0), "\n");
+  EXPECT_EQ(r->presence_penalty(), 0.5f);
+  EXPECT_EQ(r->frequency_penalty(), -1.0f);
+  EXPECT_EQ(r->repetition_penalty(), 1.2f);
+  EXPECT_EQ(r->logprobs(), 3);
+  r = ParseGenerateBody(R"({"prompt": "x", "stop": "end"})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->stop_size(), 1);
+  EXPECT_FALSE(r->has_n());
+  EXPECT_FALSE(r->has_logprobs());
+  EXPECT_FALSE(ParseGenerateBody(R"({"stop": [1]})").ok());
+  EXPECT_FALSE(ParseGenerateBody(R"({"presence_penalty": "a"})").ok());
+}
+
 TEST(ApiJsonTest, GenerateBodyOmittedAndNullFieldsStayUnset) {
   absl::StatusOr<moe::v1::GenerateRequest> r =
       ParseGenerateBody(R"({"prompt": "x", "max_tokens": null, "seed": "123"})");

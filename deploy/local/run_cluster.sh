@@ -96,6 +96,7 @@ for ((i = 0; i < POOLS; i++)); do
 done
 NAMES=("${POOL_NAMES[@]}" router orchestrator viewer)
 VIEWER_PORT=$((8080 + PORT_OFFSET))
+HTTP_API_PORT=$((8000 + PORT_OFFSET))  # the orchestrator's OpenAI-compatible API
 MOECTL=$BUILD_DIR/clients/moectl/moectl
 
 declare -A PID=()
@@ -402,7 +403,8 @@ start router "$BUILD_DIR/${BIN[router]}" --listen="127.0.0.1:${GRPC[router]}" \
 for name in "${POOL_NAMES[@]}" router; do wait_healthy "$name"; done
 
 start orchestrator "$BUILD_DIR/${BIN[orchestrator]}" --listen="127.0.0.1:${GRPC[orchestrator]}" \
-  --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" "${COMMON[@]}" $(tls orchestrator)
+  --metrics_listen="127.0.0.1:${METRICS[orchestrator]}" --http_listen="127.0.0.1:$HTTP_API_PORT" \
+  "${COMMON[@]}" $(tls orchestrator)
 wait_healthy orchestrator
 
 start viewer "$BUILD_DIR/${BIN[viewer]}" serve --listen="127.0.0.1:$VIEWER_PORT" \
@@ -417,6 +419,7 @@ MoE cluster is up (logs and pids: $RUN_DIR)
   generate:    $MOECTL generate --target=127.0.0.1:${GRPC[orchestrator]}${T:+ $T} "The jury said"
   model info:  $MOECTL info --target=127.0.0.1:${GRPC[orchestrator]}${T:+ $T}
   placement:   $MOECTL placement --target=127.0.0.1:${GRPC[orchestrator]}${T:+ $T}
+  OpenAI API:  curl http://127.0.0.1:$HTTP_API_PORT/v1/completions -H 'Content-Type: application/json' -d '{"model": "brown-moe", "prompt": "The jury said"}'
   rebalance:   $MOECTL rebalance --target=127.0.0.1:${GRPC[router]}${T:+ $T}
   drain:       $MOECTL drain --target=127.0.0.1:${GRPC[router]}${T:+ $T} pool-b
   viewer:      http://127.0.0.1:$VIEWER_PORT   (terminal: $BUILD_DIR/${BIN[viewer]} top --target=127.0.0.1:${GRPC[orchestrator]}${TV:+ $TV})

@@ -1,17 +1,14 @@
-// A minimal HTTP endpoint serving GET /metrics in Prometheus' text format. prometheus-cpp's own
-// Exposer (CivetWeb) fails to start inside processes that load Debian's LibTorch, so services
-// use this instead. One thread; one short request at a time (scrapes are small and rare).
+// GET /metrics in Prometheus' text format, on the tree's one HTTP server (http_server.h).
 #ifndef MOE_SERVICES_COMMON_METRICS_SERVER_H_
 #define MOE_SERVICES_COMMON_METRICS_SERVER_H_
 
 #include <prometheus/registry.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "services/common/http_server.h"
 
 namespace moe {
 
@@ -20,18 +17,11 @@ class MetricsServer {
   // Binds HOST:PORT (port 0 picks one) and starts serving.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const std::string& address, std::shared_ptr<prometheus::Registry> registry);
-  ~MetricsServer();
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
 
  private:
-  MetricsServer(int fd, int port, std::shared_ptr<prometheus::Registry> registry);
-  void Loop();
-  void Serve(int client);
-  int fd_;
-  int port_;
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  explicit MetricsServer(std::unique_ptr<HttpServer> http) : http_(std::move(http)) {}
+  std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace moe

@@ -73,6 +73,7 @@ class StreamCall final : public StreamOpTarget {
     closing_ = true;
     if (stream_ == nullptr || finishing_) return;
     context_->TryCancel();
+    cancel_requested_ = true;
     if (outstanding_ > 0) return;  // the failing operations start the teardown
     broken_ = true;
     finishing_ = true;
@@ -115,6 +116,9 @@ class StreamCall final : public StreamOpTarget {
         finishing_ = false;
         return;
     }
+    // A cancelled stream is done even when its operations raced the cancellation and succeeded:
+    // reusing it would fail the next message with CANCELLED.
+    if (cancel_requested_) broken_ = true;
     if (broken_ && outstanding_ == 0 && !finishing_) {
       finishing_ = true;
       ++outstanding_;
@@ -127,6 +131,7 @@ class StreamCall final : public StreamOpTarget {
   void Cancel() override {
     if (context_ != nullptr && outstanding_ > 0 && !answered_) {
       cancelled_for_deadline_ = true;
+      cancel_requested_ = true;
       context_->TryCancel();
     }
   }
@@ -158,6 +163,7 @@ class StreamCall final : public StreamOpTarget {
       // to wait for (the stream's write slot is free for the message at once).
       context_->set_initial_metadata_corked(true);
       broken_ = false;
+      cancel_requested_ = false;
       stream_ = opener_(context_.get(), cq_);
       stream_->StartCall(nullptr);
     }
@@ -180,6 +186,7 @@ class StreamCall final : public StreamOpTarget {
   bool reused_ = false;
   bool resent_ = false;
   bool cancelled_for_deadline_ = false;
+  bool cancel_requested_ = false;  // TryCancel was called on this stream's context
   bool closing_ = false;
   grpc::Status finish_status_;
   grpc::Status error_;

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "services/common/status.h"
 #include "services/orchestrator/queued_writer.h"
@@ -45,20 +46,35 @@ class CompleteReactor : public grpc::ServerUnaryReactor {
     reactor->self_ = reactor;
     auto g = std::make_shared<Generation>();
     reactor->generation_ = g;
-    auto text = std::make_shared<std::string>();
-    g->on_message = [reactor, text](GenerateResponse m) {
+    // Filled on the engine threads; Generation serializes on_message and on_finish.
+    auto completions = std::make_shared<std::vector<moe::v1::CompleteResponse::Completion>>();
+    g->on_message = [completions](GenerateResponse m) {
       if (m.is_prompt()) return;
-      *text += m.text();
-      reactor->resp_->add_token_ids(m.token_id());
-      if (!m.finish_reason().empty()) reactor->resp_->set_finish_reason(m.finish_reason());
-      if (m.seed() != 0) reactor->resp_->set_seed(m.seed());
+      if (static_cast<size_t>(m.index()) >= completions->size()) {
+        completions->resize(m.index() + 1);
+      }
+      moe::v1::CompleteResponse::Completion& c = (*completions)[m.index()];
+      c.set_index(m.index());
+      *c.mutable_text() += m.text();
+      c.add_token_ids(m.token_id());
+      if (!m.finish_reason().empty()) c.set_finish_reason(m.finish_reason());
+      if (m.seed() != 0) c.set_seed(m.seed());
+      if (m.has_logprobs()) *c.add_logprobs() = std::move(*m.mutable_logprobs());
     };
     // g's own callback must not own g: a raw pointer, valid while the engine runs it.
     Generation* raw = g.get();
-    g->on_finish = [reactor, text, raw](const absl::Status& s) {
-      reactor->resp_->set_request_id(raw->id);
-      reactor->resp_->set_text(*text);
-      reactor->resp_->set_prompt_tokens(static_cast<int>(raw->params.prompt.size()));
+    g->on_finish = [reactor, completions, raw](const absl::Status& s) {
+      moe::v1::CompleteResponse* r = reactor->resp_;
+      r->set_request_id(raw->id);
+      r->set_prompt_tokens(static_cast<int>(raw->params.prompt.size()));
+      completions->resize(raw->n);
+      for (int i = 0; i < raw->n; ++i) (*completions)[i].set_index(i);
+      const moe::v1::CompleteResponse::Completion& first = (*completions)[0];
+      r->set_text(first.text());
+      r->mutable_token_ids()->CopyFrom(first.token_ids());
+      r->set_finish_reason(first.finish_reason());
+      r->set_seed(first.seed());
+      for (auto& c : *completions) *r->add_completions() = std::move(c);
       reactor->Finish(ToGrpcStatus(s));
     };
     if (absl::Status s = generations.Start(g, req); !s.ok()) {

@@ -37,15 +37,27 @@ void FillLayer(const LayerRoute& r, int granularity, bool probs, moe::v1::LayerR
 }  // namespace
 
 void Generation::Cancel() {
-  uint64_t id;
+  std::vector<uint64_t> ids;
   EngineLanes* e;
   {
     absl::MutexLock lock(&mu);
     cancel_asked = true;
-    id = engine_id;
+    ids = engine_ids;
     e = engine;
   }
-  if (id != 0) e->Cancel(id);
+  for (uint64_t id : ids) {
+    if (id != 0) e->Cancel(id);
+  }
+}
+
+void Generation::CancelCompletion(int index) {
+  uint64_t id;
+  {
+    absl::MutexLock lock(&mu);
+    stop_asked[index] = true;
+    id = engine_ids[index];
+  }
+  if (id != 0) engine->Cancel(id);
 }
 
 Generations::Generations(const ModelConfig& config, const Tokenizer* tokenizer, EngineLanes* engine,
@@ -86,102 +98,145 @@ Generations::Generations(const ModelConfig& config, const Tokenizer* tokenizer, 
                    .Add({});
 }
 
-void Generations::CountFinished(absl::StatusCode code) {
+void Generations::CountFinished(absl::StatusCode code, int n) {
   // absl and gRPC share the canonical code numbering.
   requests_->Add({{"code", GrpcCodeName(static_cast<grpc::StatusCode>(code))}}).Increment();
   inflight_->Decrement();
-  admitted_.fetch_sub(1);
+  admitted_.fetch_sub(n);
 }
 
 absl::Status Generations::Start(std::shared_ptr<Generation> g,
                                 const moe::v1::GenerateRequest& req) {
   inflight_->Increment();
-  if (const int before = admitted_.fetch_add(1); before >= max_requests_) {
-    CountFinished(absl::StatusCode::kResourceExhausted);
+  absl::StatusOr<ParsedGenerateRequest> parsed = ParseGenerateRequest(req, config_, *tokenizer_);
+  if (!parsed.ok()) {
+    CountFinished(parsed.status().code(), 0);
+    return parsed.status();
+  }
+  const int n = parsed->n;
+  if (const int before = admitted_.fetch_add(n); before + n > max_requests_) {
+    CountFinished(absl::StatusCode::kResourceExhausted, n);
     return absl::ResourceExhaustedError(absl::StrCat(
         "orchestrator: ", before, " requests in flight, at most --max_requests=", max_requests_,
         "; retry later"));
   }
-  absl::StatusOr<GenerateParams> params = ParseGenerateRequest(req, config_, *tokenizer_);
-  if (!params.ok()) {
-    CountFinished(params.status().code());
-    return params.status();
-  }
   g->id = absl::StrCat("req-", next_id_.fetch_add(1));
-  g->params = *std::move(params);
+  g->params = std::move(parsed->params);
+  g->n = n;
   g->echo_prompt = g->params.echo_prompt;
   g->params.echo_prompt = true;  // the event stream shows prompt tokens whatever the client asked
-  g->decoder = std::make_unique<StreamDecoder>(tokenizer_);
   g->start = absl::Now();
+  g->completions.resize(n);
+  for (int i = 0; i < n; ++i) {
+    Generation::Completion& c = g->completions[i];
+    c.event_id = i == 0 ? g->id : absl::StrCat(g->id, "/", i);
+    c.seed = SeedOf(g->params.sampling.seed, i);
+    c.decoder = std::make_unique<StreamDecoder>(tokenizer_);
+    c.stop = StopText(parsed->stop);
+  }
   {
     absl::MutexLock lock(&g->mu);
     g->engine = engine_;
+    g->engine_ids.assign(n, 0);
+    g->stop_asked.assign(n, false);
+    g->running = n;
   }
-  {
+  for (const Generation::Completion& c : g->completions) {
     RoutingEvent ev;
     ev.set_time_unix_micros(NowMicros());
     moe::v1::RequestStarted* s = ev.mutable_started();
-    s->set_request_id(g->id);
+    s->set_request_id(c.event_id);
     s->set_prompt(SanitizeUtf8(req.prompt()));
     s->set_prompt_tokens(static_cast<int>(g->params.prompt.size()));
     s->set_max_tokens(g->params.max_new_tokens);
-    hub_->PublishLifecycle(g->id, ev);
+    hub_->PublishLifecycle(c.event_id, ev);
   }
-  // The engine's callbacks own g until the request is over.
-  GenerateCallbacks cb;
-  cb.on_token = [this, g](const TokenOutput& t) { OnToken(*g, t); };
-  cb.on_done = [this, g](const absl::Status& status) { OnDone(*g, status); };
-  absl::StatusOr<uint64_t> id = engine_->Submit(g->params, std::move(cb));
-  if (!id.ok()) {
-    CountFinished(id.status().code());
-    return id.status();
+  for (int i = 0; i < n; ++i) {
+    GenerateParams params = g->params;
+    params.sampling.seed = g->completions[i].seed;
+    // The engine's callbacks own g until the request is over.
+    GenerateCallbacks cb;
+    cb.on_token = [this, g, i](const TokenOutput& t) { OnToken(*g, i, t); };
+    cb.on_done = [this, g, i](const absl::Status& status) { OnDone(*g, i, status); };
+    absl::StatusOr<uint64_t> id = engine_->Submit(std::move(params), std::move(cb));
+    if (!id.ok()) {
+      if (i == 0) {
+        CountFinished(id.status().code(), n);
+        return id.status();
+      }
+      // Completions before this one run: the request fails through them (shutting down).
+      for (int j = i; j < n; ++j) OnDone(*g, j, id.status());
+      return absl::OkStatus();
+    }
+    bool cancel;
+    {
+      absl::MutexLock lock(&g->mu);
+      g->engine_ids[i] = *id;
+      cancel = g->cancel_asked || g->stop_asked[i] || !g->status.ok();
+    }
+    if (cancel) engine_->Cancel(*id);
   }
-  bool cancel;
-  {
-    absl::MutexLock lock(&g->mu);
-    g->engine_id = *id;
-    cancel = g->cancel_asked;
-  }
-  if (cancel) engine_->Cancel(*id);
   return absl::OkStatus();
 }
 
-void Generations::OnToken(Generation& g, const TokenOutput& t) {
+void Generations::OnToken(Generation& g, int index, const TokenOutput& t) {
+  Generation::Completion& c = g.completions[index];
+  if (c.stopped) return;
   GenerateResponse msg;
   msg.set_request_id(g.id);
+  msg.set_index(index);
   msg.set_position(t.position);
   msg.set_token_id(t.token_id);
   msg.set_is_prompt(t.is_prompt);
   const std::string token_text = SanitizeUtf8(tokenizer_->TokenBytes(t.token_id));
+  std::string finish_reason = t.last ? t.finish_reason : "";
   if (t.is_prompt) {
     msg.set_text(token_text);
   } else {
     const absl::Time now = absl::Now();
-    if (g.generated == 0) {
+    if (c.generated == 0) {
       ttft_->Observe(absl::ToDoubleSeconds(now - g.start));
-      msg.set_seed(g.params.sampling.seed);
+      msg.set_seed(c.seed);
     } else {
-      itl_->Observe(absl::ToDoubleSeconds(now - g.last_token));
+      itl_->Observe(absl::ToDoubleSeconds(now - c.last_token));
     }
-    g.last_token = now;
-    ++g.generated;
+    c.last_token = now;
+    ++c.generated;
     tokens_generated_->Increment();
     hub_->CountGeneratedToken();
     std::string text;
-    if (t.token_id != config_.eos_id) text = g.decoder->Next(t.token_id);
-    if (t.last) text += g.decoder->Finish();
-    msg.set_text(text);
+    if (t.token_id != config_.eos_id) text = c.decoder->Next(t.token_id);
+    if (t.last) text += c.decoder->Finish();
+    StopText::Step step = c.stop.Add(text);
+    if (step.stopped) {
+      c.stopped = true;
+      finish_reason = "stop";
+    } else if (t.last) {
+      step.text += c.stop.Flush();
+    }
+    msg.set_text(std::move(step.text));
+    if (g.params.sampling.logprobs >= 0) {
+      moe::v1::TokenLogprobs* lp = msg.mutable_logprobs();
+      lp->set_token(token_text);
+      lp->set_logprob(t.logprobs.logprob);
+      for (const LogprobEntry& e : t.logprobs.top) {
+        moe::v1::TokenLogprobs::Alternative* a = lp->add_top();
+        a->set_token_id(e.token_id);
+        a->set_token(SanitizeUtf8(tokenizer_->TokenBytes(e.token_id)));
+        a->set_logprob(e.logprob);
+      }
+    }
   }
-  if (t.last) msg.set_finish_reason(t.finish_reason);
+  if (!finish_reason.empty()) msg.set_finish_reason(finish_reason);
   const int m = config_.granularity;
   for (const LayerRoute& route : t.routing) {
     FillLayer(route, m, g.params.want_probs, msg.add_routing());
     hub_->CountRouting(route.layer, route.ids);
-    hub_->PublishToken(g.id, t.position, route.layer, [&](bool probs) {
+    hub_->PublishToken(c.event_id, t.position, route.layer, [&](bool probs) {
       RoutingEvent ev;
       ev.set_time_unix_micros(NowMicros());
       moe::v1::TokenRouted* tok = ev.mutable_token();
-      tok->set_request_id(g.id);
+      tok->set_request_id(c.event_id);
       tok->set_position(t.position);
       tok->set_token_id(t.token_id);
       tok->set_text(token_text);
@@ -190,25 +245,49 @@ void Generations::OnToken(Generation& g, const TokenOutput& t) {
       return ev;
     });
   }
-  if (g.on_message && (!t.is_prompt || g.echo_prompt)) g.on_message(std::move(msg));
+  if (g.on_message && (!t.is_prompt || g.echo_prompt)) {
+    absl::MutexLock lock(&g.deliver_mu);
+    g.on_message(std::move(msg));
+  }
+  // The engine ends the sequence before its next step; OnDone turns that CANCELLED into success.
+  if (c.stopped && !t.last) g.CancelCompletion(index);
 }
 
-void Generations::OnDone(Generation& g, const absl::Status& status) {
+void Generations::OnDone(Generation& g, int index, absl::Status status) {
+  Generation::Completion& c = g.completions[index];
+  if (c.stopped && status.code() == absl::StatusCode::kCancelled) status = absl::OkStatus();
   RoutingEvent ev;
   ev.set_time_unix_micros(NowMicros());
   moe::v1::RequestFinished* f = ev.mutable_finished();
-  f->set_request_id(g.id);
-  f->set_generated_tokens(g.generated);
+  f->set_request_id(c.event_id);
+  f->set_generated_tokens(c.generated);
   f->set_finish_reason(status.ok()                                     ? "done"
                        : status.code() == absl::StatusCode::kCancelled ? "cancelled"
                                                                        : "error");
   if (!status.ok()) f->set_error(std::string(status.message()));
-  hub_->PublishLifecycle(g.id, ev);
-  CountFinished(status.code());
+  hub_->PublishLifecycle(c.event_id, ev);
   if (!status.ok()) {
-    logger_->Warn("request_failed", {{"request_id", g.id}, {"error", status.ToString()}});
+    logger_->Warn("request_failed", {{"request_id", c.event_id}, {"error", status.ToString()}});
   }
-  if (g.on_finish) g.on_finish(status);
+  std::vector<uint64_t> others;  // to cancel: one completion failed, so the request has
+  bool last;
+  absl::Status final_status;
+  {
+    absl::MutexLock lock(&g.mu);
+    if (!status.ok() && g.status.ok()) {
+      g.status = status;
+      for (int i = 0; i < g.n; ++i) {
+        if (i != index && g.engine_ids[i] != 0) others.push_back(g.engine_ids[i]);
+      }
+    }
+    last = --g.running == 0;
+    final_status = g.status;
+  }
+  for (uint64_t id : others) engine_->Cancel(id);
+  if (!last) return;
+  CountFinished(final_status.code(), g.n);
+  absl::MutexLock lock(&g.deliver_mu);
+  if (g.on_finish) g.on_finish(final_status);
 }
 
 }  // namespace moe

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "models/config.h"
 #include "models/engine.h"
+#include "models/stop_text.h"
 #include "models/tokenizer.h"
 #include "moe/v1/orchestrator.pb.h"
 #include "services/common/log.h"
@@ -32,15 +34,18 @@
 
 namespace moe {
 
-// One request's state, shared by its reactor and the engine's callbacks.
+// One request's state, shared by its reactor and the engine's callbacks. A request with n > 1
+// runs as n engine sequences (completion i samples with seed + i), possibly in different lanes.
 struct Generation {
-  // Set by the reactor before Generations::Start; called on the engine thread.
+  // Set by the reactor before Generations::Start. Called on an engine thread, one call at a time
+  // (the n completions' calls are serialized).
   std::function<void(moe::v1::GenerateResponse)> on_message;  // every token the client sees
-  std::function<void(const absl::Status&)> on_finish;         // once, at the end
+  std::function<void(const absl::Status&)> on_finish;         // once, after every completion
 
   // Filled by Start.
   std::string id;
-  GenerateParams params;
+  GenerateParams params;  // completion 0's
+  int n = 1;
 
   // Asks the engine to stop the request (it then finishes CANCELLED); safe before, during or
   // after Start, from any thread.
@@ -48,34 +53,50 @@ struct Generation {
 
  private:
   friend class Generations;
+  // One completion; touched only by the engine thread that steps it, except the fields under mu.
+  struct Completion {
+    std::string event_id;  // its request id in the event stream: id, then id/1, id/2, ...
+    uint64_t seed = 0;
+    std::unique_ptr<StreamDecoder> decoder;
+    StopText stop;
+    absl::Time last_token;
+    int generated = 0;
+    bool stopped = false;  // ended by a stop sequence: its CANCELLED from the engine is success
+  };
+  void CancelCompletion(int index);  // REQUIRES: mu not held
+
   EngineLanes* engine = nullptr;
-  std::unique_ptr<StreamDecoder> decoder;
+  std::vector<Completion> completions;
   absl::Time start;
-  absl::Time last_token;
-  int generated = 0;
   bool echo_prompt = false;  // the client wants prompt tokens too (events always get them)
   absl::Mutex mu;
-  uint64_t engine_id ABSL_GUARDED_BY(mu) = 0;
+  std::vector<uint64_t> engine_ids ABSL_GUARDED_BY(mu);  // 0 until submitted
+  std::vector<bool> stop_asked ABSL_GUARDED_BY(mu);
   bool cancel_asked ABSL_GUARDED_BY(mu) = false;
+  int running ABSL_GUARDED_BY(mu) = 0;
+  absl::Status status ABSL_GUARDED_BY(mu);  // the first error of a completion
+  absl::Mutex deliver_mu;                   // serializes on_message and on_finish
 };
 
 class Generations {
  public:
-  // At most `max_requests` requests are admitted at a time (queued or decoding); more are
-  // refused RESOURCE_EXHAUSTED, so that a flood cannot grow the queue without bound.
+  // At most `max_requests` engine sequences (a request with n completions counts n) are admitted
+  // at a time (queued or decoding); more are refused RESOURCE_EXHAUSTED, so that a flood cannot
+  // grow the queue without bound.
   Generations(const ModelConfig& config, const Tokenizer* tokenizer, EngineLanes* engine,
               EventHub* hub, const Logger* logger, prometheus::Registry& registry,
               int max_requests = 256);
 
-  // Validates `req` and submits it. On success the request runs and ends with g->on_finish; on
-  // error (INVALID_ARGUMENT naming the field, RESOURCE_EXHAUSTED naming the limit, or the
-  // engine's refusal) nothing was started and neither callback will be called.
+  // Validates `req` (generate_request.h) and submits its completions. On success the request runs
+  // and ends with g->on_finish; on error (INVALID_ARGUMENT naming the field, RESOURCE_EXHAUSTED
+  // naming the limit, or the engine's refusal) nothing was started and neither callback will be
+  // called.
   absl::Status Start(std::shared_ptr<Generation> g, const moe::v1::GenerateRequest& req);
 
  private:
-  void OnToken(Generation& g, const TokenOutput& t);
-  void OnDone(Generation& g, const absl::Status& status);
-  void CountFinished(absl::StatusCode code);
+  void OnToken(Generation& g, int index, const TokenOutput& t);
+  void OnDone(Generation& g, int index, absl::Status status);
+  void CountFinished(absl::StatusCode code, int n);
 
   const ModelConfig config_;
   const Tokenizer* const tokenizer_;

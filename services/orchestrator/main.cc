@@ -9,12 +9,15 @@
 #include "models/checkpoint.h"
 #include "models/embedded.h"
 #include "models/inference.h"
+#include "models/routing.h"
 #include "models/usage.h"
 #include "services/common/flags.h"
 #include "services/common/host_port.h"
+#include "services/common/http_server.h"
 #include "services/common/log.h"
 #include "services/common/server.h"
 #include "services/orchestrator/event_hub.h"
+#include "services/orchestrator/openai_api.h"
 #include "services/orchestrator/orchestrator_service.h"
 #include "services/orchestrator/placement_watcher.h"
 #include "services/orchestrator/remote_executor.h"
@@ -35,9 +38,27 @@ ABSL_FLAG(int, max_requests, 256,
           "RESOURCE_EXHAUSTED naming this flag");
 ABSL_FLAG(int, max_watchers, 64,
           "WatchRouting streams open at a time; more get RESOURCE_EXHAUSTED naming this flag");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8000",
+          "HOST:PORT of the OpenAI-compatible HTTP API (POST /v1/completions, GET /v1/models); "
+          "empty = off");
+ABSL_FLAG(int, http_max_connections, 256,
+          "HTTP API connections open at a time; more get 503 (each open request holds one)");
+ABSL_FLAG(int, http_max_body_bytes, 1 << 20,
+          "largest HTTP request body; a larger one is refused 413 before it is read");
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
+ABSL_FLAG(int, micro_batches, 2,
+          "ping-pong micro-batches per lane: a decode step's batch is split into up to this many "
+          "parts whose layers interleave on the lane's thread (one part's attention runs while "
+          "another's experts compute on the pools); 1 = no split");
+ABSL_FLAG(int, micro_batch_rows, 16,
+          "fewest sequences in a micro-batch: a step of B sequences is split into "
+          "min(--micro_batches, B / --micro_batch_rows) parts (at least 1)");
+ABSL_FLAG(bool, speculative_forward, true,
+          "send each pool its predicted work together with the Route message (from the router's "
+          "last answer and the local gate), keeping only answers the router's answer confirms; "
+          "false: each layer's Forward waits for its Route answer");
 
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
@@ -84,6 +105,11 @@ int main(int argc, char** argv) {
                      {{"error", "--route_deadline_ms, --forward_deadline_ms: must be > 0"}}),
            1;
   }
+  if (absl::GetFlag(FLAGS_speculative_forward)) {
+    absl::StatusOr<std::vector<torch::Tensor>> gates = moe::GateWeights(ckpt->config, ckpt->state);
+    if (!gates.ok()) return log.Error("model", {{"error", gates.status().ToString()}}), 1;
+    remote_options.gates = *std::move(gates);
+  }
   remote_options.route_deadline = absl::Milliseconds(route_ms);
   remote_options.forward_deadline = absl::Milliseconds(forward_ms);
   // The event stream shows every placement change the executor sees in a Route answer.
@@ -111,6 +137,18 @@ int main(int argc, char** argv) {
   const int lanes = absl::GetFlag(FLAGS_lanes);
   if (lanes < 1 || lanes > 16)
     return log.Error("flags", {{"error", "--lanes: must be in [1, 16]"}}), 1;
+  engine_options.max_micro_batches = absl::GetFlag(FLAGS_micro_batches);
+  engine_options.micro_batch_rows = absl::GetFlag(FLAGS_micro_batch_rows);
+  if (engine_options.max_micro_batches < 1 || engine_options.max_micro_batches > 16) {
+    return log.Error("flags", {{"error", absl::StrCat("--micro_batches: must be in [1, 16], got ",
+                                                      engine_options.max_micro_batches)}}),
+           1;
+  }
+  if (engine_options.micro_batch_rows < 1) {
+    return log.Error("flags", {{"error", absl::StrCat("--micro_batch_rows: must be >= 1, got ",
+                                                      engine_options.micro_batch_rows)}}),
+           1;
+  }
   moe::EngineLanes engine(&*model, &executor, engine_options, lanes);
   moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub, router.get(),
                                     ckpt->profiles_json, &log, max_requests},
@@ -120,15 +158,37 @@ int main(int argc, char** argv) {
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   engine.Start();
+  moe::OpenAiApi openai(&service.generations(), ckpt->config, ckpt->config.name);
+  std::unique_ptr<moe::HttpServer> http;
+  if (const std::string http_listen = absl::GetFlag(FLAGS_http_listen); !http_listen.empty()) {
+    moe::HttpServerOptions http_options;
+    http_options.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+    http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_bytes));
+    http_options.error_body = &moe::OpenAiApi::ServerErrorBody;
+    if (http_options.max_connections < 1 || absl::GetFlag(FLAGS_http_max_body_bytes) < 1) {
+      return log.Error("flags",
+                       {{"error", "--http_max_connections, --http_max_body_bytes: must be >= 1"}}),
+             1;
+    }
+    absl::StatusOr<std::unique_ptr<moe::HttpServer>> started = moe::HttpServer::Start(
+        http_listen, "--http_listen", http_options,
+        [&openai](const moe::HttpRequest& req, moe::HttpResponse& resp) {
+          openai.Handle(req, resp);
+        });
+    if (!started.ok()) return log.Error("start", {{"error", started.status().ToString()}}), 1;
+    http = *std::move(started);
+  }
   host.SetServing(true);
   log.Info("serving", {{"listen", host.address()},
                        {"metrics", host.metrics_address()},
                        {"port", absl::StrCat(host.port())},
+                       {"http_port", http ? absl::StrCat(http->port()) : "off"},
                        {"model", moe::ModelId(ckpt->config)},
                        {"router", cluster->router_address}});
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
   host.Shutdown(absl::Seconds(10));
+  http.reset();  // its open requests see their clients gone and cancel
   engine.Stop(/*drain=*/false);
   return 0;
 }

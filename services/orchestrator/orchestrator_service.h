@@ -53,6 +53,9 @@ class OrchestratorService final : public moe::v1::Orchestrator::WithRawCallbackM
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchRouting(grpc::CallbackServerContext* ctx,
                                                            const grpc::ByteBuffer* req) override;
 
+  // Where requests start; the OpenAI-compatible HTTP API (openai_api.h) starts them here too.
+  Generations& generations() { return generations_; }
+
  private:
   const OrchestratorDeps deps_;
   Generations generations_;

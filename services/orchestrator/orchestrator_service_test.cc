@@ -8,7 +8,11 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <map>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -146,6 +150,134 @@ TEST_F(OrchestratorServiceTest, CompleteReturnsWhatGenerateStreams) {
   EXPECT_EQ(std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()), ids);
   EXPECT_EQ(resp.prompt_tokens(), 5);
   EXPECT_FALSE(resp.request_id().empty());
+}
+
+moe::v1::CompleteResponse CompleteOrDie(moe::v1::Orchestrator::Stub& stub,
+                                        const moe::v1::GenerateRequest& req) {
+  moe::v1::CompleteResponse resp;
+  grpc::ClientContext ctx;
+  SetTimeout(ctx, absl::Seconds(60));
+  grpc::Status st = stub.Complete(&ctx, req, &resp);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return resp;
+}
+
+std::vector<int> Ids(const moe::v1::CompleteResponse::Completion& c) {
+  return std::vector<int>(c.token_ids().begin(), c.token_ids().end());
+}
+
+TEST_F(OrchestratorServiceTest, NCompletionsAreTheSingleCompletionsOfSeedPlusIndex) {
+  moe::v1::GenerateRequest req = Greedy("hello", 6);
+  req.set_temperature(1.5f);
+  req.set_seed(40);
+  req.set_n(3);
+  moe::v1::CompleteResponse all = CompleteOrDie(*stub_, req);
+  ASSERT_EQ(all.completions_size(), 3);
+  EXPECT_EQ(all.text(), all.completions(0).text());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(all.completions(i).index(), i);
+    moe::v1::GenerateRequest one = req;
+    one.clear_n();
+    one.set_seed(40 + i);
+    moe::v1::CompleteResponse single = CompleteOrDie(*stub_, one);
+    EXPECT_EQ(Ids(all.completions(i)), Ids(single.completions(0))) << "completion " << i;
+    EXPECT_EQ(all.completions(i).seed(), 40u + i);
+  }
+  // The stream tells the completions apart by index.
+  std::vector<moe::v1::GenerateResponse> msgs;
+  ASSERT_TRUE(Generate(req, &msgs).ok());
+  std::vector<std::vector<int>> streamed(3);
+  for (const auto& m : msgs) streamed[m.index()].push_back(m.token_id());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(streamed[i], Ids(all.completions(i)));
+}
+
+TEST_F(OrchestratorServiceTest, StopSequenceEndsTheTextBeforeItAndNeverShowsIt) {
+  moe::v1::GenerateRequest req = Greedy("hello", 12);
+  std::vector<moe::v1::GenerateResponse> msgs;
+  ASSERT_TRUE(Generate(req, &msgs).ok());
+  // A stop sequence that greedy decoding reaches: the text of a later token.
+  std::string full, stop;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (i >= 4 && stop.empty() && !msgs[i].text().empty()) stop = msgs[i].text();
+    full += msgs[i].text();
+  }
+  ASSERT_FALSE(stop.empty());
+  const std::string expected = full.substr(0, full.find(stop));
+  req.add_stop(stop);
+  msgs.clear();
+  ASSERT_TRUE(Generate(req, &msgs).ok());
+  std::string streamed;
+  for (const auto& m : msgs) streamed += m.text();
+  EXPECT_EQ(streamed, expected);
+  EXPECT_EQ(msgs.back().finish_reason(), "stop");
+  moe::v1::CompleteResponse resp = CompleteOrDie(*stub_, req);
+  EXPECT_EQ(resp.text(), expected);
+  EXPECT_EQ(resp.finish_reason(), "stop");
+  EXPECT_THAT(Metrics(), HasSubstr("moe_inflight_requests 0"));
+}
+
+TEST_F(OrchestratorServiceTest, LogprobsComeWithEveryGeneratedTokenAndItsAlternatives) {
+  moe::v1::GenerateRequest req = Greedy("hello", 5);
+  req.set_logprobs(3);
+  std::vector<moe::v1::GenerateResponse> msgs;
+  ASSERT_TRUE(Generate(req, &msgs).ok());
+  ASSERT_EQ(msgs.size(), 5u);
+  for (const auto& m : msgs) {
+    ASSERT_TRUE(m.has_logprobs());
+    const moe::v1::TokenLogprobs& lp = m.logprobs();
+    ASSERT_EQ(lp.top_size(), 3);
+    // Greedy draws the most likely token.
+    EXPECT_EQ(lp.top(0).token_id(), m.token_id());
+    EXPECT_EQ(lp.top(0).logprob(), lp.logprob());
+    EXPECT_LE(lp.logprob(), 0.0f);
+    EXPECT_GE(lp.top(1).logprob(), lp.top(2).logprob());
+    EXPECT_EQ(lp.token(), lp.top(0).token());
+  }
+  req.clear_logprobs();
+  msgs.clear();
+  ASSERT_TRUE(Generate(req, &msgs).ok());
+  for (const auto& m : msgs) EXPECT_FALSE(m.has_logprobs());
+}
+
+TEST_F(OrchestratorServiceTest, NeutralPenaltiesKeepTheTokensAndRealOnesChangeThem) {
+  moe::v1::GenerateRequest req = Greedy("hello", 16);
+  const std::vector<int> plain = Ids(CompleteOrDie(*stub_, req).completions(0));
+  req.set_presence_penalty(0);
+  req.set_frequency_penalty(0);
+  req.set_repetition_penalty(1);
+  EXPECT_EQ(Ids(CompleteOrDie(*stub_, req).completions(0)), plain);
+  req.set_repetition_penalty(2);
+  req.set_frequency_penalty(2);
+  const std::vector<int> penalized = Ids(CompleteOrDie(*stub_, req).completions(0));
+  EXPECT_NE(penalized, plain);
+  // The penalized run repeats its most frequent token no more often than the plain run does.
+  std::map<int, int> counts;
+  for (int id : penalized) ++counts[id];
+  int max_count = 0;
+  for (const auto& [id, c] : counts) max_count = std::max(max_count, c);
+  std::map<int, int> plain_counts;
+  for (int id : plain) ++plain_counts[id];
+  int plain_max = 0;
+  for (const auto& [id, c] : plain_counts) plain_max = std::max(plain_max, c);
+  EXPECT_LE(max_count, plain_max);
+}
+
+TEST_F(OrchestratorServiceTest, BadSamplingControlsAreNamed) {
+  for (auto [set, message] :
+       std::vector<std::pair<void (*)(moe::v1::GenerateRequest&), const char*>>{
+           {[](moe::v1::GenerateRequest& r) { r.set_n(0); }, "n: must be in [1, 16], got 0"},
+           {[](moe::v1::GenerateRequest& r) { r.add_stop(""); }, "stop[0]: must be 1 to 64 bytes"},
+           {[](moe::v1::GenerateRequest& r) { r.set_presence_penalty(3); },
+            "presence_penalty: must be in [-2, 2], got 3"},
+           {[](moe::v1::GenerateRequest& r) { r.set_logprobs(99); },
+            "logprobs: must be in [0, 20], got 99"}}) {
+    moe::v1::GenerateRequest req = Greedy("x", 2);
+    set(req);
+    std::vector<moe::v1::GenerateResponse> msgs;
+    grpc::Status st = Generate(req, &msgs);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message;
+    EXPECT_THAT(st.error_message(), HasSubstr(message));
+  }
 }
 
 TEST_F(OrchestratorServiceTest, BadRequestsAreInvalidArgumentNamingTheFieldOnBothMethods) {

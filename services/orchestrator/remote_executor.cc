@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "models/experts.h"
+#include "models/routing.h"
 #include "services/common/deadline.h"
 #include "services/common/server.h"
 #include "services/common/status.h"
@@ -82,6 +83,73 @@ struct RemoteMoeExecutor::Link {
   uint64_t epoch = 0;                   // the newest placement epoch this link has seen
 };
 
+struct RemoteMoeExecutor::Call {
+  int layer = 0;
+  torch::Tensor x;  // [N, C]
+  std::vector<uint64_t> keys;
+  bool want_probs = false;
+  absl::Time start;
+  moe::v1::RouteRequest route_req;
+  moe::v1::RouteResponse route;
+  // Predicted work, per pool address, sent beside the Route message.
+  struct Guess {
+    std::shared_ptr<PoolChannel> pool;
+    moe::v1::ForwardRequest req;
+    moe::v1::ForwardResponse resp;
+    Link::ForwardCall* call = nullptr;  // null once drained (status and time copied below)
+    grpc::Status status;
+    absl::Time answered_at;
+  };
+  std::map<std::string, Guess> guesses;
+  absl::Time guessed_at;
+
+  // Waits until the given guesses have their answer or their error (at `deadline` the rest are
+  // cancelled), and keeps them.
+  void WaitGuesses(Link& link, const std::vector<Guess*>& which, absl::Time deadline) {
+    std::vector<StreamOpTarget*> pending;
+    for (Guess* g : which) {
+      if (g->call != nullptr) pending.push_back(g->call);
+    }
+    if (!pending.empty()) WaitForStreamCalls(link.cq, pending, deadline);
+    for (Guess* g : which) {
+      if (g->call == nullptr || g->call->Pending()) continue;
+      g->status = g->call->status();
+      g->answered_at = g->call->answered_at();
+      g->call = nullptr;
+    }
+  }
+  // Gives up on every guess still in flight (a pool that is slow or gone, whose answer is not
+  // needed) and waits for gRPC to release it: the link's streams are then free for its next call.
+  void CancelGuesses(Link& link) {
+    std::vector<Guess*> all;
+    for (auto& [address, g] : guesses) {
+      if (g.call == nullptr) continue;
+      g.call->Cancel();
+      all.push_back(&g);
+    }
+    WaitGuesses(link, all, absl::InfiniteFuture());
+  }
+};
+
+class RemoteMoeExecutor::Layer : public PendingMoeLayer {
+ public:
+  Layer(RemoteMoeExecutor* owner, std::unique_ptr<Link> link, std::unique_ptr<Call> call)
+      : owner_(owner), link_(std::move(link)), call_(std::move(call)) {}
+  ~Layer() override {
+    if (link_ != nullptr) (void)Wait();
+  }
+  absl::StatusOr<MoeLayerOutput> Wait() override {
+    absl::StatusOr<MoeLayerOutput> out = owner_->Complete(*call_, *link_);
+    owner_->ReleaseLink(std::move(link_));
+    return out;
+  }
+
+ private:
+  RemoteMoeExecutor* const owner_;
+  std::unique_ptr<Link> link_;
+  std::unique_ptr<Call> call_;
+};
+
 RemoteMoeExecutor::~RemoteMoeExecutor() = default;
 
 std::unique_ptr<RemoteMoeExecutor::Link> RemoteMoeExecutor::AcquireLink() {
@@ -104,7 +172,7 @@ void RemoteMoeExecutor::ReleaseLink(std::unique_ptr<Link> link) {
 RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpec& cluster,
                                      const RemoteExecutorOptions& options,
                                      prometheus::Registry& registry, const Logger* logger)
-    : config_(config), options_(options), logger_(logger) {
+    : config_(config), options_(options), logger_(logger), known_(config.n_layers) {
   router_ = moe::v1::Router::NewStub(
       Endpoint(cluster.router_address, options.credentials).Dial(InternalChannelArguments()));
   forward_family_ =
@@ -113,6 +181,15 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
            .Help(
                "Forward messages (or calls) to each pool, client side: one per pool per layer step")
            .Register(registry);
+  auto& speculative = prometheus::BuildCounter()
+                          .Name("moe_speculative_layers_total")
+                          .Help(
+                              "Layer calls with speculative Forward, by outcome: kept (every "
+                              "predicted answer kept), resent (some work sent again), none")
+                          .Register(registry);
+  kept_ = &speculative.Add({{"outcome", "kept"}});
+  resent_ = &speculative.Add({{"outcome", "resent"}});
+  none_ = &speculative.Add({{"outcome", "none"}});
   route_seconds_ =
       &prometheus::BuildHistogram()
            .Name("moe_route_call_duration_seconds")
@@ -139,32 +216,234 @@ std::shared_ptr<RemoteMoeExecutor::PoolChannel> RemoteMoeExecutor::Channel(
 absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Forward(int layer, const torch::Tensor& x,
                                                           absl::Span<const uint64_t> token_keys,
                                                           bool want_probs) {
+  if (layer < 0 || layer >= config_.n_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer: must be in [0, ", config_.n_layers, "), got ", layer));
+  }
   std::unique_ptr<Link> link = AcquireLink();
   absl::Cleanup release = [this, &link] { ReleaseLink(std::move(link)); };
-  absl::Status last;
-  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-    Attempt outcome;
-    absl::StatusOr<MoeLayerOutput> out = TryOnce(layer, x, token_keys, want_probs, *link, &outcome);
-    if (out.ok() || (outcome.failed_pools.empty() && !outcome.moved)) return out;
-    last = out.status();
-    // Tell the router right away (its health checks would notice later), then re-route.
-    for (const std::string& pool : outcome.failed_pools) {
-      grpc::ClientContext ctx;
-      SetTimeout(ctx, absl::Seconds(1));
-      moe::v1::ReportPoolFailureRequest req;
-      req.set_pool(pool);
-      req.set_error(std::string(last.message()));
-      moe::v1::ReportPoolFailureResponse resp;
-      (void)router_->ReportPoolFailure(&ctx, req, &resp);
-      logger_->Warn(
-          "pool_failed",
-          {{"pool", pool}, {"layer", absl::StrCat(layer)}, {"error", std::string(last.message())}});
-    }
-    // A moved expert: the router has (or is about to have) a newer placement; give the change a
-    // moment before asking again.
-    if (outcome.failed_pools.empty()) absl::SleepFor(absl::Milliseconds(5 * (attempt + 1)));
+  Call call;
+  call.layer = layer;
+  call.x = x;
+  call.keys.assign(token_keys.begin(), token_keys.end());
+  call.want_probs = want_probs;
+  Send(call, *link, /*predict=*/true);
+  return Complete(call, *link);
+}
+
+std::unique_ptr<PendingMoeLayer> RemoteMoeExecutor::Begin(int layer, torch::Tensor x,
+                                                          std::vector<uint64_t> token_keys,
+                                                          bool want_probs) {
+  // Unary calls are made one at a time by the waiting thread: nothing to overlap. (Forward also
+  // refuses a layer out of range.)
+  if (!options_.streams || layer < 0 || layer >= config_.n_layers) {
+    return MoeExecutor::Begin(layer, x, std::move(token_keys), want_probs);
   }
-  return last;
+  std::unique_ptr<Link> link = AcquireLink();
+  auto call = std::make_unique<Call>();
+  call->layer = layer;
+  call->x = std::move(x);
+  call->keys = std::move(token_keys);
+  call->want_probs = want_probs;
+  Send(*call, *link, /*predict=*/true);
+  return std::make_unique<Layer>(this, std::move(link), std::move(call));
+}
+
+absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Complete(Call& call, Link& link) {
+  for (int attempt = 0;; ++attempt) {
+    Attempt outcome;
+    absl::StatusOr<MoeLayerOutput> out = Finish(call, link, &outcome);
+    if (out.ok() || (outcome.failed_pools.empty() && !outcome.moved)) return out;
+    AfterFailure(call.layer, outcome, out.status(), attempt);
+    if (attempt + 1 >= options_.max_attempts) return out;
+    // After a failure the last answer is a poor guess (a pool just failed, or moved experts).
+    Send(call, link, /*predict=*/false);
+  }
+}
+
+void RemoteMoeExecutor::AfterFailure(int layer, const Attempt& outcome, const absl::Status& error,
+                                     int attempt) {
+  // Tell the router right away (its health checks would notice later), then re-route.
+  for (const std::string& pool : outcome.failed_pools) {
+    grpc::ClientContext ctx;
+    SetTimeout(ctx, absl::Seconds(1));
+    moe::v1::ReportPoolFailureRequest req;
+    req.set_pool(pool);
+    req.set_error(std::string(error.message()));
+    moe::v1::ReportPoolFailureResponse resp;
+    (void)router_->ReportPoolFailure(&ctx, req, &resp);
+    logger_->Warn(
+        "pool_failed",
+        {{"pool", pool}, {"layer", absl::StrCat(layer)}, {"error", std::string(error.message())}});
+  }
+  // A moved expert: the router has (or is about to have) a newer placement; give the change a
+  // moment before asking again.
+  if (outcome.failed_pools.empty()) absl::SleepFor(absl::Milliseconds(5 * (attempt + 1)));
+}
+
+namespace {
+
+// What a Route answer asks of the pools: one request per pool with work, the layer's tokens once
+// and then each expert's rows.
+struct PoolWork {
+  DispatchPlan plan;
+  torch::Tensor weights;                                // [N, k]
+  std::vector<moe::v1::ForwardRequest> reqs;            // per pool index of the answer
+  std::vector<std::vector<std::pair<int, int>>> slots;  // (kind, index) per work item
+  std::vector<int> busy;                                // pools with work
+};
+
+// REQUIRES: `route` has the sizes of a valid answer for n tokens.
+absl::StatusOr<PoolWork> PlanPoolWork(const moe::v1::RouteResponse& route, int64_t n, int n_shared,
+                                      int layer, const moe::v1::Tensor& hidden) {
+  const int k = route.top_k();
+  PoolWork w;
+  torch::Tensor ids = torch::empty({n, k}, torch::kInt64);
+  w.weights = torch::empty({n, k}, torch::kFloat);
+  for (int64_t i = 0; i < n * k; ++i) {
+    ids.data_ptr<int64_t>()[i] = route.expert_ids(i);
+    w.weights.data_ptr<float>()[i] = route.weights(i);
+  }
+  w.plan = PlanDispatch(ids);
+  const size_t n_pools = route.pools_size();
+  w.reqs.resize(n_pools);
+  w.slots.resize(n_pools);
+  auto pool_of = [&](int index) -> absl::StatusOr<int> {
+    if (index < 0 || index >= static_cast<int>(n_pools)) {
+      return absl::InternalError("router: pool index out of range");
+    }
+    return index;
+  };
+  for (size_t g = 0; g < w.plan.experts.size(); ++g) {
+    // Every slot of an expert has the same pool: take the first.
+    const int first_row = w.plan.rows[g][0];
+    int index = -1;
+    for (int s = 0; s < k; ++s) {
+      if (route.expert_ids(first_row * k + s) == w.plan.experts[g])
+        index = route.pool_index(first_row * k + s);
+    }
+    absl::StatusOr<int> p = pool_of(index);
+    if (!p.ok()) return p.status();
+    moe::v1::ExpertWork* work = w.reqs[*p].add_work();
+    work->set_expert(static_cast<int32_t>(w.plan.experts[g]));
+    work->mutable_rows()->Add(w.plan.rows[g].begin(), w.plan.rows[g].end());
+    w.slots[*p].push_back({0, static_cast<int>(g)});
+  }
+  for (int s = 0; s < n_shared; ++s) {
+    absl::StatusOr<int> p = pool_of(route.shared_pool_index(s));
+    if (!p.ok()) return p.status();
+    moe::v1::ExpertWork* work = w.reqs[*p].add_work();
+    work->set_expert(s);
+    work->set_shared(true);
+    for (int64_t r = 0; r < n; ++r) work->add_rows(static_cast<int32_t>(r));
+    w.slots[*p].push_back({1, s});
+  }
+  for (size_t p = 0; p < n_pools; ++p) {
+    if (w.reqs[p].work_size() == 0) continue;
+    w.reqs[p].set_layer(layer);
+    *w.reqs[p].mutable_hidden() = hidden;
+    w.busy.push_back(static_cast<int>(p));
+  }
+  return w;
+}
+
+bool SameWork(const moe::v1::ForwardRequest& a, const moe::v1::ForwardRequest& b) {
+  if (a.layer() != b.layer() || a.work_size() != b.work_size()) return false;
+  for (int i = 0; i < a.work_size(); ++i) {
+    const moe::v1::ExpertWork &x = a.work(i), &y = b.work(i);
+    if (x.expert() != y.expert() || x.shared() != y.shared() || x.rows_size() != y.rows_size() ||
+        !std::equal(x.rows().begin(), x.rows().end(), y.rows().begin())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void RemoteMoeExecutor::Send(Call& call, Link& link, bool predict) {
+  call.start = absl::Now();
+  call.route.Clear();
+  call.guesses.clear();
+  call.route_req.Clear();
+  call.route_req.set_layer(call.layer);
+  EncodeTensor(call.x, call.route_req.mutable_hidden());
+  for (uint64_t k : call.keys) call.route_req.add_token_keys(k);
+  call.route_req.set_return_probs(call.want_probs);
+  if (!options_.streams) return;  // Finish makes the unary call
+  link.route->Send(&call.route_req, &call.route);
+  if (predict) Predict(call, link);
+}
+
+void RemoteMoeExecutor::Remember(int layer, const moe::v1::RouteResponse& route) {
+  if (options_.gates.empty()) return;
+  absl::MutexLock lock(&known_mu_);
+  Known& k = known_[layer];
+  if (!k.valid || k.epoch != route.placement_epoch()) {
+    k = Known();
+    k.epoch = route.placement_epoch();
+    k.pools.assign(route.pools().begin(), route.pools().end());
+    k.addresses.assign(route.pool_addresses().begin(), route.pool_addresses().end());
+    k.expert_pool.assign(config_.n_experts, -1);
+  }
+  k.valid = true;
+  const moe::v1::RoutingPolicy& p = route.policy();
+  k.policy.top_k = p.top_k();
+  k.policy.noise_std = p.noise_std();
+  k.policy.capacity_factor = p.capacity_factor();
+  k.policy.noise_seed = p.noise_seed();
+  for (int i = 0; i < route.expert_ids_size(); ++i) {
+    if (route.expert_ids(i) >= 0) {
+      k.expert_pool[route.expert_ids(i) / config_.granularity] = route.pool_index(i);
+    }
+  }
+  k.shared_pool.assign(route.shared_pool_index().begin(), route.shared_pool_index().end());
+}
+
+void RemoteMoeExecutor::Predict(Call& call, Link& link) {
+  if (options_.gates.empty()) return;
+  Known known;
+  {
+    absl::MutexLock lock(&known_mu_);
+    if (!known_[call.layer].valid) return;
+    known = known_[call.layer];
+  }
+  // Only an answer carrying a policy can be predicted (a router that does not send one).
+  if (known.policy.top_k <= 0 || static_cast<int>(known.shared_pool.size()) != config_.n_shared) {
+    return;
+  }
+  c10::InferenceMode guard;
+  const int64_t n = call.x.size(0);
+  RoutingResult r =
+      RouteTokens(call.x, options_.gates[call.layer], known.policy, call.layer, call.keys);
+  const int k = known.policy.top_k;
+  moe::v1::RouteResponse guess;
+  guess.set_top_k(k);
+  const int64_t* ids = r.expert_ids.data_ptr<int64_t>();
+  const float* w = r.weights.data_ptr<float>();
+  for (int64_t i = 0; i < n * k; ++i) {
+    int pool = -1;
+    if (ids[i] >= 0) {
+      pool = known.expert_pool[ids[i] / config_.granularity];
+      if (pool < 0) return;  // an expert not seen in this placement yet: no guess
+    }
+    guess.add_expert_ids(static_cast<int32_t>(ids[i]));
+    guess.add_weights(w[i]);
+    guess.add_pool_index(pool);
+  }
+  for (int p : known.shared_pool) guess.add_shared_pool_index(p);
+  for (const std::string& name : known.pools) guess.add_pools(name);
+  absl::StatusOr<PoolWork> work =
+      PlanPoolWork(guess, n, config_.n_shared, call.layer, call.route_req.hidden());
+  if (!work.ok()) return;
+  call.guessed_at = absl::Now();
+  for (int p : work->busy) {
+    Call::Guess& g = call.guesses[known.addresses[p]];
+    g.pool = Channel(known.pools[p], known.addresses[p]);
+    g.req = std::move(work->reqs[p]);
+    g.call = link.Forward(g.pool);
+    g.call->Send(&g.req, &g.resp);
+  }
 }
 
 grpc::Status RemoteMoeExecutor::CallRoute(Link& link, const moe::v1::RouteRequest& req,
@@ -174,11 +453,10 @@ grpc::Status RemoteMoeExecutor::CallRoute(Link& link, const moe::v1::RouteReques
     SetDeadline(ctx, deadline);
     return router_->Route(&ctx, req, resp);
   }
-  link.route->Send(&req, resp);
+  // Sent by Send: wait for the answer (the guesses' answers are taken in as they come).
   WaitForStreamCalls(link.cq, {link.route.get()}, deadline);
   return link.route->status();
 }
-
 void RemoteMoeExecutor::CallPools(Link& link,
                                   const std::vector<std::shared_ptr<PoolChannel>>& pools,
                                   const std::vector<int>& busy,
@@ -228,21 +506,16 @@ void RemoteMoeExecutor::CallPools(Link& link,
   }
 }
 
-absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch::Tensor& x,
-                                                          absl::Span<const uint64_t> token_keys,
-                                                          bool want_probs, Link& link,
-                                                          Attempt* attempt) {
-  const absl::Time start = absl::Now();
-  const int64_t n = x.size(0);
-  moe::v1::RouteRequest route_req;
-  route_req.set_layer(layer);
-  EncodeTensor(x, route_req.mutable_hidden());
-  for (uint64_t k : token_keys) route_req.add_token_keys(k);
-  route_req.set_return_probs(want_probs);
-  moe::v1::RouteResponse route;
+absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::Finish(Call& call, Link& link, Attempt* attempt) {
+  const int layer = call.layer;
+  const int64_t n = call.x.size(0);
+  // Every path out leaves no guess in flight: the link's streams are free for its next call.
+  absl::Cleanup drain = [&] { call.CancelGuesses(link); };
+  moe::v1::RouteResponse& route = call.route;
   {
-    const grpc::Status st = CallRoute(link, route_req, &route, start + options_.route_deadline);
-    route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    const grpc::Status st =
+        CallRoute(link, call.route_req, &route, call.start + options_.route_deadline);
+    route_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - call.start));
     if (!st.ok()) {
       absl::Status s = FromGrpcStatus(st);
       return absl::Status(s.code(), absl::StrCat("router: ", s.message()));
@@ -254,78 +527,73 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
       route.pool_addresses_size() != route.pools_size()) {
     return absl::InternalError("router: malformed Route response");
   }
-  link.Forget(route.placement_epoch(), route.pool_addresses());
+  if (route.placement_epoch() > link.epoch) {
+    // A new placement (rare): Forget may end streams that guesses still use, so the guesses are
+    // dropped and the answer's work is all sent again.
+    call.CancelGuesses(link);
+    call.guesses.clear();
+    link.Forget(route.placement_epoch(), route.pool_addresses());
+  }
   for (uint64_t seen = newest_epoch_.load(); route.placement_epoch() > seen;) {
     if (newest_epoch_.compare_exchange_weak(seen, route.placement_epoch())) {
       if (options_.on_new_epoch) options_.on_new_epoch(route.placement_epoch());
       break;
     }
   }
-  torch::Tensor ids = torch::empty({n, k}, torch::kInt64);
-  torch::Tensor weights = torch::empty({n, k}, torch::kFloat);
-  for (int64_t i = 0; i < n * k; ++i) {
-    ids.data_ptr<int64_t>()[i] = route.expert_ids(i);
-    weights.data_ptr<float>()[i] = route.weights(i);
-  }
-  DispatchPlan plan = PlanDispatch(ids);
-
-  // One request per pool with work: the layer's tokens once, then each expert's rows. Pools are
-  // the response's: index i is route.pools(i) at route.pool_addresses(i).
+  Remember(layer, route);
+  absl::StatusOr<PoolWork> planned =
+      PlanPoolWork(route, n, config_.n_shared, layer, call.route_req.hidden());
+  if (!planned.ok()) return planned.status();
+  PoolWork& work = *planned;
+  const std::vector<moe::v1::ForwardRequest>& reqs = work.reqs;
   const size_t n_pools = route.pools_size();
-  std::vector<moe::v1::ForwardRequest> reqs(n_pools);
-  std::vector<std::vector<std::pair<int, int>>> slots(n_pools);  // (kind, index) per work item
-  auto pool_of = [&](int index) -> absl::StatusOr<int> {
-    if (index < 0 || index >= static_cast<int>(n_pools)) {
-      return absl::InternalError("router: pool index out of range");
+
+  // Pools whose guessed request is exactly the answer's keep their answer; the rest are sent now.
+  std::vector<Call::Guess*> kept(n_pools, nullptr);
+  std::vector<Call::Guess*> needed;  // kept guesses, then guesses on the streams of missed pools
+  std::vector<Call::Guess*> in_the_way;
+  std::vector<int> missed;
+  for (int p : work.busy) {
+    auto it = call.guesses.find(route.pool_addresses(p));
+    if (it != call.guesses.end() && it->second.pool->name == route.pools(p) &&
+        SameWork(it->second.req, reqs[p])) {
+      kept[p] = &it->second;
+      needed.push_back(&it->second);
+    } else {
+      missed.push_back(p);
+      if (it != call.guesses.end()) in_the_way.push_back(&it->second);
     }
-    return index;
-  };
-  std::vector<int> group_pool(plan.experts.size());
-  for (size_t g = 0; g < plan.experts.size(); ++g) {
-    // Every slot of an expert has the same pool: take the first.
-    const int first_row = plan.rows[g][0];
-    int index = -1;
-    for (int s = 0; s < k; ++s) {
-      if (route.expert_ids(first_row * k + s) == plan.experts[g])
-        index = route.pool_index(first_row * k + s);
-    }
-    absl::StatusOr<int> p = pool_of(index);
-    if (!p.ok()) return p.status();
-    group_pool[g] = *p;
-    moe::v1::ExpertWork* w = reqs[*p].add_work();
-    w->set_expert(static_cast<int32_t>(plan.experts[g]));
-    w->mutable_rows()->Add(plan.rows[g].begin(), plan.rows[g].end());
-    slots[*p].push_back({0, static_cast<int>(g)});
   }
-  std::vector<int> shared_pool(config_.n_shared);
-  for (int s = 0; s < config_.n_shared; ++s) {
-    absl::StatusOr<int> p = pool_of(route.shared_pool_index(s));
-    if (!p.ok()) return p.status();
-    shared_pool[s] = *p;
-    moe::v1::ExpertWork* w = reqs[*p].add_work();
-    w->set_expert(s);
-    w->set_shared(true);
-    for (int64_t r = 0; r < n; ++r) w->add_rows(static_cast<int32_t>(r));
-    slots[*p].push_back({1, s});
-  }
-  const moe::v1::Tensor& hidden = route_req.hidden();  // encoded once, for the router
-  std::vector<int> busy;
-  for (size_t p = 0; p < n_pools; ++p) {
-    if (reqs[p].work_size() == 0) continue;
-    reqs[p].set_layer(layer);
-    *reqs[p].mutable_hidden() = hidden;
-    busy.push_back(static_cast<int>(p));
+  if (!options_.gates.empty()) {
+    (missed.empty() && !call.guesses.empty() ? predicted_ : unpredicted_).fetch_add(1);
+    (call.guesses.empty() ? none_ : missed.empty() ? kept_ : resent_)->Increment();
   }
   std::vector<std::shared_ptr<PoolChannel>> pools(n_pools);
-  for (int p : busy) pools[p] = Channel(route.pools(p), route.pool_addresses(p));
+  for (int p : work.busy) pools[p] = Channel(route.pools(p), route.pool_addresses(p));
   std::vector<moe::v1::ForwardResponse> resps(n_pools);
   std::vector<grpc::Status> status(n_pools);
-  CallPools(link, pools, busy, reqs, resps, status);
+  const absl::Time guess_deadline = call.guessed_at + options_.forward_deadline;
+  if (!missed.empty()) {
+    // A missed pool's stream carries one message at a time: its guess goes first.
+    call.WaitGuesses(link, in_the_way, guess_deadline);
+    CallPools(link, pools, missed, reqs, resps, status);
+  }
+  call.WaitGuesses(link, needed, guess_deadline);
+  std::vector<const moe::v1::ForwardResponse*> answer(n_pools, nullptr);
+  for (int p : work.busy) {
+    if (kept[p] == nullptr) {
+      answer[p] = &resps[p];
+      continue;
+    }
+    answer[p] = &kept[p]->resp;
+    status[p] = kept[p]->status;
+    pools[p]->seconds->Observe(absl::ToDoubleSeconds(kept[p]->answered_at - call.guessed_at));
+  }
 
-  std::vector<torch::Tensor> routed(plan.experts.size());
+  std::vector<torch::Tensor> routed(work.plan.experts.size());
   std::vector<torch::Tensor> shared(config_.n_shared);
   absl::Status first_error;
-  for (int p : busy) {
+  for (int p : work.busy) {
     const std::string& name = route.pools(p);
     if (!status[p].ok()) {
       const grpc::StatusCode code = status[p].error_code();
@@ -337,38 +605,38 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
       } else if (code == grpc::StatusCode::FAILED_PRECONDITION) {
         attempt->moved = true;
       }
-      const auto& work = reqs[p].work(0);
+      const auto& w = reqs[p].work(0);
       first_error.Update(absl::UnavailableError(
-          absl::StrCat("layer ", layer, work.shared() ? " shared expert " : " expert ",
-                       work.shared() ? work.expert() : work.expert() / config_.granularity,
-                       ": pool ", name, " failed: ", status[p].error_message())));
+          absl::StrCat("layer ", layer, w.shared() ? " shared expert " : " expert ",
+                       w.shared() ? w.expert() : w.expert() / config_.granularity, ": pool ", name,
+                       " failed: ", status[p].error_message())));
       continue;
     }
     int64_t total = 0;
     for (const auto& w : reqs[p].work()) total += w.rows_size();
     absl::StatusOr<torch::Tensor> out =
-        DecodeTensor(resps[p].output(), absl::StrCat("pool ", name, " output"),
+        DecodeTensor(answer[p]->output(), absl::StrCat("pool ", name, " output"),
                      {{total, config_.d_model}, false});
     if (!out.ok()) {
       first_error.Update(absl::InternalError(out.status().message()));
       continue;
     }
     int64_t offset = 0;
-    for (size_t i = 0; i < slots[p].size(); ++i) {
+    for (size_t i = 0; i < work.slots[p].size(); ++i) {
       const int64_t rows = reqs[p].work(static_cast<int>(i)).rows_size();
       torch::Tensor part = out->narrow(0, offset, rows);
       offset += rows;
-      if (slots[p][i].first == 0) {
-        routed[slots[p][i].second] = part;
+      if (work.slots[p][i].first == 0) {
+        routed[work.slots[p][i].second] = part;
       } else {
-        shared[slots[p][i].second] = part;
+        shared[work.slots[p][i].second] = part;
       }
     }
   }
   if (!first_error.ok()) return first_error;
 
   MoeLayerOutput result;
-  result.output = CombineExpertOutputs(routed, plan, weights, config_.d_model);
+  result.output = CombineExpertOutputs(routed, work.plan, work.weights, config_.d_model);
   for (int s = 0; s < config_.n_shared; ++s) result.output = result.output + shared[s];
   result.top_k = k;
   result.expert_ids.assign(route.expert_ids().begin(), route.expert_ids().end());
@@ -377,12 +645,12 @@ absl::StatusOr<MoeLayerOutput> RemoteMoeExecutor::TryOnce(int layer, const torch
   result.pools.assign(route.pools().begin(), route.pools().end());
   result.shared_pool_index.assign(route.shared_pool_index().begin(),
                                   route.shared_pool_index().end());
-  if (want_probs && route.has_probs()) {
+  if (call.want_probs && route.has_probs()) {
     absl::StatusOr<torch::Tensor> probs = DecodeTensor(route.probs(), "probs", {{n, -1}, false});
     if (probs.ok()) result.probs = ToFloatVector(*probs);
   }
   result.dropped = route.dropped_tokens();
-  result.latency_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  result.latency_ms = absl::ToDoubleMilliseconds(absl::Now() - call.start);
   return result;
 }
 

@@ -9,12 +9,25 @@
 // longer names them). A pool that no longer hosts an expert it was sent (the placement moved
 // meanwhile) answers FAILED_PRECONDITION and the layer is re-routed, without blaming the pool.
 //
-// Messages travel on persistent streams (RouteStream, ForwardStream), one set per calling thread
-// at a time (an engine lane): a message costs less than a unary call (no call setup, headers or
-// trailers). Each message has its own deadline (route_deadline, forward_deadline).
+// Messages travel on persistent streams (RouteStream, ForwardStream), one set per layer under way
+// (an engine lane's micro-batch): a message costs less than a unary call (no call setup, headers
+// or trailers). Each message has its own deadline (route_deadline, forward_deadline).
+//
+// Speculative Forward (options.gates set, streams on): the router's answer for a layer is mostly
+// predictable, since the gate is a pure function (RouteTokens) of the hidden states, the policy
+// and the token keys, and the replica of an expert rarely changes between calls. So the Route
+// message and each pool's predicted work leave together, from the router's last answer for the
+// layer (its policy, placement epoch and replica of each expert) and the local gate. The router
+// stays the authority: once its answer arrives, the pools' requests are built from it exactly as
+// without prediction, and a pool's answer is kept only if the request it answered is identical
+// (same pool address, same experts, same rows); the others are sent again and their speculative
+// answers dropped. The tokens, the routing events and the router's counters are therefore those
+// of the answer; a correct prediction saves a round trip per layer, a wrong one costs the
+// speculative work on the pools.
 #ifndef MOE_SERVICES_ORCHESTRATOR_REMOTE_EXECUTOR_H_
 #define MOE_SERVICES_ORCHESTRATOR_REMOTE_EXECUTOR_H_
 
+#include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -46,6 +59,9 @@ struct RemoteExecutorOptions {
   // Called with each placement epoch newer than any seen before (from the calling thread; must
   // not block).
   std::function<void(uint64_t epoch)> on_new_epoch;
+  // Per layer [n_routed, C]: the gates, to predict the router's answers (speculative Forward,
+  // above). Empty: each layer's Forward waits for its Route answer.
+  std::vector<torch::Tensor> gates;
 };
 
 class RemoteMoeExecutor : public MoeExecutor {
@@ -57,8 +73,17 @@ class RemoteMoeExecutor : public MoeExecutor {
   absl::StatusOr<MoeLayerOutput> Forward(int layer, const torch::Tensor& x,
                                          absl::Span<const uint64_t> token_keys,
                                          bool want_probs) override;
+  // Sends the layer's messages and returns; the answers are read when the layer is waited for.
+  std::unique_ptr<PendingMoeLayer> Begin(int layer, torch::Tensor x,
+                                         std::vector<uint64_t> token_keys,
+                                         bool want_probs) override;
 
   ~RemoteMoeExecutor() override;
+
+  // Layer calls whose pools' answers were all predicted, and those that were not (for tests and
+  // the benchmarks' profile).
+  int64_t predicted_layers() const { return predicted_.load(); }
+  int64_t unpredicted_layers() const { return unpredicted_.load(); }
 
   moe::v1::Router::Stub& router() { return *router_; }
 
@@ -72,6 +97,18 @@ class RemoteMoeExecutor : public MoeExecutor {
   };
   // One caller's streams: to the router and to every pool it has used, on one completion queue.
   struct Link;
+  // One attempt at a layer: its messages and their answers.
+  struct Call;
+  class Layer;  // a PendingMoeLayer
+  // What the router answered last for a layer: the basis of the next prediction.
+  struct Known {
+    bool valid = false;
+    RoutingPolicy policy;
+    uint64_t epoch = 0;
+    std::vector<std::string> pools, addresses;
+    std::vector<int> expert_pool;  // per base expert: index into pools; -1 = not seen yet
+    std::vector<int> shared_pool;  // per shared expert
+  };
   // The outcome of one attempt at a layer.
   struct Attempt {
     std::vector<std::string> failed_pools;  // transport failures: report, then re-route
@@ -88,9 +125,17 @@ class RemoteMoeExecutor : public MoeExecutor {
                  const std::vector<int>& busy, const std::vector<moe::v1::ForwardRequest>& reqs,
                  std::vector<moe::v1::ForwardResponse>& resps, std::vector<grpc::Status>& status);
 
-  absl::StatusOr<MoeLayerOutput> TryOnce(int layer, const torch::Tensor& x,
-                                         absl::Span<const uint64_t> token_keys, bool want_probs,
-                                         Link& link, Attempt* attempt);
+  // One attempt in two halves: Send sends (the Route message and the predicted Forwards), Finish
+  // reads the answers, sends what the prediction missed and combines. Complete retries.
+  void Send(Call& call, Link& link, bool predict);
+  absl::StatusOr<MoeLayerOutput> Finish(Call& call, Link& link, Attempt* attempt);
+  absl::StatusOr<MoeLayerOutput> Complete(Call& call, Link& link);
+  // After a failed attempt: reports failed pools and waits a moment for a moved placement.
+  void AfterFailure(int layer, const Attempt& outcome, const absl::Status& error, int attempt);
+  // Predicts each pool's work from the last answer for the layer and sends it (nothing when
+  // nothing is known yet).
+  void Predict(Call& call, Link& link);
+  void Remember(int layer, const moe::v1::RouteResponse& route);
 
   const ModelConfig config_;
   const RemoteExecutorOptions options_;
@@ -103,6 +148,12 @@ class RemoteMoeExecutor : public MoeExecutor {
   absl::Mutex links_mu_;
   std::vector<std::unique_ptr<Link>> idle_links_ ABSL_GUARDED_BY(links_mu_);
   std::atomic<uint64_t> newest_epoch_{0};
+  absl::Mutex known_mu_;
+  std::vector<Known> known_ ABSL_GUARDED_BY(known_mu_);  // per layer
+  std::atomic<int64_t> predicted_{0}, unpredicted_{0};
+  prometheus::Counter* kept_;  // moe_speculative_layers_total by outcome
+  prometheus::Counter* resent_;
+  prometheus::Counter* none_;
 };
 
 }  // namespace moe

@@ -159,6 +159,11 @@ absl::Status RouterService::DoRoute(const moe::v1::RouteRequest& req,
   for (const std::string& name : view->names) resp->add_pools(name);
   for (const std::string& address : view->addresses) resp->add_pool_addresses(address);
   resp->set_placement_epoch(view->epoch);
+  moe::v1::RoutingPolicy* used = resp->mutable_policy();
+  used->set_top_k(policy.top_k);
+  used->set_noise_std(policy.noise_std);
+  used->set_capacity_factor(policy.capacity_factor);
+  used->set_noise_seed(policy.noise_seed);
   resp->mutable_expert_ids()->Reserve(n * k);
   for (int64_t i = 0; i < n * k; ++i) {
     resp->add_expert_ids(static_cast<int32_t>(ids[i]));

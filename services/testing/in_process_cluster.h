@@ -71,6 +71,7 @@ class InProcessCluster {
   ExpertPoolService& pool(int i) { return *pools_[i].service; }
   prometheus::Registry& pool_registry(int i) { return pools_[i].host->registry(); }
   prometheus::Registry& orchestrator_registry() { return orchestrator_host_->registry(); }
+  OrchestratorService& orchestrator() { return *orchestrator_; }  // REQUIRES: options.orchestrator
 
   // Shuts pool i's server down, as if the pool had died: calls to it fail UNAVAILABLE from now.
   void StopPool(int i);

@@ -155,14 +155,14 @@ podman build --pull=never --layers -f tests/container/prometheus.Dockerfile -t m
 # Free host ports for everything the stack publishes.
 read -r -a ports < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(11)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')
 export MOE_PORT_ORCHESTRATOR=${ports[0]} MOE_PORT_ROUTER=${ports[1]} MOE_PORT_POOL_A=${ports[2]} \
   MOE_PORT_POOL_B=${ports[3]} MOE_PORT_ORCHESTRATOR_METRICS=${ports[4]} \
   MOE_PORT_ROUTER_METRICS=${ports[5]} MOE_PORT_POOL_A_METRICS=${ports[6]} \
   MOE_PORT_POOL_B_METRICS=${ports[7]} MOE_PORT_VIEWER=${ports[8]} MOE_PORT_PROMETHEUS=${ports[9]} \
-  MOE_PORT_GRAFANA=${ports[10]}
+  MOE_PORT_GRAFANA=${ports[10]} MOE_PORT_ORCHESTRATOR_HTTP=${ports[11]}
 services=(router pool-a pool-b orchestrator viewer prometheus)
 
 step "docker-compose up -d ${services[*]} (Grafana's image cannot be pulled here)"
@@ -197,6 +197,11 @@ for s in orchestrator router pool-a pool-b; do
 done
 
 orch=127.0.0.1:$MOE_PORT_ORCHESTRATOR
+if curl -fsS --max-time 30 "http://127.0.0.1:$MOE_PORT_ORCHESTRATOR_HTTP/v1/models" | grep -q '"brown-moe"'; then
+  ok "orchestrator: the OpenAI-compatible API answers on its published port"
+else
+  fail "orchestrator: no GET /v1/models on 127.0.0.1:$MOE_PORT_ORCHESTRATOR_HTTP"
+fi
 prompts=("The jury said that the city" "He was a member of the")
 declare -A embedded
 for p in "${prompts[@]}"; do

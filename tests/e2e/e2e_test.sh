@@ -34,7 +34,7 @@ offset=
 for candidate in $(shuf -i 1-90 -n 20); do
   o=$((candidate * 100))
   busy=0
-  for port in 50050 50051 50061 50062 9100 9101 9111 9112 8080 19090; do
+  for port in 50050 50051 50061 50062 9100 9101 9111 9112 8080 8000 19090; do
     if port_open $((port + o)); then busy=1; break; fi
   done
   if ((!busy)); then offset=$o; break; fi

@@ -201,16 +201,19 @@ absl::Status Cluster::StartPool(const std::string& name) {
 }
 
 absl::Status Cluster::StartOnce() {
+  auto dialed = [this](const std::string& name) {
+    return options_.advertise ? options_.advertise(name, address(name)) : address(name);
+  };
   std::vector<std::string> pools;
   for (const PoolLayout& p : options_.pools) {
     if (p.join) continue;
     std::string hosts = absl::StrCat("{\"layers\": \"all\", \"experts\": \"", p.experts, "\"");
     if (!p.shared.empty()) absl::StrAppend(&hosts, ", \"shared\": \"", p.shared, "\"");
-    pools.push_back(absl::StrCat("{\"name\": \"", p.name, "\", \"address\": \"", address(p.name),
+    pools.push_back(absl::StrCat("{\"name\": \"", p.name, "\", \"address\": \"", dialed(p.name),
                                  "\", \"hosts\": [", hosts, "}]}"));
   }
   std::ofstream(cluster_file_) << absl::StrCat(
-      "{\"router\": {\"address\": \"", address("router"), "\"}, \"orchestrator\": {\"address\": \"",
+      "{\"router\": {\"address\": \"", dialed("router"), "\"}, \"orchestrator\": {\"address\": \"",
       address("orchestrator"), "\"}, \"pools\": [", absl::StrJoin(pools, ", "), "]}\n");
   for (const PoolLayout& p : options_.pools) {
     if (p.join) continue;
@@ -267,6 +270,9 @@ absl::Status Cluster::Spawn(const std::string& name) {
   argv.push_back("--cluster=" + cluster_file_);
   for (const std::string& a : options_.model_args) argv.push_back(a);
   if (name == "orchestrator") {
+    // Its HTTP API on a free port, not the fixed default: tests run side by side. A test that
+    // wants a known port gives --http_listen in orchestrator_args (the last one counts).
+    argv.push_back("--http_listen=127.0.0.1:0");
     for (const std::string& a : options_.orchestrator_args) argv.push_back(a);
   }
   if (name == "router") {

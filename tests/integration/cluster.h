@@ -7,6 +7,7 @@
 #include <grpcpp/security/credentials.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,9 @@ struct ClusterOptions {
   std::vector<std::string> router_args;        // extra flags for the router only
   std::vector<PoolLayout> pools;
   bool metrics = false;
+  // The address the cluster file gives for the router and each pool (what the others dial),
+  // from the address it listens on; unset = the same. The delay bench puts a proxy there.
+  std::function<std::string(const std::string& name, const std::string& listen)> advertise;
   // Mutual TLS on every hop (deploy/tls/make_certs.sh makes a CA and a certificate per process
   // and one for the test, "client"). Default: on when $MOE_TEST_TLS is 1, so a whole test binary
   // runs over mTLS by its environment alone.

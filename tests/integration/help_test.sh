@@ -26,7 +26,8 @@ check() {  # binary, then strings its --help must contain
 }
 check services/router/moe-router --cluster --rebalance_interval_s "run the rebalancer every"
 check services/expert_pool/moe-expert-pool --pool --join --expert_slots --device
-check services/orchestrator/moe-orchestrator --lanes --internal_streams --listen
+check services/orchestrator/moe-orchestrator --lanes --internal_streams --listen --micro_batches \
+  --micro_batch_rows --speculative_forward
 check clients/moectl/moectl "generate|complete" rebalance drain --target --max_tokens
 check clients/viewer/viewer serve top gif record --listen --target
 check models/train/moe-train train eval analyze --steps --lr

@@ -58,7 +58,8 @@ errors = []
 
 def known_flags(binary):
     text = open(os.path.join(help_dir, binary), encoding="utf-8", errors="replace").read()
-    flags = set(re.findall(r"^\s+--([A-Za-z0-9_]+)\b", text, re.M))
+    # "    --name (help...": a wrapped help line is indented further and is no flag.
+    flags = set(re.findall(r"^    --([A-Za-z0-9_]+) \(", text, re.M))
     if not flags:
         errors.append(f"{binary} --helpfull lists no flags:\n{text[:400]}")
     return flags

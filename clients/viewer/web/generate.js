@@ -25,7 +25,31 @@ function readParams() {
   num('top-p', 'top_p');
   const seed = $('seed').value.trim();
   if (seed !== '') p.seed = /^\d+$/.test(seed) ? BigInt(seed) : seed; // uint64: keep every digit
+  // The sampling controls go only when they differ from their defaults (off).
+  const other = (id, key, neutral) => { const v = $(id).value.trim(); if (v !== '' && Number(v) !== neutral) p[key] = Number(v); };
+  other('n', 'n', 1);
+  other('presence-penalty', 'presence_penalty', 0);
+  other('frequency-penalty', 'frequency_penalty', 0);
+  other('repetition-penalty', 'repetition_penalty', 1);
+  other('logprobs', 'logprobs', NaN);
+  const stop = $('stop').value;
+  if (stop !== '') p.stop = parseStop(stop);
   return p;
+}
+
+/** A JSON list of stop sequences, or one sequence with JSON escapes (\n) read as such. */
+function parseStop(s) {
+  if (s.trim().startsWith('[')) {
+    try { return JSON.parse(s); } catch { return s; }
+  }
+  try { return JSON.parse(`"${s.replaceAll('"', '\\"')}"`); } catch { return s; }
+}
+
+/** "logprob -1.23 · top: the -0.5, a -1.1" for a token's tooltip. */
+function logprobText(lp) {
+  if (!lp) return '';
+  const top = (lp.top || []).map((a) => `${JSON.stringify(a.token)} ${Number(a.logprob).toFixed(2)}`).join(', ');
+  return ` · logprob ${Number(lp.logprob ?? 0).toFixed(3)}${top ? ` · top: ${top}` : ''}`;
 }
 
 function setStatus(s) {
@@ -40,6 +64,7 @@ function resetGeneration() {
   state.selected = null;
   state.cursor = -1;
   $('output').replaceChildren();
+  $('more-completions').replaceChildren();
   $('expert-panel').replaceChildren();
   $('panel-token').textContent = '';
   $('gen-stats').textContent = '';
@@ -79,12 +104,24 @@ function finish(status) {
 
 function addToken(t) {
   const gen = state.gen;
+  if ((t.index ?? 0) > 0) {
+    // Completions after the first (n > 1): their text, each on its own line.
+    if (t.is_prompt) return;
+    const id = `completion-${t.index}`;
+    let line = document.getElementById(id);
+    if (!line) {
+      line = el('div', { id, className: 'completion' }, el('b', {}, `[${t.index}] `));
+      $('more-completions').append(line);
+    }
+    line.append(el('span', { title: `id ${t.token_id}${logprobText(t.logprobs)}` }, t.text));
+    return;
+  }
   gen.tokens.push(t);
   gen.byPos.set(t.position, t);
   const cls = t.is_prompt ? 'prompt' : 'generated';
   const span = el('span', {
     className: `token ${cls}`,
-    title: `position ${t.position} · id ${t.token_id}`,
+    title: `position ${t.position} · id ${t.token_id}${logprobText(t.logprobs)}`,
   }, visibleText(t.text));
   span.dataset.position = t.position;
   span.dataset.text = t.text ?? '';
