@@ -5,19 +5,22 @@
 # container path (podman + docker-compose + the Kubernetes manifests).
 #
 # Usage: scripts/test.sh [--sanitize=address|thread] [SELECTION] [ctest args...]
-# One part of the suite (times after the build, on 2 cores; the whole run is their sum, less
-# what runs side by side):
-#   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~4 min
-#   --integration   real processes on loopback (ctest -L integration)              ~4 min
-#   --multihost     each service on a host of its own, plain and mutual TLS        ~3 min
-#   --container     the image, compose and the Kubernetes manifests under podman   ~4 min
-#                   with cached base images and layers; the first run on a machine builds
-#                   them (debootstrap, packages, a compile reusing ccache): ~15 min
-#   --e2e           headless Chromium on the viewer, a real Prometheus             ~1 min
-#   --reference     the independent PyTorch oracle                                 ~1 min
+# One part of the suite (the times are sums of the tests' own times, measured on a 2-core machine
+# that was busy with another build meanwhile; a quiet machine takes less):
+#   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~9 min
+#                   (run two at a time: about half that)
+#   --integration   real processes on loopback (ctest -L integration), one by one  ~12 min
+#   --multihost     each service on a host of its own, plain and mutual TLS        ~2 min each
+#   --container     the image, compose and the Kubernetes manifests under podman; the first run
+#                   on a machine also builds the base images (debootstrap), the build stage's
+#                   packages and a compile of the project inside the image (~25 min on 2 cores);
+#                   later runs reuse those layers
+#   --e2e           headless Chromium on the viewer, a real Prometheus, the openai client ~1.5 min
+#   --reference     the independent PyTorch oracle                                 ~10 s
 #   or any ctest arguments, e.g. scripts/test.sh -R 'RouterServiceTest'
-# The build itself: ~20 min on a fresh 2-core machine, a few seconds when nothing changed (ccache
-# keeps objects across build trees and clones).
+# The whole run is their sum, less what runs side by side: `ctest -LE container` took 22 min.
+# The build: every executable links with lld (about a second each); ccache keeps objects across
+# build trees and clones, so a rebuild of what did not change takes seconds.
 #   --sanitize=address  AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/, CMake's
 #                       default generator) over the unit and integration tests
 #   --sanitize=thread   ThreadSanitizer build (build-tsan/) over the concurrent parts: event hub,
@@ -29,7 +32,7 @@
 # Each phase (setup, build, tests) prints its time when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--help" ]]; then sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [[ "${1:-}" == "--help" ]]; then sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 
 sanitize=""
 if [[ "${1:-}" == --sanitize=* ]]; then
