@@ -1,6 +1,7 @@
 #include "services/common/host_port.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <array>
@@ -59,16 +60,12 @@ bool IsLoopbackHost(absl::string_view host) {
   if (lower == "localhost" || lower == "localhost." || absl::EndsWith(lower, ".localhost")) {
     return true;
   }
-  std::array<unsigned char, 16> bytes{};
-  if (inet_pton(AF_INET, lower.c_str(), bytes.data()) == 1) return bytes[0] == 127;
-  if (inet_pton(AF_INET6, lower.c_str(), bytes.data()) != 1) return false;
-  const bool zeros10 = std::all_of(bytes.begin(), bytes.begin() + 10, [](unsigned char b) {
-    return b == 0;
-  });
-  if (zeros10 && bytes[10] == 0xff && bytes[11] == 0xff) return bytes[12] == 127;  // v4-mapped
-  return zeros10 && std::all_of(bytes.begin() + 10, bytes.begin() + 15,
-                                [](unsigned char b) { return b == 0; }) &&
-         bytes[15] == 1;
+  in_addr v4{};
+  if (inet_pton(AF_INET, lower.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, lower.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] == 127;
+  return IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 absl::Status CheckDialable(absl::string_view address, absl::string_view field) {
