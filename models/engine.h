@@ -45,7 +45,7 @@ struct TokenOutput {
   int token_id = 0;
   bool is_prompt = false;
   std::vector<LayerRoute> routing;  // one per layer
-  TokenLogprobs logprobs;  // generated tokens, when sampling.logprobs >= 0 (see sampler.h)
+  TokenLogprobs logprobs;           // generated tokens, when sampling.logprobs >= 0 (see sampler.h)
   bool last = false;
   std::string finish_reason;  // on the last token: "length" or "stop"
 };

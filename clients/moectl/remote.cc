@@ -79,8 +79,7 @@ absl::Status CallFailed(const Endpoint& target, const grpc::Status& st, absl::st
   return absl::InvalidArgumentError(
       absl::StrCat("--target=", target.address, ": ",
                    there.empty() ? "does not serve this command" : absl::StrCat("is ", there),
-                   "; moectl ", command, " needs ", needs, " (--target=HOST:PORT of ", needs,
-                   ")"));
+                   "; moectl ", command, " needs ", needs, " (--target=HOST:PORT of ", needs, ")"));
 }
 
 constexpr absl::string_view kOrchestrator = "the orchestrator";

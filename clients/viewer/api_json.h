@@ -59,11 +59,11 @@ int HttpStatusFor(absl::StatusCode code);
 
 // Parses POST /api/generate's body: {"prompt", "max_tokens", "temperature", "top_k", "top_p",
 // "seed", "n", "stop" (a string or a list), "presence_penalty", "frequency_penalty",
-// "repetition_penalty", "logprobs", "include_probs", "echo_prompt"}, all optional here (the orchestrator validates values,
-// so there is one validator), null = absent. Checks only JSON types and integer widths; seed may
-// be a number or a string of digits (api.js writes a uint64 as a bare number). echo_prompt
-// defaults to true: the page shows the prompt tokens' routing first. Errors are InvalidArgument
-// naming the field: `max_tokens: must be an integer, got "abc"`.
+// "repetition_penalty", "logprobs", "include_probs", "echo_prompt"}, all optional here (the
+// orchestrator validates values, so there is one validator), null = absent. Checks only JSON types
+// and integer widths; seed may be a number or a string of digits (api.js writes a uint64 as a bare
+// number). echo_prompt defaults to true: the page shows the prompt tokens' routing first. Errors
+// are InvalidArgument naming the field: `max_tokens: must be an integer, got "abc"`.
 absl::StatusOr<moe::v1::GenerateRequest> ParseGenerateBody(absl::string_view body);
 
 // Applies POST /api/policy's body {"top_k", "noise_std", "capacity_factor", "noise_seed"} (each

@@ -65,8 +65,8 @@ TEST(HostPortTest, KnowsLoopbackFromAddressesOthersCanReach) {
                            "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]"}) {
     EXPECT_TRUE(IsLoopbackHost(host)) << host;
   }
-  for (const char* host : {"10.0.0.1", "198.18.0.2", "pool-a", "[::2]", "[::ffff:10.0.0.1]",
-                           "", "0.0.0.0", "128.0.0.1", "localhost.example"}) {
+  for (const char* host : {"10.0.0.1", "198.18.0.2", "pool-a", "[::2]", "[::ffff:10.0.0.1]", "",
+                           "0.0.0.0", "128.0.0.1", "localhost.example"}) {
     EXPECT_FALSE(IsLoopbackHost(host)) << host;
   }
 }
