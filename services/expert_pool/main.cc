@@ -109,11 +109,11 @@ int main(int argc, char** argv) {
     }
     if (moe::IsLoopbackHost(own_host) && !moe::IsLoopbackHost(router->host)) {
       return log.Error("flags",
-                       {{"error", absl::StrCat(own_flag, ": a loopback address, which the router at ",
-                                               join,
-                                               " cannot dial: give --advertise=HOST:PORT with "
-                                               "this host's address (and --listen on it or on "
-                                               "0.0.0.0)")}}),
+                       {{"error",
+                         absl::StrCat(own_flag, ": a loopback address, which the router at ", join,
+                                      " cannot dial: give --advertise=HOST:PORT with "
+                                      "this host's address (and --listen on it or on "
+                                      "0.0.0.0)")}}),
              1;
     }
   }
@@ -138,8 +138,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (flags.cluster.empty() && join.empty()) {
-    return log.Error("flags", {{"error", "--cluster or --join: give one (where the pool's experts "
-                                         "come from)"}}),
+    return log.Error("flags", {{"error",
+                                "--cluster or --join: give one (where the pool's experts "
+                                "come from)"}}),
            1;
   }
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);

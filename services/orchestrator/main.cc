@@ -77,8 +77,9 @@ int main(int argc, char** argv) {
   // Only the router's address is needed: the pools come with its Route answers.
   const std::string router_flag = absl::GetFlag(FLAGS_router);
   if (router_flag.empty() && flags.cluster.empty()) {
-    return log.Error("flags", {{"error", "--router: required (the router's HOST:PORT), or "
-                                         "--cluster=FILE naming it"}}),
+    return log.Error("flags", {{"error",
+                                "--router: required (the router's HOST:PORT), or "
+                                "--cluster=FILE naming it"}}),
            1;
   }
   absl::StatusOr<moe::ClusterSpec> cluster =
@@ -170,11 +171,11 @@ int main(int argc, char** argv) {
                        {{"error", "--http_max_connections, --http_max_body_bytes: must be >= 1"}}),
              1;
     }
-    absl::StatusOr<std::unique_ptr<moe::HttpServer>> started = moe::HttpServer::Start(
-        http_listen, "--http_listen", http_options,
-        [&openai](const moe::HttpRequest& req, moe::HttpResponse& resp) {
-          openai.Handle(req, resp);
-        });
+    absl::StatusOr<std::unique_ptr<moe::HttpServer>> started =
+        moe::HttpServer::Start(http_listen, "--http_listen", http_options,
+                               [&openai](const moe::HttpRequest& req, moe::HttpResponse& resp) {
+                                 openai.Handle(req, resp);
+                               });
     if (!started.ok()) return log.Error("start", {{"error", started.status().ToString()}}), 1;
     http = *std::move(started);
   }

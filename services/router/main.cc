@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
   const int health_timeout = absl::GetFlag(FLAGS_health_timeout_ms);
   const int health_failures = absl::GetFlag(FLAGS_health_failures);
   if (health_interval < 1 || health_timeout < 1 || health_failures < 1) {
-    return log.Error("flags", {{"error", "--health_interval_ms, --health_timeout_ms, "
-                                         "--health_failures: must be >= 1"}}),
+    return log.Error("flags", {{"error",
+                                "--health_interval_ms, --health_timeout_ms, "
+                                "--health_failures: must be >= 1"}}),
            1;
   }
   options.control.health_interval = absl::Milliseconds(health_interval);

@@ -204,10 +204,11 @@ absl::StatusOr<uint64_t> PlacementController::Register(const moe::v1::RegisterPo
   }
   if (!caller_host.empty() && !IsLoopbackHost(caller_host) &&
       IsLoopbackHost(ParseHostPort(req.address(), "address")->host)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address: ", req.address(), " is a loopback address, but pool ", req.name(),
-        " called from ", caller_host, ": the router cannot dial it there (expert pool: "
-        "--advertise=HOST:PORT with its own host's address)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address: ", req.address(), " is a loopback address, but pool ", req.name(),
+                     " called from ", caller_host,
+                     ": the router cannot dial it there (expert pool: "
+                     "--advertise=HOST:PORT with its own host's address)"));
   }
   if (req.expert_slots() < 0) {
     return absl::InvalidArgumentError(
@@ -246,10 +247,10 @@ void PlacementController::CheckHealth() {
   // A pool that joined (or came back), or one that left for good, may be what lets experts that
   // no pool serves be placed: then place them now rather than at the next periodic rebalance.
   if ((!usable_again.empty() || !dead.empty()) && Incomplete()) {
-    absl::StatusOr<moe::v1::RebalanceResponse> r = DoRebalance(
-        usable_again.empty() ? "experts without a pool"
-                             : absl::StrCat("pool ", absl::StrJoin(usable_again, ", "),
-                                            " usable; experts without a pool"));
+    absl::StatusOr<moe::v1::RebalanceResponse> r =
+        DoRebalance(usable_again.empty() ? "experts without a pool"
+                                         : absl::StrCat("pool ", absl::StrJoin(usable_again, ", "),
+                                                        " usable; experts without a pool"));
     if (!r.ok()) logger_->Warn("rebalance_failed", {{"error", r.status().ToString()}});
   }
   const std::vector<PlannerPool> pools = PlannerPools();

@@ -94,7 +94,7 @@ absl::StatusOr<std::unique_ptr<InProcessCluster>> InProcessCluster::Start(
                          c->router_stub_.get(), "{}", &c->logger_, options.max_requests},
         c->orchestrator_host_->registry());
     c->orchestrator_host_->AddService(c->orchestrator_.get(),
-                                     moe::v1::Orchestrator::service_full_name());
+                                      moe::v1::Orchestrator::service_full_name());
     if (absl::Status s = c->orchestrator_host_->Start(); !s.ok()) return s;
     c->engine_->Start();
     c->orchestrator_host_->SetServing(true);
