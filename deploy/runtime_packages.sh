@@ -15,12 +15,22 @@ if ldd "$@" | grep -q 'not found'; then
   ldd "$@" | grep 'not found' >&2
   exit 1
 fi
+# dpkg knows the path it installed, which may be the link or its target, under /lib or /usr/lib:
+# every form of every library in one query (dpkg reads its database once), then the first form
+# each library is known by.
+declare -A owner_of
+while IFS= read -r line; do
+  [[ "$line" == "diversion "* ]] && continue  # "diversion by P from/to: PATH" is no owner
+  pkgs=${line%%: /*}
+  owner_of[${line#"$pkgs: "}]=${pkgs%%,*}
+done < <(for lib in $libs; do
+  printf '%s\n' "$lib" "$(readlink -f "$lib")" "/usr${lib#/usr}" "${lib#/usr}"
+done | sort -u | xargs dpkg -S 2>/dev/null || true)
 {
   for lib in $libs; do
-    # dpkg knows the path it installed, which may be the link or its target, under /lib or /usr/lib.
     for path in "$lib" "$(readlink -f "$lib")" "/usr${lib#/usr}" "${lib#/usr}"; do
-      if owner=$(dpkg -S "$path" 2>/dev/null); then
-        echo "${owner%%:*}"
+      if [[ -n "${owner_of[$path]:-}" ]]; then
+        echo "${owner_of[$path]%%:*}"
         break
       fi
     done

@@ -3,6 +3,8 @@
 # docker-compose, the image built from deploy/Dockerfile on debootstrapped Debian base images,
 # and deploy/docker-compose.yml brought up and checked from the host through its published ports:
 #   1. the image: size and largest parts (reported), non-root, no compiler, every role starts;
+#      its programs are the build under test's (BINARIES=prebuilt, deploy/stage_binaries.sh),
+#      or, with --from-source, compiled inside the image as `docker compose up --build` does;
 #   2. health: every container healthy, every gRPC service SERVING through its published port;
 #   3. Generate (greedy) gives the embedded run's text; WatchRouting streams the routing events;
 #   4. the viewer's page and API;
@@ -15,22 +17,25 @@
 #      stands in for what podman lacks: Services, cluster DNS, $(VAR) expansion).
 # Published ports are picked free (MOE_PORT_*), so it runs beside a local cluster.
 #
-# Usage: tests/container/container_test.sh [--moectl=PATH] [--viewer=PATH] [--keep]
-#   --moectl, --viewer   host clients (default build/clients/...)
-#   --keep               leave the stack up at the end (for debugging)
+# Usage: tests/container/container_test.sh [--build=DIR] [--from-source] [--keep]
+#   --build=DIR      the build tree whose programs go into the image and whose moectl and viewer
+#                    query it from the host (default build)
+#   --from-source    compile the project inside the image instead (the first time on a machine:
+#                    the build stage's packages and a whole compile, about 25 min on 2 cores)
+#   --keep           leave the stack up at the end (for debugging)
 # Needs root (rootful podman) and the packages of scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-moectl=build/clients/moectl/moectl
-viewer=build/clients/viewer/viewer
+build=build
+from_source=0
 keep=0
 for arg in "$@"; do
   case "$arg" in
-    --moectl=*) moectl=${arg#--moectl=} ;;
-    --viewer=*) viewer=${arg#--viewer=} ;;
+    --build=*) build=${arg#--build=} ;;
+    --from-source) from_source=1 ;;
     --keep) keep=1 ;;
-    --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "container_test: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,8 +43,10 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "container_test: needs root: podman runs rootful here (user namespaces are not set up)" >&2
   exit 1
 fi
+moectl=$build/clients/moectl/moectl
+viewer=$build/clients/viewer/viewer
 for b in "$moectl" "$viewer"; do
-  [[ -x "$b" ]] || { echo "container_test: $b is missing: build it first (cmake --build build)" >&2; exit 1; }
+  [[ -x "$b" ]] || { echo "container_test: $b is missing: build it first (cmake --build $build)" >&2; exit 1; }
 done
 PY=/usr/bin/python3
 
@@ -90,16 +97,28 @@ eval "$(deploy/podman/service.sh env --run-dir="$run_dir")"
 step "base images (debootstrap, cached)"
 deploy/podman/base_images.sh
 
-step "image: podman build -f deploy/Dockerfile"
 t0=$SECONDS
-if ! podman image exists moe-inference:latest; then
-  echo "     no image yet: this first build installs the build stage's packages (LibTorch, gRPC, ...)"
-  echo "     on the debootstrapped base, compiles the project inside the image and installs the"
-  echo "     runtime stage's packages: a quarter of an hour on 2 cores; later runs reuse the layers"
+if ((from_source)); then
+  step "image: podman build -f deploy/Dockerfile (compiled inside the image)"
+  binaries=build
+  if ! podman image exists moe-inference:latest; then
+    echo "     this first build installs the build stage's packages (LibTorch, gRPC, ...) on the"
+    echo "     debootstrapped base, compiles the project inside the image and installs the runtime"
+    echo "     stage's packages: about 25 min on 2 cores; later runs reuse the layers"
+  fi
+else
+  step "image: podman build -f deploy/Dockerfile --build-arg BINARIES=prebuilt (the programs of $build)"
+  binaries=prebuilt
+  deploy/stage_binaries.sh "$build" build/image
+  if ! podman image exists moe-inference:latest; then
+    echo "     the first build on a machine installs the runtime stage's packages (LibTorch and"
+    echo "     what it loads): a few minutes; later runs reuse that layer"
+  fi
 fi
 # Progress, not silence: each Dockerfile step as it starts and every 25th compile step, timed.
 set +e
-podman build --pull=never --layers -f deploy/Dockerfile -t moe-inference:latest . 2>&1 |
+podman build --pull=never --layers --build-arg BINARIES="$binaries" -f deploy/Dockerfile \
+  -t moe-inference:latest . 2>&1 |
   tee "$run_dir/build.log" |
   awk -v t0="$(date +%s)" '
     function stamp() { return sprintf("     [%3d s] ", systime() - t0) }

@@ -566,7 +566,7 @@ std::string Scrape(int port) {
     close(fd);
     return "";
   }
-  const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   (void)!write(fd, req.data(), req.size());
   std::string out;
   char buf[4096];
