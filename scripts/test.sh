@@ -4,7 +4,10 @@
 # namespace), the PyTorch reference, the browser and Prometheus end-to-end tests, and the
 # container path (podman + docker-compose + the Kubernetes manifests).
 #
-# Usage: scripts/test.sh [--sanitize=address|thread] [SELECTION] [ctest args...]
+# Usage: scripts/test.sh [--rerun] [--sanitize=address|thread] [SELECTION] [ctest args...]
+# A run that passed leaves a stamp of what it tested (every file git tracks or would add, the
+# installed packages, the arguments); the same command on the same tree then says so and runs
+# nothing, in seconds, as `go test` reports a cached result. --rerun runs the tests anyway.
 # One part of the suite (the times are sums of the tests' own times, measured on a 2-core machine
 # that was busy with another build meanwhile; a quiet machine takes less):
 #   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~9 min
@@ -32,7 +35,13 @@
 # Each phase (setup, build, tests) prints its time when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--help" ]]; then sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [[ "${1:-}" == "--help" ]]; then sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+rerun=0
+if [[ "${1:-}" == "--rerun" ]]; then
+  rerun=1
+  shift
+fi
+args="$*"
 
 sanitize=""
 if [[ "${1:-}" == --sanitize=* ]]; then
@@ -61,6 +70,30 @@ phase() {  # phase NAME: prints how long the phase that just ended took
 
 scripts/setup.sh
 phase setup
+
+# What a passing run tested: the content of every file git tracks or would add (not the ignored
+# build trees and node_modules), the installed packages and this command's arguments.
+fingerprint() {
+  {
+    git ls-files -z --cached --others --exclude-standard | sort -z |
+      xargs -0 sha256sum 2>/dev/null
+    dpkg-query -W -f '${Package} ${Version}\n'
+    echo "args: $args"
+  } | sha256sum | cut -d' ' -f1
+}
+# skip_if_passed DIR: exits 0 if the last run in DIR passed on exactly this tree and command.
+# The tree is fingerprinted here, before the tests: what changes while they run is not vouched for.
+skip_if_passed() {
+  local stamp=$1/.tests-passed
+  tested=$(fingerprint)
+  ((rerun == 0)) && [[ -f "$stamp" ]] || return 0
+  [[ "$(head -1 "$stamp")" == "$tested" ]] || return 0
+  echo "test.sh: nothing changed since the run that passed $(sed -n 2p "$stamp"), so no test"
+  echo "test.sh: runs again; scripts/test.sh --rerun $args runs them anyway"
+  exit 0
+}
+# mark_passed DIR: records that this tree and command passed.
+mark_passed() { printf '%s\n%s\n' "$tested" "$(date -u '+%Y-%m-%d %H:%M UTC')" >"$1/.tests-passed"; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -68,6 +101,8 @@ if [[ -z "$sanitize" ]]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
   cmake --build build
   phase build
+  skip_if_passed build
+  rm -f build/.tests-passed
   # The browser test's driver (playwright-core), the Kubernetes API schemas (kubernetes-models)
   # and the official openai client, each pinned in its package-lock.json.
   if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
@@ -102,6 +137,8 @@ else
     -DMOE_SANITIZE="$sanitize" -DMOE_BUILD_BENCH=OFF
   ASAN_OPTIONS=detect_leaks=0 cmake --build "$dir" --parallel "$(nproc)" --target "${targets[@]}"
   phase build
+  skip_if_passed "$dir"
+  rm -f "$dir/.tests-passed"
   if [[ "$sanitize" == thread ]]; then
     # Debian's Abseil is not built for TSan, which then cannot see absl::Mutex (ours and gRPC's)
     # and reports every access it guards. The same version and patches built with TSan has the
@@ -137,3 +174,4 @@ if grep -qE '\(Skipped\)$' "$log"; then
   echo "test.sh: the tests above were skipped; that counts as a failure" >&2
   exit 1
 fi
+mark_passed "${dir:-build}"

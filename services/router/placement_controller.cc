@@ -245,7 +245,7 @@ void PlacementController::CheckHealth() {
   }
   for (int i : dead) RemoveDeadPool(i);
   // A pool that joined (or came back), or one that left for good, may be what lets experts that
-  // no pool serves be placed: then place them now rather than at the next periodic rebalance.
+  // no pool hosts be placed: then place them now rather than at the next periodic rebalance.
   if ((!usable_again.empty() || !dead.empty()) && Incomplete()) {
     absl::StatusOr<moe::v1::RebalanceResponse> r =
         DoRebalance(usable_again.empty() ? "experts without a pool"
@@ -281,9 +281,7 @@ bool PlacementController::Incomplete() const {
   const std::shared_ptr<const RoutingView> view = table_->view();
   for (const auto& layer : view->hosts) {
     for (const std::vector<int>& hosts : layer) {
-      if (std::none_of(hosts.begin(), hosts.end(), [&](int p) { return replicas_->healthy(p); })) {
-        return true;
-      }
+      if (hosts.empty()) return true;
     }
   }
   return false;

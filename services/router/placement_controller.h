@@ -111,7 +111,10 @@ class PlacementController {
   bool CheckPool(int index);
   // Takes a pool dead for longer than options_.dead_pool_removal out of the placement.
   void RemoveDeadPool(int index);
-  // Some (layer, expert) has no ready replica on a healthy pool.
+  // Some (layer, expert) is hosted by no pool at all: the router started without pools, or the
+  // only pool that hosted it was removed. An expert whose pool is merely unhealthy does not count:
+  // that pool may be starting (pools of a cluster file come up at their own pace) or restarting,
+  // and moving its experts at once would undo the configured placement.
   bool Incomplete() const;
   // The pool is back (or new): make it host what the placement says it hosts.
   void Reconcile(int index, const moe::v1::DescribeResponse& hosted);
