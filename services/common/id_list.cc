@@ -1,6 +1,7 @@
 #include "services/common/id_list.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -35,6 +36,9 @@ absl::StatusOr<std::vector<int>> ParseIdList(absl::string_view text, absl::strin
                      absl::StrCat("\"", part, "\" is not a number or range (want e.g. \"0-3,6\")"));
     }
     if (hi < lo) return Invalid(field, absl::StrCat("range \"", part, "\" is empty"));
+    if (hi > std::numeric_limits<int>::max()) {
+      return Invalid(field, absl::StrCat(hi, " is too large an id"));
+    }
     if (limit > 0 && hi >= limit) {
       // The first id of the range that is out.
       return Invalid(field,

@@ -43,5 +43,12 @@ TEST(IdListTest, UnboundedRangesAreCapped) {
   EXPECT_EQ(ParseIdList("0-99999", "--layers", 0)->size(), 100000u);
 }
 
+TEST(IdListTest, IdsBeyondAnIntAreRefusedNotWrapped) {
+  EXPECT_THAT(Message(ParseIdList("8333833833", "--layers", 0).status()),
+              HasSubstr("--layers: 8333833833 is too large an id"));
+  EXPECT_THAT(Message(ParseIdList("2147483647-2147483648", "--layers", 0).status()),
+              HasSubstr("too large"));
+}
+
 }  // namespace
 }  // namespace moe
