@@ -33,8 +33,8 @@ tools=(
   python3-sentencepiece
   curl ca-certificates
   # the container test (tests/container/): podman serving the Docker API to docker-compose,
-  # base images made with debootstrap, runc (crun cannot run on hybrid cgroup hosts)
-  podman runc catatonit iptables netavark aardvark-dns debootstrap
+  # base images made with debootstrap, runc (crun cannot run on hybrid cgroup hosts), pgrep
+  podman runc catatonit iptables netavark aardvark-dns debootstrap procps
 )
 if ((!build_only)); then packages+=("${tools[@]}"); fi
 # Node.js (for the browser test's driver) and kubectl (to render the Kubernetes manifests) may

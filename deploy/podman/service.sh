@@ -55,6 +55,12 @@ case "$cmd" in
     command -v podman >/dev/null || { echo "service.sh: podman is missing (scripts/setup.sh installs it)" >&2; exit 1; }
     mkdir -p "$run_dir"
     if ! alive api; then
+      # Podman keeps each container's, pod's and volume's lock number in its database and the
+      # locks themselves in shared memory, which a reboot empties; podman 4.3 can then give a new
+      # pod a lock number an old object still holds and deadlock on it (a kube play hung on a
+      # lock its own thread held). With no podman running, renumbering gives every object a
+      # fresh lock; it takes a fraction of a second.
+      if ! pgrep -x podman >/dev/null; then podman system renumber >/dev/null 2>&1 || true; fi
       rm -f "$socket"
       setsid podman system service --time=0 "unix://$socket" >"$run_dir/api.log" 2>&1 &
       echo $! >"$run_dir/api.pid"

@@ -370,6 +370,10 @@ for f in $(podman network ls --format '{{.Name}}' | grep -E '^moect[0-9]+_kube$'
   podman pod ps --filter "network=$f" --format '{{.Name}}' | xargs -r podman pod rm -f >/dev/null
   podman network rm -f "$f" >/dev/null
 done
+# A kube play killed mid-way leaves its containers in storage only, holding the names the next
+# play needs.
+podman ps -a --external --format '{{.Names}} {{.Status}}' |
+  awk '$1 ~ /-pod-0-/ && $2 == "Storage" {print $1}' | xargs -r podman rm --storage >/dev/null
 podman network create --subnet=10.213.77.0/24 "$kube_net" >/dev/null
 kube_up=1
 "$PY" tests/container/kube_play_split.py "$run_dir/k8s.yaml" "$run_dir/kube" 10.213.77 >"$run_dir/kube.list"
@@ -383,9 +387,13 @@ while read -r name ip file; do
         fail "pod $s is not SERVING at ${pod_ip[$s]}:${kube_port[$s]}"
     done
   fi
-  if timeout 300 podman kube play --replace --network="$kube_net" --ip="$ip" "$file" \
-    >"$run_dir/kube-$name.log" 2>&1; then
+  rc=0
+  timeout -k 10 300 podman kube play --replace --network="$kube_net" --ip="$ip" "$file" \
+    >"$run_dir/kube-$name.log" 2>&1 || rc=$?
+  if ((rc == 0)); then
     ok "kube play $name ($ip)"
+  elif ((rc == 124 || rc == 137)); then
+    fail "kube play $name: no answer in 300 s, stopped (podman hung; its log: $run_dir/kube-$name.log)"
   else
     fail "kube play $name: $(grep -v 'level=warning' "$run_dir/kube-$name.log" | tail -3)"
   fi
