@@ -361,7 +361,8 @@ void Engine::Finish(size_t index, const absl::Status& status) {
 }
 
 EngineLanes::EngineLanes(const InferenceModel* model, MoeExecutor* executor,
-                         const EngineOptions& options, int lanes) {
+                         const EngineOptions& options, int lanes)
+    : lane_rows_(std::max(1, options.lane_rows)) {
   for (int i = 0; i < lanes; ++i) {
     EngineOptions o = options;
     o.first_id = static_cast<uint64_t>(i) + 1;
@@ -372,11 +373,12 @@ EngineLanes::EngineLanes(const InferenceModel* model, MoeExecutor* executor,
 
 absl::StatusOr<uint64_t> EngineLanes::Submit(GenerateParams params, GenerateCallbacks callbacks) {
   absl::MutexLock lock(&submit_mu_);
-  Engine* best = lanes_[0].get();
-  int best_load = best->load();
-  for (size_t i = 1; i < lanes_.size() && best_load > 0; ++i) {
-    const int load = lanes_[i]->load();
-    if (load < best_load) best = lanes_[i].get(), best_load = load;
+  Engine* best = nullptr;
+  int best_load = 0;
+  for (const auto& lane : lanes_) {
+    const int load = lane->load();
+    if (load < lane_rows_) return lane->Submit(std::move(params), std::move(callbacks));
+    if (best == nullptr || load < best_load) best = lane.get(), best_load = load;
   }
   return best->Submit(std::move(params), std::move(callbacks));
 }

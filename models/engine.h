@@ -77,6 +77,12 @@ struct EngineOptions {
   // the executor (MoeExecutor::Begin), the next part computes its attention. 1 = no split.
   int max_micro_batches = 1;
   int micro_batch_rows = 4;
+  // EngineLanes: a new request goes to the first lane holding fewer than lane_rows sequences,
+  // so a lane fills to lane_rows before the next one gets any; once every lane holds that many,
+  // to the least loaded. 1 = always the least loaded. A second lane buys overlap, but splits
+  // each step's rows and so doubles the messages per token; on few cores a small batch is
+  // cheaper in one lane.
+  int lane_rows = 1;
 };
 
 // How many micro-batches a step of `batch` sequences is split into under `options`.
@@ -136,8 +142,8 @@ class Engine {
 // Several engines over one model and one executor, each with its own thread, KV cache and batch
 // (up to max_batch sequences per lane). With a remote executor a lane spends most of a step
 // waiting on the router and the pools; another lane computes its dense layers meanwhile, so the
-// orchestrator and the pools overlap instead of taking turns. A request stays in the lane that
-// was least loaded when it arrived; its tokens are the same in any lane (routing noise is keyed
+// orchestrator and the pools overlap instead of taking turns. A request stays in the lane it was
+// given (EngineOptions::lane_rows); its tokens are the same in any lane (routing noise is keyed
 // per token, not per batch). Thread-safe.
 class EngineLanes {
  public:
@@ -155,6 +161,7 @@ class EngineLanes {
   int max_batch() const;
 
  private:
+  const int lane_rows_;
   std::vector<std::unique_ptr<Engine>> lanes_;
   absl::Mutex submit_mu_;  // so that simultaneous arrivals see each other's load
 };

@@ -272,6 +272,28 @@ TEST_F(EngineTest, LanesSpreadRequestsAndEachGetsItsSoloTokens) {
   EXPECT_GT(steps.load(), 0);
 }
 
+TEST_F(EngineTest, LanesFillToLaneRowsBeforeTheNextLaneGetsAny) {
+  EngineOptions options;
+  options.lane_rows = 2;
+  EngineLanes lanes(&model_->inference_model(), &model_->executor(), options, 2);
+  std::vector<Outcome> out(5);
+  std::vector<uint64_t> lane_of;
+  for (Outcome& o : out) {
+    absl::StatusOr<uint64_t> id = lanes.Submit(Params({5, 6}, 3, 0.0f, 0), o.Callbacks());
+    ASSERT_TRUE(id.ok()) << id.status();
+    lane_of.push_back((*id - 1) % 2);
+  }
+  // Lane 0 to 2 sequences, then lane 1 to 2, then the least loaded (a tie: the first).
+  EXPECT_THAT(lane_of, ::testing::ElementsAre(0, 0, 1, 1, 0));
+  lanes.Start();
+  for (Outcome& o : out) o.done.WaitForNotification();
+  lanes.Stop(/*drain=*/true);
+  for (const Outcome& o : out) {
+    EXPECT_TRUE(o.status.ok()) << o.status;
+    EXPECT_EQ(o.tokens, 3);
+  }
+}
+
 TEST_F(EngineTest, LanesCancelReachesTheRightLane) {
   EngineLanes lanes(&model_->inference_model(), &model_->executor(), EngineOptions(), 2);
   Outcome a, b;

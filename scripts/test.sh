@@ -8,20 +8,19 @@
 # A run that passed leaves a stamp of what it tested (every file git tracks or would add, the
 # installed packages, the arguments); the same command on the same tree then says so and runs
 # nothing, in seconds, as `go test` reports a cached result. --rerun runs the tests anyway.
-# One part of the suite (the times are sums of the tests' own times, measured on a 2-core machine
-# that was busy with another build meanwhile; a quiet machine takes less):
-#   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~9 min
-#                   (run two at a time: about half that)
-#   --integration   real processes on loopback (ctest -L integration), one by one  ~12 min
+# One part of the suite (the tests' own times summed, measured on a quiet 2-core machine; ctest
+# runs two tests at a time, so a part of many short tests takes about half its sum):
+#   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~4.5 min
+#   --integration   real processes on loopback (ctest -L integration), one by one  ~3 min
 #   --multihost     each service on a host of its own, plain and mutual TLS        ~2 min each
-#   --container     the image, compose and the Kubernetes manifests under podman; the first run
-#                   on a machine also builds the base images (debootstrap), the build stage's
-#                   packages and a compile of the project inside the image (~25 min on 2 cores);
-#                   later runs reuse those layers
-#   --e2e           headless Chromium on the viewer, a real Prometheus, the openai client ~1.5 min
+#   --container     the image (from this build's programs), compose and the Kubernetes manifests
+#                   under podman, ~2 min; the first run on a machine also builds the base images
+#                   (debootstrap) and the image's runtime layer, several minutes more, and says so
+#   --e2e           headless Chromium on the viewer, a real Prometheus, the openai client ~40 s
 #   --reference     the independent PyTorch oracle                                 ~10 s
 #   or any ctest arguments, e.g. scripts/test.sh -R 'RouterServiceTest'
-# The whole run is their sum, less what runs side by side: `ctest -LE container` took 22 min.
+# The whole run: about 10 min of tests, after a build of ~3 min when ccache holds the objects
+# (a new clone on a machine that built before) or ~18 min when it holds nothing.
 # The build: every executable links with lld (about a second each); ccache keeps objects across
 # build trees and clones, so a rebuild of what did not change takes seconds.
 #   --sanitize=address  AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/, CMake's
@@ -35,7 +34,7 @@
 # Each phase (setup, build, tests) prints its time when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--help" ]]; then sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [[ "${1:-}" == "--help" ]]; then sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 rerun=0
 if [[ "${1:-}" == "--rerun" ]]; then
   rerun=1

@@ -48,6 +48,10 @@ ABSL_FLAG(int, http_max_body_bytes, 1 << 20,
 ABSL_FLAG(int, lanes, 2,
           "engine lanes: batches stepped by separate threads, so that one computes its dense "
           "layers while another waits on the router and pools");
+ABSL_FLAG(int, lane_rows, 16,
+          "sequences a lane takes before the next lane gets any (then the least loaded lane): a "
+          "small batch stays in one lane, where it costs half the messages per token; 1 = always "
+          "the least loaded lane");
 ABSL_FLAG(int, micro_batches, 2,
           "ping-pong micro-batches per lane: a decode step's batch is split into up to this many "
           "parts whose layers interleave on the lane's thread (one part's attention runs while "
@@ -143,6 +147,12 @@ int main(int argc, char** argv) {
   if (engine_options.max_micro_batches < 1 || engine_options.max_micro_batches > 16) {
     return log.Error("flags", {{"error", absl::StrCat("--micro_batches: must be in [1, 16], got ",
                                                       engine_options.max_micro_batches)}}),
+           1;
+  }
+  engine_options.lane_rows = absl::GetFlag(FLAGS_lane_rows);
+  if (engine_options.lane_rows < 1) {
+    return log.Error("flags", {{"error", absl::StrCat("--lane_rows: must be >= 1, got ",
+                                                      engine_options.lane_rows)}}),
            1;
   }
   if (engine_options.micro_batch_rows < 1) {

@@ -26,7 +26,7 @@ check() {  # binary, then strings its --help must contain
 }
 check services/router/moe-router --cluster --rebalance_interval_s "run the rebalancer every"
 check services/expert_pool/moe-expert-pool --pool --join --expert_slots --device
-check services/orchestrator/moe-orchestrator --lanes --internal_streams --listen --micro_batches \
+check services/orchestrator/moe-orchestrator --lanes --lane_rows --internal_streams --listen --micro_batches \
   --micro_batch_rows --speculative_forward
 check clients/moectl/moectl "generate|complete" rebalance drain --target --max_tokens
 check clients/viewer/viewer serve top gif record --listen --target
@@ -42,6 +42,20 @@ elif ! grep -qF -- "--device=gpu: " <<<"$out" || grep -q "frame #" <<<"$out"; th
 else
   echo "ok   moe-expert-pool --device=gpu refused"
 fi
+# The orchestrator refuses an engine flag out of range in one line that names it, before serving.
+model=$(cd "$(dirname "$0")/../.." && pwd)/models/brown-moe
+for bad in --lanes=0 --lane_rows=0 --micro_batches=0 --micro_batch_rows=0; do
+  if out=$("$build/services/orchestrator/moe-orchestrator" --model="$model" --router=127.0.0.1:1 \
+    --listen=127.0.0.1:0 --http_listen=127.0.0.1:0 "$bad" 2>&1); then
+    echo "FAIL moe-orchestrator $bad exited 0" >&2
+    failed=1
+  elif ! grep -qF -- "${bad%=*}: must be" <<<"$out"; then
+    echo "FAIL moe-orchestrator $bad: $out" >&2
+    failed=1
+  else
+    echo "ok   moe-orchestrator $bad refused"
+  fi
+done
 # A joining pool that listens everywhere must say where the router dials it, and that address must
 # be dialable. (Errors come as JSON log lines, so quotes arrive escaped.)
 refused() {  # expected-message flags...
