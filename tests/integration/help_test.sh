@@ -32,48 +32,36 @@ check clients/moectl/moectl "generate|complete" rebalance drain --target --max_t
 check clients/viewer/viewer serve top gif record --listen --target
 check models/train/moe-train train eval analyze --steps --lr
 
-# A bad --device is refused in one line that names the flag, without LibTorch's C++ backtrace.
-if out=$("$build/services/expert_pool/moe-expert-pool" --pool=p --device=gpu 2>&1); then
-  echo "FAIL moe-expert-pool --device=gpu exited 0" >&2
-  failed=1
-elif ! grep -qF -- "--device=gpu: " <<<"$out" || grep -q "frame #" <<<"$out"; then
-  echo "FAIL moe-expert-pool --device=gpu: $out" >&2
-  failed=1
-else
-  echo "ok   moe-expert-pool --device=gpu refused"
-fi
+# refused BINARY WANT ARGS...: BINARY with ARGS exits non-zero, with WANT in what it prints and
+# no LibTorch C++ backtrace. (Errors come as JSON log lines, so quotes arrive escaped.)
+refused() {
+  local bin=$1 want=$2 out
+  shift 2
+  if out=$("$build/$bin" "$@" 2>&1); then
+    echo "FAIL ${bin##*/} $* exited 0" >&2
+    failed=1
+  elif ! grep -qF -- "$want" <<<"$out" || grep -q "frame #" <<<"$out"; then
+    echo "FAIL ${bin##*/} $*: $out" >&2
+    failed=1
+  else
+    echo "ok   ${bin##*/} $* refused"
+  fi
+}
+pool=services/expert_pool/moe-expert-pool
+# A bad --device is refused in one line that names the flag.
+refused $pool "--device=gpu: " --pool=p --device=gpu
 # The orchestrator refuses an engine flag out of range in one line that names it, before serving.
 model=$(cd "$(dirname "$0")/../.." && pwd)/models/brown-moe
 for bad in --lanes=0 --lane_rows=0 --micro_batches=0 --micro_batch_rows=0; do
-  if out=$("$build/services/orchestrator/moe-orchestrator" --model="$model" --router=127.0.0.1:1 \
-    --listen=127.0.0.1:0 --http_listen=127.0.0.1:0 "$bad" 2>&1); then
-    echo "FAIL moe-orchestrator $bad exited 0" >&2
-    failed=1
-  elif ! grep -qF -- "${bad%=*}: must be" <<<"$out"; then
-    echo "FAIL moe-orchestrator $bad: $out" >&2
-    failed=1
-  else
-    echo "ok   moe-orchestrator $bad refused"
-  fi
+  refused services/orchestrator/moe-orchestrator "${bad%=*}: must be" --model="$model" \
+    --router=127.0.0.1:1 --listen=127.0.0.1:0 --http_listen=127.0.0.1:0 "$bad"
 done
 # A joining pool that listens everywhere must say where the router dials it, and that address must
-# be dialable. (Errors come as JSON log lines, so quotes arrive escaped.)
-refused() {  # expected-message flags...
-  local want=$1 out
-  shift
-  if out=$("$build/services/expert_pool/moe-expert-pool" --pool=p --join=127.0.0.1:1 "$@" 2>&1); then
-    echo "FAIL moe-expert-pool --join $* exited 0" >&2
-    failed=1
-  elif ! grep -qF -- "$want" <<<"$out"; then
-    echo "FAIL moe-expert-pool --join $*: $out" >&2
-    failed=1
-  else
-    echo "ok   moe-expert-pool --join $* refused"
-  fi
-}
-refused "--advertise: required" --listen=0.0.0.0:0
-refused "--advertise: required" "--listen=[::0]:0"
-refused '--advertise: \"0.0.0.0:50061\" is a listen-everywhere address' --listen=127.0.0.1:0 \
-  --advertise=0.0.0.0:50061
-refused '--listen: \"50061\" is not HOST:PORT' --listen=50061
+# be dialable.
+join=(--pool=p --join=127.0.0.1:1)
+refused $pool "--advertise: required" "${join[@]}" --listen=0.0.0.0:0
+refused $pool "--advertise: required" "${join[@]}" "--listen=[::0]:0"
+refused $pool '--advertise: \"0.0.0.0:50061\" is a listen-everywhere address' "${join[@]}" \
+  --listen=127.0.0.1:0 --advertise=0.0.0.0:50061
+refused $pool '--listen: \"50061\" is not HOST:PORT' "${join[@]}" --listen=50061
 exit "$failed"
