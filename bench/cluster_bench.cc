@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -259,8 +261,10 @@ void PrintProfile(const std::string& label, int streams, int lanes, const Run& r
   const double fwd_c = (b.fwd_client_s - a.fwd_client_s) / (b.fwd_client_n - a.fwd_client_n);
   const double fwd_s = (b.fwd_server_s - a.fwd_server_s) / (b.fwd_server_n - a.fwd_server_n);
   const double batch = (b.step_tokens - a.step_tokens) / steps;
-  // Steps of different lanes overlap: a lane's step lasts the run's time over its own steps.
-  const double busy_lanes = std::min(lanes, streams);
+  // Steps of different lanes overlap: a lane's step lasts the run's time over its own steps. The
+  // lanes that had work: the streams over a step's mean batch (lanes fill to --lane_rows first).
+  const double busy_lanes =
+      std::clamp(std::round(streams / batch), 1.0, static_cast<double>(std::min(lanes, streams)));
   const double step_us = run.seconds * 1e6 * busy_lanes / steps;
   const double msgs_per_step = (b.route_client_n - a.route_client_n) / steps;
   std::printf(
