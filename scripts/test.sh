@@ -20,7 +20,7 @@
 #   --reference     the independent PyTorch oracle                                 ~10 s
 #   or any ctest arguments, e.g. scripts/test.sh -R 'RouterServiceTest'
 # The whole run: about 10 min of tests, after a build of ~3 min when ccache holds the objects
-# (a new clone on a machine that built before) or ~18 min when it holds nothing.
+# (a new clone on a machine that built before) or ~21 min when it holds nothing.
 # The build: every executable links with lld (about a second each); ccache keeps objects across
 # build trees and clones, so a rebuild of what did not change takes seconds.
 #   --sanitize=address  AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/, CMake's
@@ -88,7 +88,7 @@ skip_if_passed() {
   ((rerun == 0)) && [[ -f "$stamp" ]] || return 0
   [[ "$(head -1 "$stamp")" == "$tested" ]] || return 0
   echo "test.sh: nothing changed since the run that passed $(sed -n 2p "$stamp"), so no test"
-  echo "test.sh: runs again; scripts/test.sh --rerun $args runs them anyway"
+  echo "test.sh: runs again; scripts/test.sh --rerun${args:+ $args} runs them anyway"
   exit 0
 }
 # mark_passed DIR: records that this tree and command passed.
