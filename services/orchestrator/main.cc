@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "models/checkpoint.h"
 #include "models/embedded.h"
@@ -64,6 +65,27 @@ ABSL_FLAG(bool, speculative_forward, true,
           "last answer and the local gate), keeping only answers the router's answer confirms; "
           "false: each layer's Forward waits for its Route answer");
 
+namespace {
+
+// The engine's flags, checked before anything is loaded.
+absl::Status CheckEngineFlags() {
+  if (const int v = absl::GetFlag(FLAGS_lanes); v < 1 || v > 16) {
+    return absl::InvalidArgumentError(absl::StrCat("--lanes: must be in [1, 16], got ", v));
+  }
+  if (const int v = absl::GetFlag(FLAGS_micro_batches); v < 1 || v > 16) {
+    return absl::InvalidArgumentError(absl::StrCat("--micro_batches: must be in [1, 16], got ", v));
+  }
+  if (const int v = absl::GetFlag(FLAGS_micro_batch_rows); v < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--micro_batch_rows: must be >= 1, got ", v));
+  }
+  if (const int v = absl::GetFlag(FLAGS_lane_rows); v < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--lane_rows: must be >= 1, got ", v));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   moe::InitServiceProcess();
   moe::InitUsage("moe-orchestrator --router=HOST:PORT --model=DIR --listen=HOST:PORT");
@@ -72,6 +94,9 @@ int main(int argc, char** argv) {
   moe::Logger log("orchestrator");
   if (!parsed.ok()) return log.Error("flags", {{"error", parsed.status().ToString()}}), 1;
   const moe::CommonFlags& flags = *parsed;
+  if (absl::Status s = CheckEngineFlags(); !s.ok()) {
+    return log.Error("flags", {{"error", std::string(s.message())}}), 1;
+  }
   moe::SetIntraOpThreads(flags.threads);
   absl::StatusOr<moe::Checkpoint> ckpt = moe::LoadModel(flags.model);
   if (!ckpt.ok()) return log.Error("model", {{"error", ckpt.status().ToString()}}), 1;
@@ -139,27 +164,10 @@ int main(int argc, char** argv) {
   moe::EngineOptions engine_options;
   engine_options.max_batch = absl::GetFlag(FLAGS_max_batch);
   engine_options.on_decode_step = [&batch_sizes](int b) { batch_sizes.Observe(b); };
-  const int lanes = absl::GetFlag(FLAGS_lanes);
-  if (lanes < 1 || lanes > 16)
-    return log.Error("flags", {{"error", "--lanes: must be in [1, 16]"}}), 1;
   engine_options.max_micro_batches = absl::GetFlag(FLAGS_micro_batches);
   engine_options.micro_batch_rows = absl::GetFlag(FLAGS_micro_batch_rows);
-  if (engine_options.max_micro_batches < 1 || engine_options.max_micro_batches > 16) {
-    return log.Error("flags", {{"error", absl::StrCat("--micro_batches: must be in [1, 16], got ",
-                                                      engine_options.max_micro_batches)}}),
-           1;
-  }
   engine_options.lane_rows = absl::GetFlag(FLAGS_lane_rows);
-  if (engine_options.lane_rows < 1) {
-    return log.Error("flags", {{"error", absl::StrCat("--lane_rows: must be >= 1, got ",
-                                                      engine_options.lane_rows)}}),
-           1;
-  }
-  if (engine_options.micro_batch_rows < 1) {
-    return log.Error("flags", {{"error", absl::StrCat("--micro_batch_rows: must be >= 1, got ",
-                                                      engine_options.micro_batch_rows)}}),
-           1;
-  }
+  const int lanes = absl::GetFlag(FLAGS_lanes);
   moe::EngineLanes engine(&*model, &executor, engine_options, lanes);
   moe::OrchestratorService service({ckpt->config, tokenizer->get(), &engine, &hub, router.get(),
                                     ckpt->profiles_json, &log, max_requests},
