@@ -26,18 +26,20 @@ check() {  # binary, then strings its --help must contain
 }
 check services/router/moe-router --cluster --rebalance_interval_s "run the rebalancer every"
 check services/expert_pool/moe-expert-pool --pool --join --expert_slots --device
-check services/orchestrator/moe-orchestrator --lanes --lane_rows --internal_streams --listen --micro_batches \
-  --micro_batch_rows --speculative_forward
+check services/orchestrator/moe-orchestrator --lanes --lane_rows --internal_streams --listen \
+  --micro_batches --micro_batch_rows --speculative_forward
 check clients/moectl/moectl "generate|complete" rebalance drain --target --max_tokens
 check clients/viewer/viewer serve top gif record --listen --target
 check models/train/moe-train train eval analyze --steps --lr
 
-# refused BINARY WANT ARGS...: BINARY with ARGS exits non-zero, with WANT in what it prints and
-# no LibTorch C++ backtrace. (Errors come as JSON log lines, so quotes arrive escaped.)
+# refused BINARY WANT ARGS...: BINARY with ARGS exits non-zero within 60 s, with WANT in what it
+# prints and no LibTorch C++ backtrace. (Errors come as JSON log lines, so quotes arrive
+# escaped.) A binary that accepts the bad flag would serve forever: the timeout makes that a
+# failure, not a hang.
 refused() {
   local bin=$1 want=$2 out
   shift 2
-  if out=$("$build/$bin" "$@" 2>&1); then
+  if out=$(timeout 60 "$build/$bin" "$@" 2>&1); then
     echo "FAIL ${bin##*/} $* exited 0" >&2
     failed=1
   elif ! grep -qF -- "$want" <<<"$out" || grep -q "frame #" <<<"$out"; then
