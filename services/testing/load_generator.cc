@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/time/clock.h"
 #include "models/embedded.h"
 #include "moe/v1/orchestrator.grpc.pb.h"
 #include "services/common/deadline.h"
@@ -46,11 +47,12 @@ LoadGenerator::LoadGenerator(const Endpoint& target,
         moe::v1::CompleteResponse resp;
         grpc::ClientContext ctx;
         SetTimeout(ctx, absl::Seconds(120));
+        const absl::Time sent = absl::Now();
         const grpc::Status st = stub->Complete(&ctx, req, &resp);
         absl::MutexLock lock(&mu_);
         ++done_;
         if (!st.ok()) {
-          failures_.push_back(st.error_message());
+          failures_.push_back({sent, st.error_message()});
         } else if (std::vector<int>(resp.token_ids().begin(), resp.token_ids().end()) !=
                    want->at(prompt)) {
           wrong_.push_back(prompt);
@@ -85,8 +87,16 @@ int LoadGenerator::done() {
 }
 
 std::vector<std::string> LoadGenerator::failures() {
+  return failures_of_requests_sent_since(absl::InfinitePast());
+}
+
+std::vector<std::string> LoadGenerator::failures_of_requests_sent_since(absl::Time t) {
   absl::MutexLock lock(&mu_);
-  return failures_;
+  std::vector<std::string> errors;
+  for (const Failure& f : failures_) {
+    if (f.sent >= t) errors.push_back(f.error);
+  }
+  return errors;
 }
 
 std::vector<std::string> LoadGenerator::wrong() {

@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "models/config.h"
 #include "services/common/tls.h"
 
@@ -38,7 +39,10 @@ class LoadGenerator {
   void WaitFor(int n);
   int done();
   std::vector<std::string> failures();  // the error messages of failed requests
-  std::vector<std::string> wrong();     // prompts answered with other tokens than expected
+  // The error messages of failed requests sent at or after `t`. A request already in flight when
+  // the cluster healed may still fail after it did; this leaves those out.
+  std::vector<std::string> failures_of_requests_sent_since(absl::Time t);
+  std::vector<std::string> wrong();  // prompts answered with other tokens than expected
 
  private:
   std::atomic<bool> stop_{false};
@@ -46,7 +50,11 @@ class LoadGenerator {
   absl::Mutex mu_;
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   int until_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
+  struct Failure {
+    absl::Time sent;
+    std::string error;
+  };
+  std::vector<Failure> failures_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> wrong_ ABSL_GUARDED_BY(mu_);
 };
 
