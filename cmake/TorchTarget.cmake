@@ -42,20 +42,42 @@ function(_moe_includes_torch file out)
   set(${out} ${result} PARENT_SCOPE)
 endfunction()
 
+# A target's torch-including files are also compiled MOE_TORCH_UNITY at a time as one (a unity
+# build): each file alone pays the header's load and instantiates much the same torch templates
+# again. 1 compiles every file on its own.
+set(MOE_TORCH_UNITY 4 CACHE STRING "Torch-including files of a target compiled together (1: none)")
+
 function(moe_use_torch target)
   target_link_libraries(${target} PRIVATE moe_torch_pch ${TORCH_LIBRARIES})
   target_precompile_headers(${target} REUSE_FROM moe_torch_pch)
   get_target_property(sources ${target} SOURCES)
   get_target_property(source_dir ${target} SOURCE_DIR)
+  set(torch_sources "")
   foreach(source IN LISTS sources)
     get_filename_component(path "${source}" ABSOLUTE BASE_DIR "${source_dir}")
     if(NOT path MATCHES "\\.(cc|cpp|cxx)$" OR NOT EXISTS "${path}")
       continue()
     endif()
     _moe_includes_torch("${path}" uses_torch)
-    if(NOT uses_torch)
+    if(uses_torch)
+      list(APPEND torch_sources "${source}")
+    else()
       set_source_files_properties("${source}" TARGET_DIRECTORY ${target}
                                   PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
     endif()
   endforeach()
+  list(LENGTH torch_sources n)
+  if(MOE_TORCH_UNITY GREATER 1 AND n GREATER 1)
+    # GROUP mode: only the files given a group are merged; the others compile on their own.
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)
+    # ceil(n / MOE_TORCH_UNITY) groups, dealt round-robin so that they come out even.
+    math(EXPR groups "(${n} + ${MOE_TORCH_UNITY} - 1) / ${MOE_TORCH_UNITY}")
+    set(i 0)
+    foreach(source IN LISTS torch_sources)
+      math(EXPR group "${i} % ${groups}")
+      set_source_files_properties("${source}" TARGET_DIRECTORY ${target}
+                                  PROPERTIES UNITY_GROUP "torch${group}")
+      math(EXPR i "${i} + 1")
+    endforeach()
+  endif()
 endfunction()
