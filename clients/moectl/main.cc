@@ -18,10 +18,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "clients/moectl/embedded_loader.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
 #include "models/config.h"
-#include "models/embedded.h"
 #include "models/sampler.h"
 #include "models/usage.h"
 #include "services/common/tls.h"
@@ -147,7 +147,9 @@ int Generate(const moe::Endpoint& target, const moe::TlsConfig& tls, const std::
     source.random_init_config = absl::GetFlag(FLAGS_random_init);
     source.seed = absl::GetFlag(FLAGS_init_seed);
     if (!source.random_init_config.empty()) source.tokenizer = absl::GetFlag(FLAGS_tokenizer);
-    s = moe::cli::GenerateEmbedded(source, args, absl::GetFlag(FLAGS_threads), printer);
+    absl::StatusOr<moe::cli::GenerateEmbeddedFn> generate = moe::cli::LoadEmbedded();
+    if (!generate.ok()) return Fail(generate.status());
+    s = (*generate)(source, args, absl::GetFlag(FLAGS_threads), printer);
   } else if (!target.address.empty()) {
     s = complete ? moe::cli::CompleteRemote(target, args)
                  : moe::cli::GenerateRemote(target, args, printer);

@@ -32,14 +32,15 @@ check clients/moectl/moectl "generate|complete" rebalance drain --target --max_t
 check clients/viewer/viewer serve top gif record --listen --target
 check models/train/moe-train train eval analyze --steps --lr
 
-# refused BINARY WANT ARGS...: BINARY with ARGS exits non-zero within 60 s, with WANT in what it
-# prints and no LibTorch C++ backtrace. (Errors come as JSON log lines, so quotes arrive
-# escaped.) A binary that accepts the bad flag would serve forever: the timeout makes that a
-# failure, not a hang.
+# refused BINARY WANT ARGS...: BINARY (in the build, or an absolute path) with ARGS exits non-zero
+# within 60 s, with WANT in what it prints and no LibTorch C++ backtrace. (Errors come as JSON log
+# lines, so quotes arrive escaped.) A binary that accepts the bad flag would serve forever: the
+# timeout makes that a failure, not a hang.
 refused() {
-  local bin=$1 want=$2 out
+  local bin=$1 want=$2 out path=$1
   shift 2
-  if out=$(timeout 60 "$build/$bin" "$@" 2>&1); then
+  [[ "$bin" == /* ]] || path=$build/$bin
+  if out=$(timeout 60 "$path" "$@" 2>&1); then
     echo "FAIL ${bin##*/} $* exited 0" >&2
     failed=1
   elif ! grep -qF -- "$want" <<<"$out" || grep -q "frame #" <<<"$out"; then
@@ -66,4 +67,26 @@ refused $pool "--advertise: required" "${join[@]}" "--listen=[::0]:0"
 refused $pool '--advertise: \"0.0.0.0:50061\" is a listen-everywhere address' "${join[@]}" \
   --listen=127.0.0.1:0 --advertise=0.0.0.0:50061
 refused $pool '--listen: \"50061\" is not HOST:PORT' "${join[@]}" --listen=50061
+
+# moectl starts without LibTorch (about a second of CPU per command when it linked it): the model
+# is in moectl-embedded.so beside it, loaded for --embedded only. Without the module, --embedded
+# says which file it needs; with it, --embedded generates.
+if ldd "$build/clients/moectl/moectl" | grep -q libtorch; then
+  echo "FAIL moectl links LibTorch: $(ldd "$build/clients/moectl/moectl" | grep libtorch)" >&2
+  failed=1
+else
+  echo "ok   moectl does not link LibTorch"
+fi
+alone=$(mktemp -d)
+trap 'rm -rf "$alone"' EXIT
+cp "$build/clients/moectl/moectl" "$alone/"
+refused "$alone/moectl" "moectl-embedded.so" generate --embedded --model="$model" \
+  --max_tokens=2 "The"
+if out=$(timeout 120 "$build/clients/moectl/moectl" generate --embedded --model="$model" \
+  --temperature=0 --max_tokens=3 "The jury" 2>&1) && [[ "$out" == "The jury"?* ]]; then
+  echo "ok   moectl generate --embedded loads its module: ${out%%$'\n'*}"
+else
+  echo "FAIL moectl generate --embedded: $out" >&2
+  failed=1
+fi
 exit "$failed"
