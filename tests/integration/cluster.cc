@@ -27,16 +27,23 @@
 namespace moe::testing {
 namespace {
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+// `n` ports free on 127.0.0.1 now, all different: the sockets that found them stay bound until
+// every one is found (one at a time, the kernel may hand out a port it just gave back).
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
 }
 
 pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log) {
@@ -135,13 +142,12 @@ std::shared_ptr<grpc::Channel> Cluster::Dial(const std::string& name) const {
 }
 
 void Cluster::AssignPorts() {
-  for (const std::string& name : {std::string("router"), std::string("orchestrator")}) {
-    port_[name] = FreePort();
-    metrics_port_[name] = FreePort();
-  }
-  for (const PoolLayout& p : options_.pools) {
-    port_[p.name] = FreePort();
-    metrics_port_[p.name] = FreePort();
+  std::vector<std::string> names = {"router", "orchestrator"};
+  for (const PoolLayout& p : options_.pools) names.push_back(p.name);
+  const std::vector<int> ports = FreePorts(2 * static_cast<int>(names.size()));
+  for (size_t i = 0; i < names.size(); ++i) {
+    port_[names[i]] = ports[2 * i];
+    metrics_port_[names[i]] = ports[2 * i + 1];
   }
 }
 
