@@ -12,14 +12,14 @@
 # runs two tests at a time, so a part of many short tests takes about half its sum):
 #   --unit          the unit and in-process service tests, fuzz corpora, scripts   ~4.5 min
 #   --integration   real processes on loopback (ctest -L integration), one by one  ~3 min
-#   --multihost     each service on a host of its own, plain and mutual TLS        ~2 min each
+#   --multihost     each service on a host of its own, plain and mutual TLS        ~30 s each
 #   --container     the image (from this build's programs), compose and the Kubernetes manifests
-#                   under podman, ~2 min; the first run on a machine also builds the base images
+#                   under podman, ~1.5 min; the first run on a machine also builds the base images
 #                   (debootstrap) and the image's runtime layer, several minutes more, and says so
-#   --e2e           headless Chromium on the viewer, a real Prometheus, the openai client ~40 s
+#   --e2e           headless Chromium on the viewer, a real Prometheus, the openai client ~35 s
 #   --reference     the independent PyTorch oracle                                 ~10 s
 #   or any ctest arguments, e.g. scripts/test.sh -R 'RouterServiceTest'
-# The whole run: about 10 min of tests, after a build of ~3 min when ccache holds the objects
+# The whole run: about 8 min of tests, after a build of ~3 min when ccache holds the objects
 # (a new clone on a machine that built before) or ~10 min when it holds nothing; meanwhile a
 # machine without the container test's base images builds them in the background.
 # The build: every executable links with lld (about a second each); ccache keeps objects across
