@@ -1,11 +1,10 @@
 // moectl's in-process generation (`moectl generate --embedded`): the model run here, no cluster.
-// The only part of moectl that needs LibTorch. It is linked into moectl-embedded.so, which
-// moectl loads only for --embedded (embedded_loader.h), so that every other command starts
-// without loading LibTorch (~1 s of CPU per start).
+// The only part of moectl that needs LibTorch, linked into moectl-embedded, not into moectl
+// (embedded.h).
 #include <cstdio>
 
 #include "absl/time/clock.h"
-#include "clients/moectl/embedded_loader.h"
+#include "clients/moectl/embedded.h"
 #include "models/embedded.h"
 #include "models/stop_text.h"
 

@@ -1,6 +1,6 @@
 // What moectl's two ways to generate share: the request's arguments and the printer of the
 // answer (text, routing rows, log-probabilities, the summary line). Free of gRPC and LibTorch, as
-// both moectl and the module with the model (moectl-embedded.so) link it.
+// both moectl and moectl-embedded (the same program with the model in) link it.
 #ifndef MOE_CLIENTS_MOECTL_GENERATION_H_
 #define MOE_CLIENTS_MOECTL_GENERATION_H_
 

@@ -18,7 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "clients/moectl/embedded_loader.h"
+#include "clients/moectl/embedded.h"
 #include "clients/moectl/remote.h"
 #include "clients/moectl/routing_table.h"
 #include "models/config.h"
@@ -117,8 +117,9 @@ moe::cli::GenerateArgs ArgsFromFlags(const std::string& prompt) {
   return a;
 }
 
+// `argv`: moectl's own arguments, for moectl-embedded (--embedded).
 int Generate(const moe::Endpoint& target, const moe::TlsConfig& tls, const std::string& prompt,
-             bool complete) {
+             bool complete, char** argv) {
   moe::cli::GenerateArgs args = ArgsFromFlags(prompt);
   if (args.n != 1 && args.routing) {
     return Fail(absl::InvalidArgumentError("--routing: only with --n=1"));
@@ -147,9 +148,13 @@ int Generate(const moe::Endpoint& target, const moe::TlsConfig& tls, const std::
     source.random_init_config = absl::GetFlag(FLAGS_random_init);
     source.seed = absl::GetFlag(FLAGS_init_seed);
     if (!source.random_init_config.empty()) source.tokenizer = absl::GetFlag(FLAGS_tokenizer);
-    absl::StatusOr<moe::cli::GenerateEmbeddedFn> generate = moe::cli::LoadEmbedded();
-    if (!generate.ok()) return Fail(generate.status());
-    s = (*generate)(source, args, absl::GetFlag(FLAGS_threads), printer);
+#ifdef MOECTL_IN_PROCESS_MODEL
+    static_cast<void>(argv);  // this is moectl-embedded: the model is here
+    s = moe::cli::GenerateEmbedded(source, args, absl::GetFlag(FLAGS_threads), printer);
+#else
+    // The model is in moectl-embedded (clients/moectl/embedded.h), run with these arguments.
+    s = moe::cli::ExecEmbedded(argv);
+#endif
   } else if (!target.address.empty()) {
     s = complete ? moe::cli::CompleteRemote(target, args)
                  : moe::cli::GenerateRemote(target, args, printer);
@@ -183,7 +188,7 @@ int main(int argc, char** argv) {
                    cmd.c_str(), cmd.c_str());
       return 2;
     }
-    return Generate(target, *tls, prompt, cmd == "complete");
+    return Generate(target, *tls, prompt, cmd == "complete", argv);
   }
   if (cmd == "health") {
     if (!need_target()) return 2;

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "absl/synchronization/notification.h"
-#include "clients/moectl/embedded_loader.h"
+#include "clients/moectl/embedded.h"
 #include "nlohmann/json.hpp"
 #include "services/common/server.h"
 #include "services/testing/in_process_cluster.h"

@@ -68,9 +68,9 @@ refused $pool '--advertise: \"0.0.0.0:50061\" is a listen-everywhere address' "$
   --listen=127.0.0.1:0 --advertise=0.0.0.0:50061
 refused $pool '--listen: \"50061\" is not HOST:PORT' "${join[@]}" --listen=50061
 
-# moectl starts without LibTorch (about a second of CPU per command when it linked it): the model
-# is in moectl-embedded.so beside it, loaded for --embedded only. Without the module, --embedded
-# says which file it needs; with it, --embedded generates.
+# moectl starts without LibTorch (about a second of CPU per command when it linked it): for
+# --embedded it runs moectl-embedded, beside it, which has the model. Without that program,
+# --embedded says which file it needs; with it, --embedded generates.
 if ldd "$build/clients/moectl/moectl" | grep -q libtorch; then
   echo "FAIL moectl links LibTorch: $(ldd "$build/clients/moectl/moectl" | grep libtorch)" >&2
   failed=1
@@ -80,11 +80,11 @@ fi
 alone=$(mktemp -d)
 trap 'rm -rf "$alone"' EXIT
 cp "$build/clients/moectl/moectl" "$alone/"
-refused "$alone/moectl" "moectl-embedded.so" generate --embedded --model="$model" \
+refused "$alone/moectl" "moectl-embedded" generate --embedded --model="$model" \
   --max_tokens=2 "The"
 if out=$(timeout 120 "$build/clients/moectl/moectl" generate --embedded --model="$model" \
   --temperature=0 --max_tokens=3 "The jury" 2>&1) && [[ "$out" == "The jury"?* ]]; then
-  echo "ok   moectl generate --embedded loads its module: ${out%%$'\n'*}"
+  echo "ok   moectl generate --embedded runs moectl-embedded: ${out%%$'\n'*}"
 else
   echo "FAIL moectl generate --embedded: $out" >&2
   failed=1
