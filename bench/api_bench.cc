@@ -48,18 +48,6 @@ const char* Name(Path p) {
   return p == Path::kGrpc ? "grpc" : p == Path::kHttpStream ? "http_stream" : "http_whole";
 }
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A kept-alive HTTP/1.1 connection, as a client library holds one.
 class HttpClient {
  public:
@@ -238,7 +226,7 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  const int http_port = FreePort();
+  const int http_port = moe::testing::FreePorts(1)[0];
   moe::testing::ClusterOptions options = moe::testing::TwoPoolOptions(absl::GetFlag(FLAGS_model));
   options.orchestrator_args.push_back(absl::StrCat("--http_listen=127.0.0.1:", http_port));
   moe::testing::Cluster cluster(options);

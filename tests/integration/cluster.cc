@@ -27,25 +27,6 @@
 namespace moe::testing {
 namespace {
 
-// `n` ports free on 127.0.0.1 now, all different: the sockets that found them stay bound until
-// every one is found (one at a time, the kernel may hand out a port it just gave back).
-std::vector<int> FreePorts(int n) {
-  std::vector<int> fds, ports;
-  for (int i = 0; i < n; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    fds.push_back(fd);
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) close(fd);
-  return ports;
-}
-
 pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log) {
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -67,6 +48,23 @@ pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log)
 }
 
 }  // namespace
+
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
 
 std::string Cluster::BuildDir() { return MOE_BUILD_DIR; }
 std::string Cluster::SourceDir() { return MOE_SOURCE_DIR; }

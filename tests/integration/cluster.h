@@ -17,6 +17,10 @@
 
 namespace moe::testing {
 
+// `n` ports free on 127.0.0.1 now, all different: the sockets that find them stay bound until
+// every one is found (one at a time, the kernel may hand out a port it just gave back).
+std::vector<int> FreePorts(int n);
+
 struct PoolLayout {
   std::string name;
   std::string experts;  // "0-1", "all", ...
