@@ -16,6 +16,15 @@ viewer=$build/clients/viewer/viewer
 prom_pid=
 session=moe-e2e-$$
 cleanup() {
+  local rc=$?
+  if ((rc != 0)); then
+    # What the cluster's processes said (the run folder goes below).
+    for f in "$run"/cluster/*.log; do
+      [[ -f "$f" ]] || continue
+      echo "---- $(basename "$f") (last 15 lines)"
+      tail -15 "$f"
+    done
+  fi
   [[ -z "$prom_pid" ]] || kill "$prom_pid" 2>/dev/null || true
   tmux kill-session -t "$session" 2>/dev/null || true
   deploy/local/run_cluster.sh --stop --run-dir="$run/cluster" >/dev/null 2>&1 || true

@@ -42,7 +42,7 @@ async function getInfo(url) {
       if (res.ok) return await res.json();
       last = `answered ${res.status}: ${(await res.text()).slice(0, 200)}`;
     } catch (e) {
-      last = `failed: ${e.cause?.code || e.message}`;
+      last = `failed: ${e.cause?.code || e.cause?.message || e.message}`;
     }
     await new Promise((r) => setTimeout(r, 500));
   }
