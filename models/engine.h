@@ -110,7 +110,7 @@ class Engine {
   // Runs steps in the calling thread until no request is left. REQUIRES: not Started.
   void RunUntilIdle();
 
-  // Sequences in the current batch plus those waiting.
+  // Sequences in the current batch (those being admitted included) plus those waiting.
   int max_batch() const { return options_.max_batch; }
   int load() const;
 

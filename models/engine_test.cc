@@ -294,6 +294,39 @@ TEST_F(EngineTest, LanesFillToLaneRowsBeforeTheNextLaneGetsAny) {
   }
 }
 
+// A burst of arrivals while a lane's first step is under way must see that lane's sequences:
+// they have left the queue but are not in the batch yet until the step ends.
+TEST_F(EngineTest, LanesCountTheSequencesOfAStepUnderWay) {
+  EngineOptions options;
+  options.lane_rows = 2;
+  EngineLanes lanes(&model_->inference_model(), &model_->executor(), options, 2);
+  lanes.Start();
+  Outcome first;
+  std::vector<Outcome> later(3);
+  std::vector<uint64_t> lane_of;
+  absl::Status submitted;
+  // Inside the first request's first token, i.e. during the lane's first step, three more
+  // arrive: lane 0 holds one sequence, so it takes one more and lane 1 the next two.
+  absl::StatusOr<uint64_t> first_id = lanes.Submit(Params({5, 6}, 3, 0.0f, 0), first.Callbacks([&] {
+    for (Outcome& o : later) {
+      absl::StatusOr<uint64_t> id = lanes.Submit(Params({5, 6}, 3, 0.0f, 0), o.Callbacks());
+      if (!id.ok()) {
+        submitted = id.status();
+        return;
+      }
+      lane_of.push_back((*id - 1) % 2);
+    }
+  }));
+  ASSERT_TRUE(first_id.ok()) << first_id.status();
+  first.done.WaitForNotification();
+  for (Outcome& o : later) o.done.WaitForNotification();
+  lanes.Stop(/*drain=*/true);
+  ASSERT_TRUE(submitted.ok()) << submitted;
+  EXPECT_EQ((*first_id - 1) % 2, 0u);
+  EXPECT_THAT(lane_of, ::testing::ElementsAre(0, 1, 1));
+  for (const Outcome& o : later) EXPECT_EQ(o.tokens, 3) << o.status;
+}
+
 TEST_F(EngineTest, LanesCancelReachesTheRightLane) {
   EngineLanes lanes(&model_->inference_model(), &model_->executor(), EngineOptions(), 2);
   Outcome a, b;
