@@ -110,8 +110,8 @@ class Engine {
   // Runs steps in the calling thread until no request is left. REQUIRES: not Started.
   void RunUntilIdle();
 
-  // Sequences in the current batch (those being admitted included) plus those waiting.
   int max_batch() const { return options_.max_batch; }
+  // Sequences in the current batch (those being admitted included) plus those waiting.
   int load() const;
 
  private:
