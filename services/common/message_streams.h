@@ -17,7 +17,10 @@
 #include "absl/base/config.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "services/common/frames.h"
 #include "services/common/status.h"
 
 #ifdef ABSL_HAVE_THREAD_SANITIZER
@@ -52,6 +55,21 @@ class MessageStreams {
     absl::MutexLock lock(&mu_);
     closed_ = true;
     for (Reactor* r : open_) r->CloseLocked();
+  }
+
+  // The same handler for frames (frames.h): parses the request, serializes the answer.
+  FrameServer::Handler frame_handler() const {
+    return [this](absl::string_view bytes, std::string* out) {
+      Req req;
+      if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("frame: not a valid ", req.GetTypeName()));
+      }
+      Resp resp;
+      absl::Status s = handler_(req, &resp);
+      if (s.ok()) resp.SerializeToString(out);
+      return s;
+    };
   }
 
   int open_streams() const {

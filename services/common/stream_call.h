@@ -15,7 +15,9 @@
 #define MOE_SERVICES_COMMON_STREAM_CALL_H_
 
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -38,6 +40,25 @@ class StreamOpTarget {
   // Broke before answering on a stream that was already open: resends once and says so.
   virtual bool WantsResend() = 0;
   virtual void BeginClose() = 0;  // ends the stream, if open
+  // A call on a frame connection (frame_call.h) is waited for by polling its socket, not the
+  // queue: the descriptor while its answer is outstanding, else -1; OnReadable when it polls
+  // readable.
+  virtual int poll_fd() const { return -1; }
+  virtual void OnReadable() {}
+};
+
+// One message and its answer to a peer, over a gRPC stream (StreamCall) or a frame connection
+// (FrameCall); what the orchestrator's links hold.
+template <typename Req, typename Resp>
+class MessageCall : public StreamOpTarget {
+ public:
+  // Sends `req`; its answer lands in `*resp` once WaitForStreamCalls returns. `req` and `resp`
+  // must outlive the wait.
+  virtual void Send(const Req* req, Resp* resp) = 0;
+  // After the wait: OK with the answer in `*resp`, or why there is none.
+  virtual const grpc::Status& status() const = 0;
+  // When the answer (or, failing one, the wait's end) arrived.
+  virtual absl::Time answered_at() const = 0;
 };
 
 struct StreamOpTag {
@@ -46,7 +67,7 @@ struct StreamOpTag {
 };
 
 template <typename Req, typename Resp>
-class StreamCall final : public StreamOpTarget {
+class StreamCall final : public MessageCall<Req, Resp> {
  public:
   using Stream = grpc::ClientAsyncReaderWriter<Req, Resp>;
   // Starts a stream on `cq` (a stub's PrepareAsyncXStream).
@@ -57,9 +78,7 @@ class StreamCall final : public StreamOpTarget {
   // REQUIRES: !Pending() (the owner drains and cancels before destroying).
   ~StreamCall() override = default;
 
-  // Sends `req`; its answer lands in `*resp` once WaitForStreamCalls returns. `req` and `resp` must
-  // outlive the wait.
-  void Send(const Req* req, Resp* resp) {
+  void Send(const Req* req, Resp* resp) override {
     req_ = req;
     resp_ = resp;
     answered_ = false;
@@ -81,11 +100,9 @@ class StreamCall final : public StreamOpTarget {
     stream_->Finish(&finish_status_, &tags_[kFinish]);
   }
 
-  // After the wait: OK with the answer in `*resp`, or why there is none.
-  const grpc::Status& status() const { return error_; }
+  const grpc::Status& status() const override { return error_; }
   bool open() const { return stream_ != nullptr; }
-  // When the answer (or, failing one, the wait's end) arrived.
-  absl::Time answered_at() const { return answered_ ? answered_at_ : absl::Now(); }
+  absl::Time answered_at() const override { return answered_ ? answered_at_ : absl::Now(); }
 
   // StreamOpTarget.
   void OnEvent(int op, bool ok) override {
@@ -193,23 +210,49 @@ class StreamCall final : public StreamOpTarget {
   absl::Time answered_at_;
 };
 
-// Drives `cq` until every call in `calls` has its answer or its error. Calls still unanswered at
-// `deadline` are cancelled (their status becomes DEADLINE_EXCEEDED); the wait then continues only
-// until gRPC has released them, which cancellation makes prompt.
+// Drives `cq` and polls the frame calls' sockets until every call in `calls` has its answer or its
+// error. Calls still unanswered at `deadline` are cancelled (their status becomes
+// DEADLINE_EXCEEDED); the wait then continues only until gRPC has released them, which
+// cancellation makes prompt. Frame calls are waited for first: a mix of the two (a peer that
+// offers no frames beside others that do) costs the longer of the two waits, as either alone.
 inline void WaitForStreamCalls(grpc::CompletionQueue& cq, const std::vector<StreamOpTarget*>& calls,
                                absl::Time deadline) {
-  auto pending = [&calls] {
-    for (StreamOpTarget* c : calls) {
-      if (c->Pending()) return true;
-    }
-    return false;
-  };
   bool cancelled = false;
+  std::vector<pollfd> fds;
+  std::vector<StreamOpTarget*> polled;
   for (;;) {
-    if (!pending()) {
+    bool queue_pending = false;
+    fds.clear();
+    polled.clear();
+    for (StreamOpTarget* c : calls) {
+      if (!c->Pending()) continue;
+      if (const int fd = c->poll_fd(); fd >= 0) {
+        fds.push_back({fd, POLLIN, 0});
+        polled.push_back(c);
+      } else {
+        queue_pending = true;
+      }
+    }
+    if (fds.empty() && !queue_pending) {
       bool resent = false;
       for (StreamOpTarget* c : calls) resent |= c->WantsResend();
       if (!resent) return;
+      continue;
+    }
+    if (!fds.empty()) {
+      // Answers already in are taken even past the deadline (as the queue hands out events it
+      // holds before it reports a timeout); the calls still waiting then are cancelled.
+      const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
+      const timespec until = absl::ToTimespec(std::min(left, absl::Hours(1)));
+      const int ready = ::ppoll(fds.data(), fds.size(), &until, nullptr);
+      if (ready > 0) {
+        for (size_t i = 0; i < fds.size(); ++i) {
+          if (fds[i].revents != 0) polled[i]->OnReadable();
+        }
+      } else if (ready == 0 && left == absl::ZeroDuration()) {
+        for (StreamOpTarget* c : polled) c->Cancel();  // a frame call's cancel is immediate
+      }
+      continue;
     }
     void* tag = nullptr;
     bool ok = false;
@@ -223,7 +266,9 @@ inline void WaitForStreamCalls(grpc::CompletionQueue& cq, const std::vector<Stre
         break;
       }
       case grpc::CompletionQueue::TIMEOUT:
-        for (StreamOpTarget* c : calls) c->Cancel();
+        for (StreamOpTarget* c : calls) {
+          if (c->poll_fd() < 0) c->Cancel();
+        }
         cancelled = true;
         break;
       case grpc::CompletionQueue::SHUTDOWN:

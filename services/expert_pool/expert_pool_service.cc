@@ -92,6 +92,13 @@ ExpertPoolService::ForwardStream(grpc::CallbackServerContext*) {
   return forward_streams_.Open();
 }
 
+grpc::ServerUnaryReactor* ExpertPoolService::GetFrameEndpoint(grpc::CallbackServerContext* ctx,
+                                                              const moe::v1::FrameEndpointRequest*,
+                                                              moe::v1::FrameEndpoint* resp) {
+  *resp = frame_endpoint_;
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
 grpc::ServerUnaryReactor* ExpertPoolService::Describe(grpc::CallbackServerContext* ctx,
                                                       const moe::v1::DescribeRequest*,
                                                       moe::v1::DescribeResponse* resp) {

@@ -50,6 +50,10 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   // Ends ForwardStreams after their current message and refuses new ones: call before shutting
   // the server down.
   void CloseStreams() { forward_streams_.Close(); }
+  // What GetFrameEndpoint answers (frame_service.h); set before serving.
+  void SetFrameEndpoint(moe::v1::FrameEndpoint endpoint) { frame_endpoint_ = std::move(endpoint); }
+  // Forward over frames: the same handler as ForwardStream's.
+  FrameServer::Handler frame_handler() const { return forward_streams_.frame_handler(); }
 
   // Computed inline on gRPC's callback thread (see RouterService).
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx,
@@ -57,6 +61,9 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
                                     moe::v1::ForwardResponse* resp) override;
   grpc::ServerBidiReactor<moe::v1::ForwardRequest, moe::v1::ForwardResponse>* ForwardStream(
       grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* GetFrameEndpoint(grpc::CallbackServerContext* ctx,
+                                             const moe::v1::FrameEndpointRequest* req,
+                                             moe::v1::FrameEndpoint* resp) override;
   grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx,
                                      const moe::v1::DescribeRequest* req,
                                      moe::v1::DescribeResponse* resp) override;
@@ -100,6 +107,7 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   prometheus::Counter* dropped_;
   prometheus::Histogram* change_seconds_;
   std::vector<prometheus::Gauge*> hosted_;  // per layer
+  moe::v1::FrameEndpoint frame_endpoint_;  // set before serving, read-only after
   MessageStreams<moe::v1::ForwardRequest, moe::v1::ForwardResponse> forward_streams_{
       [this](const moe::v1::ForwardRequest& req, moe::v1::ForwardResponse* resp) {
         return DoForward(req, resp);

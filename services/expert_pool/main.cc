@@ -13,6 +13,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/deadline.h"
 #include "services/common/flags.h"
+#include "services/common/frame_service.h"
 #include "services/common/host_port.h"
 #include "services/common/log.h"
 #include "services/common/placement.h"
@@ -184,12 +185,18 @@ int main(int argc, char** argv) {
   moe::ExpertPoolService service(ckpt->config, {name, device.str(), slots}, std::move(experts),
                                  std::move(*bank), host.registry());
   host.AddService(&service, moe::v1::ExpertPool::service_full_name());
+  // Declared after the service, so destroyed first: its connections use the service's handler.
+  absl::StatusOr<moe::ServiceFrames> frames = moe::StartServiceFrames(
+      flags, "moe.v1.ExpertPool/Forward", service.frame_handler());
+  if (!frames.ok()) return log.Error("flags", {{"error", frames.status().ToString()}}), 1;
+  service.SetFrameEndpoint(frames->endpoint);
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   host.SetServing(true);
   log.Info("serving", {{"listen", host.address()},
                        {"metrics", host.metrics_address()},
                        {"port", absl::StrCat(host.port())},
+                       {"frames", frames->server ? frames->endpoint.address() : frames->why_off},
                        {"device", device.str()},
                        {"routed_experts", absl::StrCat(pool.routed.size())},
                        {"shared_experts", absl::StrCat(pool.shared.size())}});
@@ -207,6 +214,7 @@ int main(int argc, char** argv) {
         !s.ok()) {
       log.Error("join", {{"router", join}, {"error", s.ToString()}});
       service.CloseStreams();
+      if (frames->server) frames->server->Close();
       host.Shutdown(absl::Seconds(1));
       return 1;
     }
@@ -214,6 +222,7 @@ int main(int argc, char** argv) {
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
   service.CloseStreams();
+  if (frames->server) frames->server->Close();
   host.Shutdown(absl::Seconds(10));
   return 0;
 }

@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, router, "",
           "the router's HOST:PORT; the pools are learnt from its answers. Default: the router "
           "of --cluster");
 ABSL_FLAG(int, max_batch, 32, "sequences decoded together at most, per lane (continuous batching)");
+ABSL_FLAG(bool, frames, true,
+          "with --internal_streams and no TLS: send Route and Forward as raw TCP frames to every "
+          "router and pool that offers them (GetFrameEndpoint), gRPC streams to the others");
 ABSL_FLAG(bool, internal_streams, true,
           "send Route and Forward as messages on persistent streams (RouteStream, ForwardStream); "
           "false: one unary call each");
@@ -127,6 +130,7 @@ int main(int argc, char** argv) {
   moe::ServiceHost host(moe::ServerOptionsFor("orchestrator", flags));
   moe::RemoteExecutorOptions remote_options;
   remote_options.streams = absl::GetFlag(FLAGS_internal_streams);
+  remote_options.frames = absl::GetFlag(FLAGS_frames) && !flags.tls.enabled();  // plaintext only
   remote_options.credentials = moe::ChannelCredentials(flags.tls);
   const int route_ms = absl::GetFlag(FLAGS_route_deadline_ms);
   const int forward_ms = absl::GetFlag(FLAGS_forward_deadline_ms);

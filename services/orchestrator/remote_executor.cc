@@ -9,6 +9,7 @@
 #include "models/experts.h"
 #include "models/routing.h"
 #include "services/common/deadline.h"
+#include "services/common/frame_call.h"
 #include "services/common/server.h"
 #include "services/common/status.h"
 #include "services/common/stream_call.h"
@@ -23,17 +24,36 @@ prometheus::Histogram::BucketBoundaries Buckets() {
 
 }  // namespace
 
-struct RemoteMoeExecutor::Link {
-  using RouteCall = StreamCall<moe::v1::RouteRequest, moe::v1::RouteResponse>;
-  using ForwardCall = StreamCall<moe::v1::ForwardRequest, moe::v1::ForwardResponse>;
+// Where the service a stub reaches offers frames of `method` (frames.h), asked over gRPC:
+// HOST:PORT, or why there are none (frames off there, an older build, unreachable).
+template <typename Stub>
+absl::StatusOr<std::string> LocateFrames(Stub& stub, const std::string& dialed,
+                                         const std::string& method, absl::Duration limit) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, absl::Now() + limit);
+  moe::v1::FrameEndpoint endpoint;
+  if (const grpc::Status st = stub.GetFrameEndpoint(&ctx, {}, &endpoint); !st.ok()) {
+    return FromGrpcStatus(st);
+  }
+  if (endpoint.address().empty()) return absl::UnavailableError("offers no frames");
+  if (endpoint.method() != method) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("offers frames of ", endpoint.method(), ", not ", method));
+  }
+  return FrameAddressFor(endpoint.address(), dialed);
+}
 
-  explicit Link(RemoteMoeExecutor& owner) {
+struct RemoteMoeExecutor::Link {
+  using RouteCall = MessageCall<moe::v1::RouteRequest, moe::v1::RouteResponse>;
+  using ForwardCall = MessageCall<moe::v1::ForwardRequest, moe::v1::ForwardResponse>;
+
+  explicit Link(RemoteMoeExecutor& owner) : owner_(owner) {
     moe::v1::Router::Stub* router = owner.router_.get();
-    route = std::make_unique<RouteCall>(
+    route = Open<moe::v1::RouteRequest, moe::v1::RouteResponse>(
+        *router, owner.router_address_, "router", "router", "moe.v1.Router/Route",
         [router](grpc::ClientContext* ctx, grpc::CompletionQueue* q) {
           return router->PrepareAsyncRouteStream(ctx, q);
-        },
-        &cq);
+        });
   }
 
   ~Link() {
@@ -42,17 +62,17 @@ struct RemoteMoeExecutor::Link {
     CloseStreamCalls(cq, all);
   }
 
-  // The stream to a pool, opened on first use.
+  // The call to a pool, opened on first use.
   ForwardCall* Forward(const std::shared_ptr<PoolChannel>& pool) {
     Pool& p = forward[pool->address];
     if (p.call == nullptr) {
       p.channel = pool;
       moe::v1::ExpertPool::Stub* stub = pool->stub.get();
-      p.call = std::make_unique<ForwardCall>(
+      p.call = Open<moe::v1::ForwardRequest, moe::v1::ForwardResponse>(
+          *stub, pool->address, pool->name, "pool", "moe.v1.ExpertPool/Forward",
           [stub](grpc::ClientContext* ctx, grpc::CompletionQueue* q) {
             return stub->PrepareAsyncForwardStream(ctx, q);
-          },
-          &cq);
+          });
     }
     return p.call.get();
   }
@@ -73,11 +93,54 @@ struct RemoteMoeExecutor::Link {
     for (const std::string& a : addresses) forward.erase(a);
   }
 
+  // Frames where the peer offers them and the options allow, else a gRPC stream.
+  template <typename Req, typename Resp, typename Stub>
+  std::unique_ptr<MessageCall<Req, Resp>> Open(Stub& stub, const std::string& address,
+                                               const std::string& name, const std::string& kind,
+                                               const std::string& method,
+                                               typename StreamCall<Req, Resp>::Opener opener) {
+    if (owner_.options_.frames && owner_.options_.streams) {
+      // Asked once per peer address and shared by the links (a stuck peer stalls the link
+      // asking); asked again when a connection breaks and cannot be reopened where it was.
+      const absl::Duration limit = std::min(absl::Seconds(2), owner_.options_.forward_deadline);
+      RemoteMoeExecutor* owner = &owner_;
+      auto locate = [owner, &stub, address, method, limit]() -> absl::StatusOr<std::string> {
+        absl::StatusOr<std::string> where = LocateFrames(stub, address, method, limit);
+        absl::MutexLock lock(&owner->frames_mu_);
+        if (where.ok()) {
+          owner->frames_at_[address] = *where;
+        } else {
+          owner->frames_at_.erase(address);
+        }
+        return where;
+      };
+      absl::StatusOr<std::string> where = absl::NotFoundError("not asked yet");
+      {
+        absl::MutexLock lock(&owner_.frames_mu_);
+        if (auto it = owner_.frames_at_.find(address); it != owner_.frames_at_.end()) {
+          where = it->second;
+        }
+      }
+      if (!where.ok()) where = locate();
+      if (where.ok()) {
+        owner_.links_opened_.at(kind + "/frames")->Increment();
+        return std::make_unique<FrameCall<Req, Resp>>(name, method, *where, locate, limit);
+      }
+      if (owner_.logger_ != nullptr) {
+        owner_.logger_->Info("no_frames", {{"peer", name}, {"address", address},
+                                           {"why", where.status().ToString()}});
+      }
+    }
+    owner_.links_opened_.at(kind + "/grpc")->Increment();
+    return std::make_unique<StreamCall<Req, Resp>>(std::move(opener), &cq);
+  }
+
   struct Pool {
-    std::shared_ptr<PoolChannel> channel;  // keeps the stub alive while the stream uses it
+    std::shared_ptr<PoolChannel> channel;  // keeps the stub alive while the call uses it
     std::unique_ptr<ForwardCall> call;
   };
-  grpc::CompletionQueue cq;  // declared first: destroyed after the calls that use it
+  RemoteMoeExecutor& owner_;
+  grpc::CompletionQueue cq;  // declared before the calls: destroyed after them
   std::unique_ptr<RouteCall> route;
   std::map<std::string, Pool> forward;  // by pool address
   uint64_t epoch = 0;                   // the newest placement epoch this link has seen
@@ -173,6 +236,7 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
                                      const RemoteExecutorOptions& options,
                                      prometheus::Registry& registry, const Logger* logger)
     : config_(config), options_(options), logger_(logger), known_(config.n_layers) {
+  router_address_ = cluster.router_address;
   router_ = moe::v1::Router::NewStub(
       Endpoint(cluster.router_address, options.credentials).Dial(InternalChannelArguments()));
   forward_family_ =
@@ -190,6 +254,18 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
   kept_ = &speculative.Add({{"outcome", "kept"}});
   resent_ = &speculative.Add({{"outcome", "resent"}});
   none_ = &speculative.Add({{"outcome", "none"}});
+  auto& links = prometheus::BuildCounter()
+                    .Name("moe_internal_links_total")
+                    .Help("Message links set up to the router and the pools (one per peer and engine "
+                          "lane part), by peer and transport: frames, or a gRPC stream where the "
+                          "peer offers none")
+                    .Register(registry);
+  for (const char* peer : {"router", "pool"}) {
+    for (const char* transport : {"frames", "grpc"}) {
+      links_opened_[std::string(peer) + "/" + transport] =
+          &links.Add({{"peer", peer}, {"transport", transport}});
+    }
+  }
   route_seconds_ =
       &prometheus::BuildHistogram()
            .Name("moe_route_call_duration_seconds")

@@ -55,6 +55,9 @@ struct RemoteExecutorOptions {
   absl::Duration forward_deadline = absl::Seconds(10);
   int max_attempts = 5;  // per layer call, re-routing after a pool failure or a moved expert
   bool streams = true;   // false: one unary Route / Forward call per message
+  // With streams on: Route and Forward messages as frames (frames.h, plaintext: leave off with
+  // TLS credentials) to every peer that offers them; gRPC streams to the others.
+  bool frames = true;
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // to router and pools; null = plaintext
   // Called with each placement epoch newer than any seen before (from the calling thread; must
   // not block).
@@ -140,11 +143,15 @@ class RemoteMoeExecutor : public MoeExecutor {
   const ModelConfig config_;
   const RemoteExecutorOptions options_;
   const Logger* logger_;
+  std::string router_address_;
   std::unique_ptr<moe::v1::Router::Stub> router_;
   prometheus::Family<prometheus::Histogram>* forward_family_;
   prometheus::Histogram* route_seconds_;
   absl::Mutex channels_mu_;
   std::map<std::string, std::shared_ptr<PoolChannel>> channels_ ABSL_GUARDED_BY(channels_mu_);
+  absl::Mutex frames_mu_;
+  // Where each peer (by the address it is dialed at) offers frames, once asked.
+  std::map<std::string, std::string> frames_at_ ABSL_GUARDED_BY(frames_mu_);
   absl::Mutex links_mu_;
   std::vector<std::unique_ptr<Link>> idle_links_ ABSL_GUARDED_BY(links_mu_);
   std::atomic<uint64_t> newest_epoch_{0};
@@ -154,6 +161,8 @@ class RemoteMoeExecutor : public MoeExecutor {
   prometheus::Counter* kept_;  // moe_speculative_layers_total by outcome
   prometheus::Counter* resent_;
   prometheus::Counter* none_;
+  // moe_internal_links_total by "peer/transport" ("router/frames", "pool/grpc", ...).
+  std::map<std::string, prometheus::Counter*> links_opened_;
 };
 
 }  // namespace moe

@@ -9,6 +9,7 @@
 #include "models/routing.h"
 #include "models/usage.h"
 #include "services/common/flags.h"
+#include "services/common/frame_service.h"
 #include "services/common/log.h"
 #include "services/common/server.h"
 #include "services/router/router_service.h"
@@ -89,6 +90,11 @@ int main(int argc, char** argv) {
   moe::RouterService service(ckpt->config, std::move(*gates), *cluster, options, host.registry(),
                              &log);
   host.AddService(&service, moe::v1::Router::service_full_name());
+  // Declared after the service, so destroyed first: its connections use the service's handler.
+  absl::StatusOr<moe::ServiceFrames> frames =
+      moe::StartServiceFrames(flags, "moe.v1.Router/Route", service.frame_handler());
+  if (!frames.ok()) return log.Error("flags", {{"error", frames.status().ToString()}}), 1;
+  service.SetFrameEndpoint(frames->endpoint);
   if (absl::Status s = host.Start(); !s.ok())
     return log.Error("start", {{"error", s.ToString()}}), 1;
   service.StartHealthChecks();
@@ -96,11 +102,13 @@ int main(int argc, char** argv) {
   log.Info("serving", {{"listen", host.address()},
                        {"metrics", host.metrics_address()},
                        {"port", absl::StrCat(host.port())},
+                       {"frames", frames->server ? frames->endpoint.address() : frames->why_off},
                        {"pools", absl::StrCat(cluster->pools.size())},
                        {"model", moe::ModelId(ckpt->config)}});
   host.WaitForShutdownSignal();
   log.Info("shutting_down");
   service.CloseStreams();
+  if (frames->server) frames->server->Close();
   host.Shutdown(absl::Seconds(10));
   return 0;
 }

@@ -215,6 +215,13 @@ grpc::ServerBidiReactor<moe::v1::RouteRequest, moe::v1::RouteResponse>* RouterSe
   return route_streams_.Open();
 }
 
+grpc::ServerUnaryReactor* RouterService::GetFrameEndpoint(grpc::CallbackServerContext* ctx,
+                                                          const moe::v1::FrameEndpointRequest*,
+                                                          moe::v1::FrameEndpoint* resp) {
+  *resp = frame_endpoint_;
+  return FinishUnary(ctx, absl::OkStatus());
+}
+
 grpc::ServerUnaryReactor* RouterService::GetPolicy(grpc::CallbackServerContext* ctx,
                                                    const moe::v1::GetPolicyRequest*,
                                                    moe::v1::RoutingPolicy* resp) {

@@ -42,6 +42,10 @@ class RouterService final : public moe::v1::Router::CallbackService {
 
   // Starts the control plane: health checks of every pool, healing, periodic rebalancing.
   void StartHealthChecks() { controller_.Start(); }
+  // What GetFrameEndpoint answers (frame_service.h); set before serving.
+  void SetFrameEndpoint(moe::v1::FrameEndpoint endpoint) { frame_endpoint_ = std::move(endpoint); }
+  // Route over frames: the same handler as RouteStream's.
+  FrameServer::Handler frame_handler() const { return route_streams_.frame_handler(); }
   // Ends RouteStreams after their current message and refuses new ones, and stops the control
   // plane: call before shutting the server down.
   void CloseStreams() {
@@ -57,6 +61,9 @@ class RouterService final : public moe::v1::Router::CallbackService {
                                   moe::v1::RouteResponse* resp) override;
   grpc::ServerBidiReactor<moe::v1::RouteRequest, moe::v1::RouteResponse>* RouteStream(
       grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* GetFrameEndpoint(grpc::CallbackServerContext* ctx,
+                                             const moe::v1::FrameEndpointRequest* req,
+                                             moe::v1::FrameEndpoint* resp) override;
   grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* ctx,
                                       const moe::v1::GetPolicyRequest* req,
                                       moe::v1::RoutingPolicy* resp) override;
@@ -105,6 +112,7 @@ class RouterService final : public moe::v1::Router::CallbackService {
       [this](const moe::v1::RouteRequest& req, moe::v1::RouteResponse* resp) {
         return DoRoute(req, resp);
       }};
+  moe::v1::FrameEndpoint frame_endpoint_;  // set before serving, read-only after
   PlacementController controller_;  // last: its thread uses the members above
 };
 

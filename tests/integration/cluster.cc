@@ -142,10 +142,11 @@ std::shared_ptr<grpc::Channel> Cluster::Dial(const std::string& name) const {
 void Cluster::AssignPorts() {
   std::vector<std::string> names = {"router", "orchestrator"};
   for (const PoolLayout& p : options_.pools) names.push_back(p.name);
-  const std::vector<int> ports = FreePorts(2 * static_cast<int>(names.size()));
+  const std::vector<int> ports = FreePorts(3 * static_cast<int>(names.size()));
   for (size_t i = 0; i < names.size(); ++i) {
-    port_[names[i]] = ports[2 * i];
-    metrics_port_[names[i]] = ports[2 * i + 1];
+    port_[names[i]] = ports[3 * i];
+    metrics_port_[names[i]] = ports[3 * i + 1];
+    frames_port_[names[i]] = ports[3 * i + 2];
   }
 }
 
@@ -208,6 +209,17 @@ absl::Status Cluster::StartOnce() {
   auto dialed = [this](const std::string& name) {
     return options_.advertise ? options_.advertise(name, address(name)) : address(name);
   };
+  // Behind `advertise`, frames take the same way as gRPC: a listener on a known port, and what the
+  // service tells callers to dial for it.
+  frames_advertised_.clear();
+  if (options_.advertise) {
+    std::vector<std::string> names = {"router"};
+    for (const PoolLayout& p : options_.pools) names.push_back(p.name);
+    for (const std::string& n : names) {
+      frames_advertised_[n] =
+          options_.advertise(n + " frames", absl::StrCat("127.0.0.1:", frames_port_[n]));
+    }
+  }
   std::vector<std::string> pools;
   for (const PoolLayout& p : options_.pools) {
     if (p.join) continue;
@@ -273,6 +285,10 @@ absl::Status Cluster::Spawn(const std::string& name) {
     argv.push_back(absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_[name]));
   argv.push_back("--cluster=" + cluster_file_);
   for (const std::string& a : options_.model_args) argv.push_back(a);
+  if (auto f = frames_advertised_.find(name); f != frames_advertised_.end()) {
+    argv.push_back(absl::StrCat("--frames_listen=127.0.0.1:", frames_port_[name]));
+    argv.push_back("--frames_advertise=" + f->second);
+  }
   if (name == "orchestrator") {
     // Its HTTP API on a free port, not the fixed default: tests run side by side. A test that
     // wants a known port gives --http_listen in orchestrator_args (the last one counts).

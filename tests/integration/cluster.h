@@ -99,6 +99,8 @@ class Cluster {
   std::shared_ptr<grpc::ChannelCredentials> client_credentials_ =
       grpc::InsecureChannelCredentials();
   std::map<std::string, int> port_, metrics_port_;
+  std::map<std::string, int> frames_port_;
+  std::map<std::string, std::string> frames_advertised_;  // with options_.advertise
   std::map<std::string, pid_t> pid_;
 };
 

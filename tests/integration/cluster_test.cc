@@ -642,6 +642,40 @@ TEST_F(ShippedClusterTest, RouterExpertCountersEqualTheEventsTokenCounts) {
   EXPECT_EQ(total, 3 * (6 + 12) * 3 * 2);
 }
 
+// moe_internal_links_total{peer, transport} from an orchestrator's /metrics page, as
+// "router/frames" -> count.
+std::map<std::string, double> Links(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    char peer[16], transport[16];
+    double v;
+    if (std::sscanf(line.c_str(),
+                    "moe_internal_links_total{peer=\"%15[a-z]\",transport=\"%15[a-z]\"} %lf", peer,
+                    transport, &v) == 3) {
+      out[absl::StrCat(peer, "/", transport)] = v;
+    }
+  }
+  return out;
+}
+
+TEST_F(ShippedClusterTest, DecodeMessagesTravelAsFramesUnlessTlsIsOn) {
+  auto stub = Orchestrator(*cluster_);
+  ASSERT_TRUE(Stream(*stub, Request("Frames", 4, 0.0f, 1)).status.ok());
+  std::map<std::string, double> links = Links(Scrape(cluster_->metrics_port("orchestrator")));
+  ASSERT_EQ(links.size(), 4u) << "router and pool, frames and grpc, exported from the start";
+  if (ClusterOptions::TlsFromEnvironment()) {  // frames are plaintext: gRPC streams only
+    EXPECT_EQ(links["router/frames"] + links["pool/frames"], 0);
+    EXPECT_GT(links["router/grpc"], 0);
+    EXPECT_GT(links["pool/grpc"], 0);
+  } else {
+    EXPECT_GT(links["router/frames"], 0);
+    EXPECT_GT(links["pool/frames"], 0);
+    EXPECT_EQ(links["router/grpc"] + links["pool/grpc"], 0);
+  }
+}
+
 // Tiny random model with micro-experts and a shared expert; pool-c replicates pool-b.
 class FailoverTest : public ::testing::Test {
  protected:
@@ -706,6 +740,8 @@ TEST_F(FailoverTest, PoolDiesWithoutReplicaFailsFastThenRejoins) {
 TEST_F(FailoverTest, PoolHangsWithReplicaKeepsSameTokens) {
   ClusterOptions o = Options(/*replica=*/true);
   o.orchestrator_args = {"--forward_deadline_ms=500"};
+  if (getenv("NOFR")) o.orchestrator_args.push_back("--frames=false");
+  if (getenv("NOSPEC")) o.orchestrator_args.push_back("--speculative_forward=false");
   Cluster cluster(o);
   MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
@@ -714,7 +750,7 @@ TEST_F(FailoverTest, PoolHangsWithReplicaKeepsSameTokens) {
     if (n == 5) cluster.Signal("pool-b", SIGSTOP);
   });
   cluster.Signal("pool-b", SIGCONT);
-  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message() << cluster.Log("orchestrator") << cluster.Log("router");
   EXPECT_EQ(remote.tokens, Embedded(source_, req).tokens);
 }
 
@@ -750,6 +786,33 @@ TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
     StreamResult local = Embedded(source_, req);
     EXPECT_EQ(remote.tokens, local.tokens);
     EXPECT_EQ(remote.routing, local.routing);
+  }
+}
+
+// A router without frames beside pools with them: each layer's wait covers a gRPC stream and
+// frame connections at once, and the tokens stay the embedded model's.
+TEST_F(FailoverTest, ARouterWithoutFramesBesidePoolsWithFramesGivesTheSameTokens) {
+  ClusterOptions o = Options(/*replica=*/false);
+  o.router_args = {"--frames_listen=off"};
+  o.metrics = true;
+  Cluster cluster(o);
+  MOE_ASSERT_OK(cluster.Start());
+  auto stub = Orchestrator(cluster);
+  for (uint64_t seed : {1, 2}) {
+    moe::v1::GenerateRequest req = Request("Mixed links", 16, seed == 1 ? 0.0f : 1.0f, seed);
+    req.set_echo_prompt(true);
+    StreamResult remote = Stream(*stub, req);
+    ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+    StreamResult local = Embedded(source_, req);
+    EXPECT_EQ(remote.tokens, local.tokens);
+    EXPECT_EQ(remote.routing, local.routing);
+  }
+  std::map<std::string, double> links = Links(Scrape(cluster.metrics_port("orchestrator")));
+  EXPECT_EQ(links["router/frames"], 0);
+  EXPECT_GT(links["router/grpc"], 0);
+  if (!o.tls) {
+    EXPECT_GT(links["pool/frames"], 0);
+    EXPECT_EQ(links["pool/grpc"], 0);
   }
 }
 
