@@ -740,8 +740,6 @@ TEST_F(FailoverTest, PoolDiesWithoutReplicaFailsFastThenRejoins) {
 TEST_F(FailoverTest, PoolHangsWithReplicaKeepsSameTokens) {
   ClusterOptions o = Options(/*replica=*/true);
   o.orchestrator_args = {"--forward_deadline_ms=500"};
-  if (getenv("NOFR")) o.orchestrator_args.push_back("--frames=false");
-  if (getenv("NOSPEC")) o.orchestrator_args.push_back("--speculative_forward=false");
   Cluster cluster(o);
   MOE_ASSERT_OK(cluster.Start());
   auto stub = Orchestrator(cluster);
@@ -750,7 +748,8 @@ TEST_F(FailoverTest, PoolHangsWithReplicaKeepsSameTokens) {
     if (n == 5) cluster.Signal("pool-b", SIGSTOP);
   });
   cluster.Signal("pool-b", SIGCONT);
-  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message() << cluster.Log("orchestrator") << cluster.Log("router");
+  ASSERT_TRUE(remote.status.ok()) << remote.status.error_message() << "\n"
+                                  << cluster.Log("orchestrator");
   EXPECT_EQ(remote.tokens, Embedded(source_, req).tokens);
 }
 
