@@ -32,14 +32,16 @@ class FrameCall final : public MessageCall<Req, Resp> {
   using Locator = std::function<absl::StatusOr<std::string>()>;
 
   // `peer`: the peer's name in messages; `endpoint`: where its frames were found (the first
-  // connection goes there; later ones ask `locate` again).
+  // connection goes there; later ones ask `locate` again); `conn`: a connection already open
+  // there, or null.
   FrameCall(std::string peer, std::string method, std::string endpoint, Locator locate,
-            absl::Duration connect_timeout)
+            absl::Duration connect_timeout, std::unique_ptr<FrameConnection> conn = nullptr)
       : peer_(std::move(peer)),
         method_(std::move(method)),
         endpoint_(std::move(endpoint)),
         locate_(std::move(locate)),
-        connect_timeout_(connect_timeout) {}
+        connect_timeout_(connect_timeout),
+        conn_(std::move(conn)) {}
 
   void Send(const Req* req, Resp* resp) override {
     resp_ = resp;

@@ -122,13 +122,18 @@ struct RemoteMoeExecutor::Link {
         }
       }
       if (!where.ok()) where = locate();
-      if (where.ok()) {
+      // Connected here, so that a port the network does not let through (a firewall, a
+      // Service without the frames port) means gRPC for this peer, not failed messages.
+      absl::StatusOr<std::unique_ptr<FrameConnection>> conn =
+          where.ok() ? FrameConnection::Connect(*where, method, limit, limit) : where.status();
+      if (conn.ok()) {
         owner_.links_opened_.at(kind + "/frames")->Increment();
-        return std::make_unique<FrameCall<Req, Resp>>(name, method, *where, locate, limit);
+        return std::make_unique<FrameCall<Req, Resp>>(name, method, *where, locate, limit,
+                                                      *std::move(conn));
       }
       if (owner_.logger_ != nullptr) {
         owner_.logger_->Info("no_frames", {{"peer", name}, {"address", address},
-                                           {"why", where.status().ToString()}});
+                                           {"why", conn.status().ToString()}});
       }
     }
     owner_.links_opened_.at(kind + "/grpc")->Increment();

@@ -789,29 +789,34 @@ TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
 }
 
 // A router without frames beside pools with them: each layer's wait covers a gRPC stream and
-// frame connections at once, and the tokens stay the embedded model's.
+// frame connections at once, and the tokens stay the embedded model's. Twice: a router that
+// offers none, and one whose frames port cannot be reached (a firewall, a Service without the
+// port): the orchestrator falls back to the stream instead of failing messages.
 TEST_F(FailoverTest, ARouterWithoutFramesBesidePoolsWithFramesGivesTheSameTokens) {
-  ClusterOptions o = Options(/*replica=*/false);
-  o.router_args = {"--frames_listen=off"};
-  o.metrics = true;
-  Cluster cluster(o);
-  MOE_ASSERT_OK(cluster.Start());
-  auto stub = Orchestrator(cluster);
-  for (uint64_t seed : {1, 2}) {
-    moe::v1::GenerateRequest req = Request("Mixed links", 16, seed == 1 ? 0.0f : 1.0f, seed);
-    req.set_echo_prompt(true);
-    StreamResult remote = Stream(*stub, req);
-    ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
-    StreamResult local = Embedded(source_, req);
-    EXPECT_EQ(remote.tokens, local.tokens);
-    EXPECT_EQ(remote.routing, local.routing);
-  }
-  std::map<std::string, double> links = Links(Scrape(cluster.metrics_port("orchestrator")));
-  EXPECT_EQ(links["router/frames"], 0);
-  EXPECT_GT(links["router/grpc"], 0);
-  if (!o.tls) {
-    EXPECT_GT(links["pool/frames"], 0);
-    EXPECT_EQ(links["pool/grpc"], 0);
+  for (const std::string router_flag : {"--frames_listen=off", "--frames_advertise=:1"}) {
+    SCOPED_TRACE(router_flag);
+    ClusterOptions o = Options(/*replica=*/false);
+    o.router_args = {router_flag};
+    o.metrics = true;
+    Cluster cluster(o);
+    MOE_ASSERT_OK(cluster.Start());
+    auto stub = Orchestrator(cluster);
+    for (uint64_t seed : {1, 2}) {
+      moe::v1::GenerateRequest req = Request("Mixed links", 16, seed == 1 ? 0.0f : 1.0f, seed);
+      req.set_echo_prompt(true);
+      StreamResult remote = Stream(*stub, req);
+      ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+      StreamResult local = Embedded(source_, req);
+      EXPECT_EQ(remote.tokens, local.tokens);
+      EXPECT_EQ(remote.routing, local.routing);
+    }
+    std::map<std::string, double> links = Links(Scrape(cluster.metrics_port("orchestrator")));
+    EXPECT_EQ(links["router/frames"], 0);
+    EXPECT_GT(links["router/grpc"], 0);
+    if (!o.tls) {
+      EXPECT_GT(links["pool/frames"], 0);
+      EXPECT_EQ(links["pool/grpc"], 0);
+    }
   }
 }
 

@@ -24,10 +24,12 @@ check() {  # binary, then strings its --help must contain
   done
   echo "ok   $bin --help"
 }
-check services/router/moe-router --cluster --rebalance_interval_s "run the rebalancer every"
-check services/expert_pool/moe-expert-pool --pool --join --expert_slots --device
+check services/router/moe-router --cluster --rebalance_interval_s "run the rebalancer every" \
+  --frames_listen --frames_advertise
+check services/expert_pool/moe-expert-pool --pool --join --expert_slots --device \
+  --frames_listen --frames_advertise
 check services/orchestrator/moe-orchestrator --lanes --lane_rows --internal_streams --listen \
-  --micro_batches --micro_batch_rows --speculative_forward
+  --micro_batches --micro_batch_rows --speculative_forward --frames
 check clients/moectl/moectl "generate|complete" rebalance drain --target --max_tokens
 check clients/viewer/viewer serve top gif record --listen --target
 check models/train/moe-train train eval analyze --steps --lr
@@ -67,6 +69,11 @@ refused $pool "--advertise: required" "${join[@]}" "--listen=[::0]:0"
 refused $pool '--advertise: \"0.0.0.0:50061\" is a listen-everywhere address' "${join[@]}" \
   --listen=127.0.0.1:0 --advertise=0.0.0.0:50061
 refused $pool '--listen: \"50061\" is not HOST:PORT' "${join[@]}" --listen=50061
+# Bad frames addresses are refused naming the flag.
+refused $pool '--frames_listen: \"nonsense\" is not HOST:PORT' "${join[@]}" \
+  --model="$model" --listen=127.0.0.1:0 --frames_listen=nonsense
+refused $pool '--frames_advertise: want a port' "${join[@]}" --model="$model" --listen=127.0.0.1:0 \
+  --frames_advertise=pool:0
 
 # moectl starts without LibTorch (about a second of CPU per command when it linked it): for
 # --embedded it runs moectl-embedded, beside it, which has the model. Without that program,
