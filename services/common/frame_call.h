@@ -87,8 +87,8 @@ class FrameCall final : public MessageCall<Req, Resp> {
     conn_.reset();  // the server's write fails, or its next read ends: it drops the message
     pending_ = false;
     cancelled_ = true;
-    error_ = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                          "no answer within the message deadline");
+    error_ =
+        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no answer within the message deadline");
   }
   bool WantsResend() override {
     // As StreamCall: only a connection that was open before this message and broke (the peer
@@ -131,7 +131,8 @@ class FrameCall final : public MessageCall<Req, Resp> {
   }
   void Fail(const std::string& why) {
     pending_ = false;
-    error_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("frames to ", peer_, ": ", why));
+    error_ =
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("frames to ", peer_, ": ", why));
   }
   void Break(const std::string& why) {
     conn_.reset();

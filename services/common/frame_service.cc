@@ -15,7 +15,8 @@ ABSL_FLAG(std::string, frames_advertise, "",
 
 namespace moe {
 
-absl::StatusOr<ServiceFrames> StartServiceFrames(const CommonFlags& flags, const std::string& method,
+absl::StatusOr<ServiceFrames> StartServiceFrames(const CommonFlags& flags,
+                                                 const std::string& method,
                                                  FrameServer::Handler handler) {
   ServiceFrames out;
   std::string listen = absl::GetFlag(FLAGS_frames_listen);

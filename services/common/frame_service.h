@@ -22,7 +22,8 @@ struct ServiceFrames {
 
 // Starts frames for `method` unless --frames_listen=off or TLS is on (frames are plaintext).
 // The listener takes the --listen host unless --frames_listen names one; errors name the flag.
-absl::StatusOr<ServiceFrames> StartServiceFrames(const CommonFlags& flags, const std::string& method,
+absl::StatusOr<ServiceFrames> StartServiceFrames(const CommonFlags& flags,
+                                                 const std::string& method,
                                                  FrameServer::Handler handler);
 
 }  // namespace moe

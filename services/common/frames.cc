@@ -34,7 +34,8 @@ void PutU32(char* p, uint32_t v) {
 }
 uint32_t GetU32(const char* p) {
   uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 
@@ -86,8 +87,7 @@ absl::Status WriteAnswer(int fd, uint32_t code, absl::string_view payload) {
   char header[8];
   PutU32(header, static_cast<uint32_t>(payload.size()));
   PutU32(header + 4, code);
-  iovec iov[2] = {{header, sizeof(header)},
-                  {const_cast<char*>(payload.data()), payload.size()}};
+  iovec iov[2] = {{header, sizeof(header)}, {const_cast<char*>(payload.data()), payload.size()}};
   return WriteAll(fd, iov, payload.empty() ? 1 : 2);
 }
 
@@ -106,8 +106,7 @@ void NoDelay(int fd) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FrameServer>> FrameServer::Start(const std::string& listen,
-                                                                std::string method,
-                                                                Handler handler,
+                                                                std::string method, Handler handler,
                                                                 int max_frame_bytes) {
   absl::StatusOr<HostPort> hp = ParseHostPort(listen, "frames listen address");
   if (!hp.ok()) return hp.status();
@@ -143,12 +142,11 @@ absl::StatusOr<std::unique_ptr<FrameServer>> FrameServer::Start(const std::strin
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-  const int bound_port =
-      bound.ss_family == AF_INET6
-          ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-          : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  std::unique_ptr<FrameServer> server(new FrameServer(fd, bound_port, std::move(method),
-                                                      std::move(handler), max_frame_bytes));
+  const int bound_port = bound.ss_family == AF_INET6
+                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  std::unique_ptr<FrameServer> server(
+      new FrameServer(fd, bound_port, std::move(method), std::move(handler), max_frame_bytes));
   server->acceptor_ = std::thread([s = server.get()] { s->AcceptLoop(); });
   return server;
 }
@@ -247,8 +245,8 @@ void FrameServer::Serve(Connection* c) {
       static_cast<uint8_t>(hello[4]) != kVersion) {
     return finish();
   }
-  const int method_len = static_cast<unsigned char>(hello[6]) |
-                         (static_cast<unsigned char>(hello[7]) << 8);
+  const int method_len =
+      static_cast<unsigned char>(hello[6]) | (static_cast<unsigned char>(hello[7]) << 8);
   std::string method(static_cast<size_t>(method_len), '\0');
   if (method_len > kMaxMethodBytes || !ReadFull(fd, method.data(), method.size())) {
     return finish();
@@ -264,9 +262,9 @@ void FrameServer::Serve(Connection* c) {
     if (!ReadFull(fd, header, sizeof(header))) break;
     const uint32_t n = GetU32(header);
     if (n > static_cast<uint32_t>(max_frame_bytes_)) {
-      (void)WriteAnswer(fd, kResourceExhausted,
-                        absl::StrCat("request of ", n, " bytes is over the limit of ",
-                                     max_frame_bytes_));
+      (void)WriteAnswer(
+          fd, kResourceExhausted,
+          absl::StrCat("request of ", n, " bytes is over the limit of ", max_frame_bytes_));
       break;
     }
     request.resize(n);
@@ -281,7 +279,8 @@ void FrameServer::Serve(Connection* c) {
   finish();
 }
 
-absl::StatusOr<std::string> FrameAddressFor(absl::string_view advertised, absl::string_view dialed) {
+absl::StatusOr<std::string> FrameAddressFor(absl::string_view advertised,
+                                            absl::string_view dialed) {
   if (advertised.empty() || advertised.front() != ':') return std::string(advertised);
   absl::StatusOr<HostPort> hp = ParseHostPort(dialed, "dialed address");
   if (!hp.ok()) return hp.status();
@@ -316,8 +315,8 @@ absl::StatusOr<std::unique_ptr<FrameConnection>> FrameConnection::Connect(
     int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
     if (rc != 0 && errno == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
-      const int ms = static_cast<int>(
-          std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
+      const int ms =
+          static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
       rc = ::poll(&p, 1, ms) == 1 ? 0 : -1;
       int err = rc == 0 ? 0 : ETIMEDOUT;
       socklen_t len = sizeof(err);
@@ -359,8 +358,7 @@ absl::Status FrameConnection::Send(absl::string_view payload) {
   payload_have_ = 0;
   char header[4];
   PutU32(header, static_cast<uint32_t>(payload.size()));
-  iovec iov[2] = {{header, sizeof(header)},
-                  {const_cast<char*>(payload.data()), payload.size()}};
+  iovec iov[2] = {{header, sizeof(header)}, {const_cast<char*>(payload.data()), payload.size()}};
   return WriteAll(fd_, iov, payload.empty() ? 1 : 2);
 }
 

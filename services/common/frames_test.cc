@@ -191,9 +191,10 @@ FrameServer::Handler EchoProto(std::atomic<int>* calls = nullptr,
 
 TEST(FrameCallTest, AnswersThroughTheLinkWait) {
   auto server = StartOrDie(EchoProto());
-  EchoCall call("peer", kMethod, Address(*server),
-                [] { return absl::StatusOr<std::string>(absl::UnavailableError("unused")); },
-                absl::Seconds(2));
+  EchoCall call(
+      "peer", kMethod, Address(*server),
+      [] { return absl::StatusOr<std::string>(absl::UnavailableError("unused")); },
+      absl::Seconds(2));
   grpc::CompletionQueue cq;
   moe::v1::FrameEndpoint req, resp;
   for (int i = 0; i < 3; ++i) {
@@ -210,9 +211,10 @@ TEST(FrameCallTest, AnswersThroughTheLinkWait) {
 TEST(FrameCallTest, NoAnswerByTheDeadlineIsDeadlineExceeded) {
   absl::Notification hold;
   auto server = StartOrDie(EchoProto(nullptr, &hold));
-  EchoCall call("slow peer", kMethod, Address(*server),
-                [] { return absl::StatusOr<std::string>(absl::UnavailableError("unused")); },
-                absl::Seconds(2));
+  EchoCall call(
+      "slow peer", kMethod, Address(*server),
+      [] { return absl::StatusOr<std::string>(absl::UnavailableError("unused")); },
+      absl::Seconds(2));
   grpc::CompletionQueue cq;
   moe::v1::FrameEndpoint req, resp;
   call.Send(&req, &resp);
@@ -261,9 +263,10 @@ TEST(FrameCallTest, APeerThatIsGoneIsUnavailableNamingIt) {
     auto server = StartOrDie(EchoProto());
     address = Address(*server);
   }
-  EchoCall call("pool-7", kMethod, address,
-                [] { return absl::StatusOr<std::string>(absl::UnavailableError("no answer")); },
-                absl::Seconds(1));
+  EchoCall call(
+      "pool-7", kMethod, address,
+      [] { return absl::StatusOr<std::string>(absl::UnavailableError("no answer")); },
+      absl::Seconds(1));
   grpc::CompletionQueue cq;
   moe::v1::FrameEndpoint req, resp;
   call.Send(&req, &resp);

@@ -62,8 +62,7 @@ class MessageStreams {
     return [this](absl::string_view bytes, std::string* out) {
       Req req;
       if (!req.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("frame: not a valid ", req.GetTypeName()));
+        return absl::InvalidArgumentError(absl::StrCat("frame: not a valid ", req.GetTypeName()));
       }
       Resp resp;
       absl::Status s = handler_(req, &resp);

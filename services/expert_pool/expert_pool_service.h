@@ -107,7 +107,7 @@ class ExpertPoolService final : public moe::v1::ExpertPool::CallbackService {
   prometheus::Counter* dropped_;
   prometheus::Histogram* change_seconds_;
   std::vector<prometheus::Gauge*> hosted_;  // per layer
-  moe::v1::FrameEndpoint frame_endpoint_;  // set before serving, read-only after
+  moe::v1::FrameEndpoint frame_endpoint_;   // set before serving, read-only after
   MessageStreams<moe::v1::ForwardRequest, moe::v1::ForwardResponse> forward_streams_{
       [this](const moe::v1::ForwardRequest& req, moe::v1::ForwardResponse* resp) {
         return DoForward(req, resp);

@@ -186,8 +186,8 @@ int main(int argc, char** argv) {
                                  std::move(*bank), host.registry());
   host.AddService(&service, moe::v1::ExpertPool::service_full_name());
   // Declared after the service, so destroyed first: its connections use the service's handler.
-  absl::StatusOr<moe::ServiceFrames> frames = moe::StartServiceFrames(
-      flags, "moe.v1.ExpertPool/Forward", service.frame_handler());
+  absl::StatusOr<moe::ServiceFrames> frames =
+      moe::StartServiceFrames(flags, "moe.v1.ExpertPool/Forward", service.frame_handler());
   if (!frames.ok()) return log.Error("flags", {{"error", frames.status().ToString()}}), 1;
   service.SetFrameEndpoint(frames->endpoint);
   if (absl::Status s = host.Start(); !s.ok())

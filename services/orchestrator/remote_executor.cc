@@ -132,8 +132,8 @@ struct RemoteMoeExecutor::Link {
                                                       *std::move(conn));
       }
       if (owner_.logger_ != nullptr) {
-        owner_.logger_->Info("no_frames", {{"peer", name}, {"address", address},
-                                           {"why", conn.status().ToString()}});
+        owner_.logger_->Info(
+            "no_frames", {{"peer", name}, {"address", address}, {"why", conn.status().ToString()}});
       }
     }
     owner_.links_opened_.at(kind + "/grpc")->Increment();
@@ -261,9 +261,10 @@ RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpe
   none_ = &speculative.Add({{"outcome", "none"}});
   auto& links = prometheus::BuildCounter()
                     .Name("moe_internal_links_total")
-                    .Help("Message links set up to the router and the pools (one per peer and engine "
-                          "lane part), by peer and transport: frames, or a gRPC stream where the "
-                          "peer offers none")
+                    .Help(
+                        "Message links set up to the router and the pools (one per peer and engine "
+                        "lane part), by peer and transport: frames, or a gRPC stream where the "
+                        "peer offers none")
                     .Register(registry);
   for (const char* peer : {"router", "pool"}) {
     for (const char* transport : {"frames", "grpc"}) {

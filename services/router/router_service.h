@@ -113,7 +113,7 @@ class RouterService final : public moe::v1::Router::CallbackService {
         return DoRoute(req, resp);
       }};
   moe::v1::FrameEndpoint frame_endpoint_;  // set before serving, read-only after
-  PlacementController controller_;  // last: its thread uses the members above
+  PlacementController controller_;         // last: its thread uses the members above
 };
 
 }  // namespace moe
