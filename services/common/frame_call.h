@@ -134,7 +134,8 @@ class FrameCall final : public MessageCall<Req, Resp> {
     error_ =
         grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("frames to ", peer_, ": ", why));
   }
-  void Break(const std::string& why) {
+  // By value: `why` may be the connection's own error text, gone with it.
+  void Break(std::string why) {
     conn_.reset();
     Fail(why);
   }
