@@ -15,7 +15,7 @@ if [[ $# -gt 0 && "$1" =~ ^[0-9]+$ ]]; then
   seconds=$1
   shift
 fi
-all=(tensor_codec tokenizer cluster_file checkpoint requests trace viewer_api openai_request)
+all=(tensor_codec tokenizer cluster_file checkpoint requests trace viewer_api openai_request frames)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do

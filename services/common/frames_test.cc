@@ -174,6 +174,11 @@ TEST(FramesTest, AdvertisedPortTakesTheDialedHost) {
 // FrameCall with a real protobuf message: the request's address comes back in the answer's.
 using EchoCall = FrameCall<moe::v1::FrameEndpoint, moe::v1::FrameEndpoint>;
 
+// For calls whose peer never moves: asking where it went is a failure.
+EchoCall::Locator NoLocator() {
+  return [] { return absl::StatusOr<std::string>(absl::UnavailableError("not expected")); };
+}
+
 FrameServer::Handler EchoProto(std::atomic<int>* calls = nullptr,
                                absl::Notification* hold = nullptr) {
   return [calls, hold](absl::string_view in, std::string* out) {
@@ -191,10 +196,7 @@ FrameServer::Handler EchoProto(std::atomic<int>* calls = nullptr,
 
 TEST(FrameCallTest, AnswersThroughTheLinkWait) {
   auto server = StartOrDie(EchoProto());
-  EchoCall call(
-      "peer", kMethod, Address(*server),
-      [] { return absl::StatusOr<std::string>(absl::UnavailableError("unused")); },
-      absl::Seconds(2));
+  EchoCall call("peer", kMethod, Address(*server), NoLocator(), absl::Seconds(2));
   grpc::CompletionQueue cq;
   moe::v1::FrameEndpoint req, resp;
   for (int i = 0; i < 3; ++i) {
@@ -211,10 +213,7 @@ TEST(FrameCallTest, AnswersThroughTheLinkWait) {
 TEST(FrameCallTest, NoAnswerByTheDeadlineIsDeadlineExceeded) {
   absl::Notification hold;
   auto server = StartOrDie(EchoProto(nullptr, &hold));
-  EchoCall call(
-      "slow peer", kMethod, Address(*server),
-      [] { return absl::StatusOr<std::string>(absl::UnavailableError("unused")); },
-      absl::Seconds(2));
+  EchoCall call("slow peer", kMethod, Address(*server), NoLocator(), absl::Seconds(2));
   grpc::CompletionQueue cq;
   moe::v1::FrameEndpoint req, resp;
   call.Send(&req, &resp);
@@ -263,10 +262,7 @@ TEST(FrameCallTest, APeerThatIsGoneIsUnavailableNamingIt) {
     auto server = StartOrDie(EchoProto());
     address = Address(*server);
   }
-  EchoCall call(
-      "pool-7", kMethod, address,
-      [] { return absl::StatusOr<std::string>(absl::UnavailableError("no answer")); },
-      absl::Seconds(1));
+  EchoCall call("pool-7", kMethod, address, NoLocator(), absl::Seconds(1));
   grpc::CompletionQueue cq;
   moe::v1::FrameEndpoint req, resp;
   call.Send(&req, &resp);

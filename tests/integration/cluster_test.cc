@@ -693,6 +693,22 @@ class FailoverTest : public ::testing::Test {
     if (replica) o.pools.push_back({"pool-c", "2-3", ""});
     return o;
   }
+  // Each seed's generation (greedy for the first, sampled after) streams the embedded model's
+  // tokens and routing, prompt included.
+  void ExpectEmbeddedTokensAndRouting(Cluster& cluster, const std::string& prompt, int tokens,
+                                      const std::vector<uint64_t>& seeds) {
+    auto stub = Orchestrator(cluster);
+    for (uint64_t seed : seeds) {
+      moe::v1::GenerateRequest req =
+          Request(prompt, tokens, seed == seeds.front() ? 0.0f : 1.0f, seed);
+      req.set_echo_prompt(true);
+      StreamResult remote = Stream(*stub, req);
+      ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
+      StreamResult local = Embedded(source_, req);
+      EXPECT_EQ(remote.tokens, local.tokens) << "seed " << seed;
+      EXPECT_EQ(remote.routing, local.routing) << "seed " << seed;
+    }
+  }
   std::string config_;
   ModelSource source_;
 };
@@ -776,16 +792,7 @@ TEST_F(FailoverTest, PoolHangsWithoutReplicaFailsAfterTheMessageDeadline) {
 TEST_F(FailoverTest, DistributedMicroAndSharedExpertsEqualEmbedded) {
   Cluster cluster(Options(/*replica=*/true));
   MOE_ASSERT_OK(cluster.Start());
-  auto stub = Orchestrator(cluster);
-  for (uint64_t seed : {1, 2, 3}) {
-    moe::v1::GenerateRequest req = Request("A tiny model", 20, seed == 1 ? 0.0f : 1.0f, seed);
-    req.set_echo_prompt(true);
-    StreamResult remote = Stream(*stub, req);
-    ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
-    StreamResult local = Embedded(source_, req);
-    EXPECT_EQ(remote.tokens, local.tokens);
-    EXPECT_EQ(remote.routing, local.routing);
-  }
+  ExpectEmbeddedTokensAndRouting(cluster, "A tiny model", 20, {1, 2, 3});
 }
 
 // A router without frames beside pools with them: each layer's wait covers a gRPC stream and
@@ -800,16 +807,7 @@ TEST_F(FailoverTest, ARouterWithoutFramesBesidePoolsWithFramesGivesTheSameTokens
     o.metrics = true;
     Cluster cluster(o);
     MOE_ASSERT_OK(cluster.Start());
-    auto stub = Orchestrator(cluster);
-    for (uint64_t seed : {1, 2}) {
-      moe::v1::GenerateRequest req = Request("Mixed links", 16, seed == 1 ? 0.0f : 1.0f, seed);
-      req.set_echo_prompt(true);
-      StreamResult remote = Stream(*stub, req);
-      ASSERT_TRUE(remote.status.ok()) << remote.status.error_message();
-      StreamResult local = Embedded(source_, req);
-      EXPECT_EQ(remote.tokens, local.tokens);
-      EXPECT_EQ(remote.routing, local.routing);
-    }
+    ExpectEmbeddedTokensAndRouting(cluster, "Mixed links", 16, {1, 2});
     std::map<std::string, double> links = Links(Scrape(cluster.metrics_port("orchestrator")));
     EXPECT_EQ(links["router/frames"], 0);
     EXPECT_GT(links["router/grpc"], 0);
