@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -204,21 +205,23 @@ void FrameServer::Reap() {
 void FrameServer::AcceptLoop() {
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int err = errno;  // before the lock, which may set it
     absl::MutexLock lock(&mu_);
     if (closed_) {
       if (fd >= 0) ::close(fd);
       return;
     }
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
-        if (errno == EMFILE || errno == ENFILE) {
-          mu_.Unlock();
-          absl::SleepFor(absl::Milliseconds(10));
-          mu_.Lock();
-        }
-        continue;
+      // Only a listener that is gone ends the loop; anything else (a connection reset before it
+      // was accepted, a protocol error, no memory or descriptors for now) is retried, a moment
+      // later where waiting may help. Returning would leave connections queued unanswered.
+      if (err == EBADF || err == EINVAL || err == ENOTSOCK) return;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        mu_.Unlock();
+        absl::SleepFor(absl::Milliseconds(10));
+        mu_.Lock();
       }
-      return;
+      continue;
     }
     Reap();
     if (static_cast<int>(connections_.size()) >= kMaxConnections) {
@@ -229,7 +232,12 @@ void FrameServer::AcceptLoop() {
     connections_.emplace_back();
     Connection* c = &connections_.back();
     c->fd = fd;
-    c->thread = std::thread([this, c] { Serve(c); });
+    try {
+      c->thread = std::thread([this, c] { Serve(c); });
+    } catch (const std::system_error&) {  // no thread to be had now: refuse this connection
+      ::close(fd);
+      connections_.pop_back();
+    }
   }
 }
 
@@ -317,7 +325,11 @@ absl::StatusOr<std::unique_ptr<FrameConnection>> FrameConnection::Connect(
       pollfd p{fd, POLLOUT, 0};
       const int ms =
           static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
-      rc = ::poll(&p, 1, ms) == 1 ? 0 : -1;
+      int ready;
+      do {  // a signal is no timeout
+        ready = ::poll(&p, 1, ms);
+      } while (ready < 0 && errno == EINTR);
+      rc = ready == 1 ? 0 : -1;
       int err = rc == 0 ? 0 : ETIMEDOUT;
       socklen_t len = sizeof(err);
       if (rc == 0) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
