@@ -11,7 +11,9 @@
 //
 // Messages travel on persistent streams (RouteStream, ForwardStream), one set per layer under way
 // (an engine lane's micro-batch): a message costs less than a unary call (no call setup, headers
-// or trailers). Each message has its own deadline (route_deadline, forward_deadline).
+// or trailers), or, to every peer that offers them (GetFrameEndpoint), as frames on a plain TCP
+// connection that the waiting thread writes and polls itself (frames.h, frame_call.h; half a
+// stream message's cost). Each message has its own deadline (route_deadline, forward_deadline).
 //
 // Speculative Forward (options.gates set, streams on): the router's answer for a layer is mostly
 // predictable, since the gate is a pure function (RouteTokens) of the hidden states, the policy
