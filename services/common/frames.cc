@@ -84,12 +84,17 @@ absl::Status WriteAll(int fd, iovec* iov, int count) {
   return absl::OkStatus();
 }
 
+// One frame: its header (which starts with the payload's length), then the payload.
+absl::Status WriteFrame(int fd, char* header, size_t header_bytes, absl::string_view payload) {
+  PutU32(header, static_cast<uint32_t>(payload.size()));
+  iovec iov[2] = {{header, header_bytes}, {const_cast<char*>(payload.data()), payload.size()}};
+  return WriteAll(fd, iov, payload.empty() ? 1 : 2);
+}
+
 absl::Status WriteAnswer(int fd, uint32_t code, absl::string_view payload) {
   char header[8];
-  PutU32(header, static_cast<uint32_t>(payload.size()));
   PutU32(header + 4, code);
-  iovec iov[2] = {{header, sizeof(header)}, {const_cast<char*>(payload.data()), payload.size()}};
-  return WriteAll(fd, iov, payload.empty() ? 1 : 2);
+  return WriteFrame(fd, header, sizeof(header), payload);
 }
 
 std::string Unbracket(const std::string& host) {
@@ -369,9 +374,7 @@ absl::Status FrameConnection::Send(absl::string_view payload) {
   payload_.clear();
   payload_have_ = 0;
   char header[4];
-  PutU32(header, static_cast<uint32_t>(payload.size()));
-  iovec iov[2] = {{header, sizeof(header)}, {const_cast<char*>(payload.data()), payload.size()}};
-  return WriteAll(fd_, iov, payload.empty() ? 1 : 2);
+  return WriteFrame(fd_, header, sizeof(header), payload);
 }
 
 FrameConnection::Progress FrameConnection::ReadAvailable() {

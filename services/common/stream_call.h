@@ -266,9 +266,7 @@ inline void WaitForStreamCalls(grpc::CompletionQueue& cq, const std::vector<Stre
         break;
       }
       case grpc::CompletionQueue::TIMEOUT:
-        for (StreamOpTarget* c : calls) {
-          if (c->poll_fd() < 0) c->Cancel();
-        }
+        for (StreamOpTarget* c : calls) c->Cancel();
         cancelled = true;
         break;
       case grpc::CompletionQueue::SHUTDOWN:

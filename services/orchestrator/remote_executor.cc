@@ -22,8 +22,6 @@ prometheus::Histogram::BucketBoundaries Buckets() {
   return {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1};
 }
 
-}  // namespace
-
 // Where the service a stub reaches offers frames of `method` (frames.h), asked over gRPC:
 // HOST:PORT, or why there are none (frames off there, an older build, unreachable).
 template <typename Stub>
@@ -42,6 +40,8 @@ absl::StatusOr<std::string> LocateFrames(Stub& stub, const std::string& dialed,
   }
   return FrameAddressFor(endpoint.address(), dialed);
 }
+
+}  // namespace
 
 struct RemoteMoeExecutor::Link {
   using RouteCall = MessageCall<moe::v1::RouteRequest, moe::v1::RouteResponse>;
