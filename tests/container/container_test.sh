@@ -72,6 +72,14 @@ kube_down() {  # every pod of the split manifests, then their network; non-zero 
   podman network rm "$kube_net" >/dev/null 2>&1 || rc=1
   return "$rc"
 }
+kube_logs() {  # the last lines of every pod's containers, for a failure's report
+  local c
+  for c in $(podman ps -a --format '{{.Names}}' 2>/dev/null); do
+    [[ "$c" == *-infra || "$c" != *-pod-* ]] && continue
+    echo "---- logs of pod container $c (last 30 lines)"
+    podman logs --tail=30 "$c" 2>&1 || true
+  done
+}
 cleanup() {
   local rc=$?
   if ((stack_up)); then
@@ -81,7 +89,10 @@ cleanup() {
     fi
     if ((!keep)); then "${compose[@]}" down --timeout 5 >/dev/null 2>&1 || true; fi
   fi
-  if ((kube_up && !keep)); then kube_down || true; fi
+  if ((kube_up)); then
+    if ((rc != 0 || failures)); then kube_logs; fi
+    if ((!keep)); then kube_down || true; fi
+  fi
   if ((!keep)); then
     deploy/podman/service.sh stop --run-dir="$run_dir" || true
     rm -rf "$run_dir"
@@ -405,6 +416,21 @@ for s in router pool-a pool-b orchestrator; do
     fail "pod $s is not SERVING at ${pod_ip[$s]}:${kube_port[$s]}"
   fi
 done
+# The router routes only to pools its own health checks have seen answer, and a pod that has
+# just come up SERVING may not have been checked yet: wait for the router to see both pools.
+router_sees_pools() {
+  local i
+  for ((i = 0; i < 120; i++)); do
+    (($("$moectl" placement --target="$1" 2>/dev/null | grep -c '"healthy": true') >= 2)) && return 0
+    sleep 0.5
+  done
+  return 1
+}
+if router_sees_pools "${pod_ip[router]}:${kube_port[router]}"; then
+  ok "kube play: the router sees both pools healthy"
+else
+  fail "kube play: the router did not see both pools healthy in 60 s"
+fi
 orch=${pod_ip[orchestrator]}:50050
 check_generate "kube play"
 info=$(curl -sf "http://${pod_ip[viewer]}:8080/api/info" || true)
@@ -414,6 +440,7 @@ else
   fail "pod viewer /api/info at ${pod_ip[viewer]}:8080"
 fi
 if ((!keep)); then
+  if ((failures)); then kube_logs; fi
   kube_down || fail "kube down of $run_dir/kube/*.yaml or network $kube_net"
   kube_up=0
   if [[ -z "$(podman pod ps --filter "network=$kube_net" --format '{{.Name}}')" ]]; then
