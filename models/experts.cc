@@ -1,5 +1,7 @@
 #include "models/experts.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "models/threads.h"
 
@@ -106,9 +108,8 @@ absl::Status ExpertBank::Add(const ModelConfig& config,
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
       for (int j = 0; j < config.granularity; ++j) {
-        Weights w{w1->narrow(0, j * dm, dm).t().contiguous().to(device_),
-                  w2->narrow(1, j * dm, dm).t().contiguous().to(device_)};
-        routed_[{l, e * config.granularity + j}] = std::move(w);
+        routed_[{l, e * config.granularity + j}] =
+            MakeWeights(w1->narrow(0, j * dm, dm), w2->narrow(1, j * dm, dm));
       }
     }
     for (int s = 0; s < config.n_shared; ++s) {
@@ -118,10 +119,22 @@ absl::Status ExpertBank::Add(const ModelConfig& config,
       absl::StatusOr<torch::Tensor> w2 = find(prefix + "w2.weight");
       if (!w1.ok()) return w1.status();
       if (!w2.ok()) return w2.status();
-      shared_[{l, s}] = Weights{w1->t().contiguous().to(device_), w2->t().contiguous().to(device_)};
+      shared_[{l, s}] = MakeWeights(*w1, *w2);
     }
   }
   return absl::OkStatus();
+}
+
+ExpertBank::Weights ExpertBank::MakeWeights(const torch::Tensor& w1,
+                                            const torch::Tensor& w2) const {
+  Weights w{w1.t().contiguous().to(device_), w2.t().contiguous().to(device_), nullptr, nullptr};
+  if (device_.is_cpu()) {
+    torch::Tensor a = w.w1t.to(torch::kFloat).contiguous(),
+                  b = w.w2t.to(torch::kFloat).contiguous();
+    w.w1p = std::make_shared<const PackedMatrix>(a.data_ptr<float>(), a.size(0), a.size(1));
+    w.w2p = std::make_shared<const PackedMatrix>(b.data_ptr<float>(), b.size(0), b.size(1));
+  }
+  return w;
 }
 
 const ExpertBank::Weights* ExpertBank::Routed(int layer, int flat_id) const {
@@ -138,6 +151,7 @@ torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tenso
                               absl::Span<const int32_t> rows) const {
   UseIntraOpThreadsOnThisThread();  // callers include gRPC's threads (an expert pool)
   const Weights* w = shared ? Shared(layer, id) : Routed(layer, id);
+  if (w->w1p != nullptr) return RunPacked(*w, x, rows);
   torch::Tensor input = x;
   // Rows 0..n-1 in order (a decode step's single token, a shared expert) need no gather.
   bool all_rows = static_cast<int64_t>(rows.size()) == x.size(0);
@@ -150,6 +164,29 @@ torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tenso
     input = x.index_select(0, index);
   }
   return torch::matmul(torch::gelu(torch::matmul(input, w->w1t)), w->w2t);
+}
+
+torch::Tensor ExpertBank::RunPacked(const Weights& w, const torch::Tensor& x,
+                                    absl::Span<const int32_t> rows) {
+  const torch::Tensor in = x.to(torch::kFloat).contiguous();
+  const int64_t c = w.w1p->k(), d = w.w1p->n();
+  const int64_t n = rows.empty() ? in.size(0) : static_cast<int64_t>(rows.size());
+  const float* src = in.data_ptr<float>();
+  torch::Tensor gathered;
+  if (!rows.empty()) {
+    gathered = torch::empty({n, c}, torch::kFloat);
+    float* dst = gathered.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(dst + i * c, src + static_cast<int64_t>(rows[i]) * c, c * sizeof(float));
+    }
+    src = dst;
+  }
+  torch::Tensor hidden = torch::empty({n, d}, torch::kFloat);
+  w.w1p->Multiply(src, n, c, hidden.data_ptr<float>(), d);
+  hidden = torch::gelu(hidden);
+  torch::Tensor out = torch::empty({n, c}, torch::kFloat);
+  w.w2p->Multiply(hidden.data_ptr<float>(), n, d, out.data_ptr<float>(), c);
+  return out;
 }
 
 }  // namespace moe

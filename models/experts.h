@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "models/config.h"
+#include "models/packed_matmul.h"
 
 namespace moe {
 
@@ -50,11 +52,12 @@ torch::Tensor CombineExpertOutputs(const std::vector<torch::Tensor>& outputs,
 // what it hosts builds a changed copy (Changed) and swaps it in, so running calls keep theirs.
 class ExpertBank {
  public:
-  // Stored transposed ([in, out], contiguous): x @ w is 2-3x faster than linear(x, w^T) for
-  // the few rows an expert sees per step (OpenBLAS packs less).
+  // Stored transposed ([in, out], contiguous). On the CPU also packed once (packed_matmul.h):
+  // an expert sees a few rows per step, and a BLAS call would re-pack the whole weight for them.
   struct Weights {
-    torch::Tensor w1t;  // [C, d]
-    torch::Tensor w2t;  // [d, C]
+    torch::Tensor w1t;                             // [C, d]
+    torch::Tensor w2t;                             // [d, C]
+    std::shared_ptr<const PackedMatrix> w1p, w2p;  // CPU banks only
   };
   // Which experts to keep: (layer, base expert) for routed, (layer, shared id) for shared.
   using HostFilter = std::function<bool(int layer, int expert, bool shared)>;
@@ -90,6 +93,10 @@ class ExpertBank {
 
  private:
   explicit ExpertBank(torch::Device device) : device_(device) {}
+  Weights MakeWeights(const torch::Tensor& w1, const torch::Tensor& w2) const;
+  // Run on a CPU bank: the packed weights, rows gathered by hand.
+  static torch::Tensor RunPacked(const Weights& w, const torch::Tensor& x,
+                                 absl::Span<const int32_t> rows);
   // Adds what `hosts` selects and is not here yet.
   absl::Status Add(const ModelConfig& config, const std::map<std::string, torch::Tensor>& state,
                    const HostFilter& hosts);

@@ -1,27 +1,43 @@
 #include "models/inference.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "models/decode_attention.h"
 #include "models/transformer.h"
 
 namespace moe {
 
 using torch::indexing::Slice;
 
+namespace {
+
+// w [out, in] as stored by nn.Linear (x @ w^T + b), packed for x @ w^T.
+std::shared_ptr<const PackedMatrix> Pack(const torch::Tensor& w, const torch::Tensor& bias) {
+  torch::Tensor wt = w.to(torch::kFloat).t().contiguous();
+  torch::Tensor b = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::Tensor();
+  return std::make_shared<const PackedMatrix>(wt.data_ptr<float>(), wt.size(0), wt.size(1),
+                                              b.defined() ? b.data_ptr<float>() : nullptr);
+}
+
+// x [rows, k] @ m, on a contiguous float copy of x if it is not one.
+torch::Tensor Multiply(const PackedMatrix& m, const torch::Tensor& x) {
+  torch::Tensor in = x.to(torch::kFloat).contiguous();
+  const int64_t rows = in.size(0);
+  torch::Tensor out = torch::empty({rows, m.n()}, torch::kFloat);
+  m.Multiply(in.data_ptr<float>(), rows, m.k(), out.data_ptr<float>(), m.n());
+  return out;
+}
+
+}  // namespace
+
 DecodeBatch DecodeBatch::Make(const std::vector<int64_t>& positions) {
   DecodeBatch b;
-  const int64_t n = static_cast<int64_t>(positions.size());
   b.pos = torch::tensor(positions, torch::kInt64);
-  int64_t lo = positions[0], hi = positions[0];
-  for (int64_t p : positions) lo = std::min(lo, p), hi = std::max(hi, p);
-  b.max_len = hi + 1;
-  if (lo != hi) {
-    // Sequence b may attend to positions 0..pos[b].
-    torch::Tensor j = torch::arange(b.max_len, torch::kInt64).view({1, b.max_len});
-    b.mask = j.gt(b.pos.view({n, 1})).view({n, 1, 1, b.max_len});
-  }
+  b.lens.reserve(positions.size());
+  for (int64_t p : positions) b.lens.push_back(p + 1);
   return b;
 }
 
@@ -48,14 +64,14 @@ absl::StatusOr<InferenceModel> InferenceModel::Create(
                               get(p + "attn.qkv.weight"), get(p + "attn.qkv.bias"),
                               get(p + "attn.proj.weight"), get(p + "attn.proj.bias"),
                               get(p + "ln2.weight"), get(p + "ln2.bias"),
-                              /*qkv_wt=*/torch::Tensor(), /*proj_wt=*/torch::Tensor()});
+                              /*qkv=*/nullptr, /*proj=*/nullptr});
   }
   if (!missing.ok()) return missing;
   for (Layer& l : m.layers_) {
-    l.qkv_wt = l.qkv_w.t().contiguous();
-    l.proj_wt = l.proj_w.t().contiguous();
+    l.qkv = Pack(l.qkv_w, l.qkv_b);
+    l.proj = Pack(l.proj_w, l.proj_b);
   }
-  m.tok_emb_t_ = m.tok_emb_.t().contiguous();
+  m.lm_head_ = Pack(m.tok_emb_, torch::Tensor());
   return m;
 }
 
@@ -82,25 +98,40 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
   const Layer& w = layers_[layer];
   const int64_t b = x.size(0), c = config_.d_model, h = config_.n_heads, d = c / h;
   torch::Tensor u = torch::layer_norm(x, {c}, w.ln1_w, w.ln1_b);
-  torch::Tensor qkv = torch::addmm(w.qkv_b, u, w.qkv_wt).view({b, 3, h, d});  // [B, 3, H, D]
-  torch::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
-  torch::Tensor slots = torch::arange(batch.first_slot, batch.first_slot + b, torch::kInt64);
-  cache.keys(layer).index_put_({slots, Slice(), batch.pos}, k);
-  cache.values(layer).index_put_({slots, Slice(), batch.pos}, v);
-  // Views of the live part of the cache: [B, H, L, D]
-  torch::Tensor keys = cache.keys(layer).narrow(0, batch.first_slot, b).narrow(2, 0, batch.max_len);
-  torch::Tensor values =
-      cache.values(layer).narrow(0, batch.first_slot, b).narrow(2, 0, batch.max_len);
-  torch::Tensor att = torch::matmul(q.unsqueeze(2), keys.transpose(-2, -1)) *
-                      (1.0 / std::sqrt(static_cast<double>(d)));  // [B, H, 1, L]
-  if (batch.mask.defined()) {
-    att = att.masked_fill(batch.mask, -std::numeric_limits<float>::infinity());
+  torch::Tensor qkv = Multiply(*w.qkv, u).view({b, 3, h, d});  // [B, 3, H, D]
+  // The cache is [slots, H, context, D], contiguous: this step's k and v go to each sequence's
+  // position, then each sequence attends to its own positions (q: qkv's first third).
+  torch::Tensor& keys = cache.keys(layer);
+  torch::Tensor& values = cache.values(layer);
+  {
+    const float* src = qkv.data_ptr<float>();
+    float* kdst = keys.data_ptr<float>();
+    float* vdst = values.data_ptr<float>();
+    for (int64_t i = 0; i < b; ++i) {
+      for (int64_t j = 0; j < h; ++j) {
+        const int64_t at = (batch.first_slot + i) * keys.stride(0) + j * keys.stride(1) +
+                           (batch.lens[i] - 1) * keys.stride(2);
+        std::memcpy(kdst + at, src + i * 3 * c + c + j * d, d * sizeof(float));
+        std::memcpy(vdst + at, src + i * 3 * c + 2 * c + j * d, d * sizeof(float));
+      }
+    }
   }
-  att = torch::softmax(att, -1);
-  // A weighted sum over positions: for one query row per head this is about twice as fast as
-  // the equivalent batched matmul, which packs the cache into GEMM panels first.
-  torch::Tensor y = (att.transpose(-1, -2) * values).sum(-2).view({b, c});  // [B, H, D] -> [B, C]
-  return x + torch::addmm(w.proj_b, y, w.proj_wt);
+  torch::Tensor y = torch::empty({b, c}, torch::kFloat);
+  DecodeAttentionArgs args;
+  args.q = qkv.data_ptr<float>();
+  args.q_stride = 3 * c;
+  args.keys = keys.data_ptr<float>() + batch.first_slot * keys.stride(0);
+  args.values = values.data_ptr<float>() + batch.first_slot * values.stride(0);
+  args.seq_stride = keys.stride(0);
+  args.head_stride = keys.stride(1);
+  args.len = batch.lens.data();
+  args.b = b;
+  args.h = h;
+  args.d = d;
+  args.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  args.out = y.data_ptr<float>();
+  DecodeAttention(args);
+  return x + Multiply(*w.proj, y);
 }
 
 torch::Tensor InferenceModel::Ln2(int layer, const torch::Tensor& x) const {
@@ -109,7 +140,7 @@ torch::Tensor InferenceModel::Ln2(int layer, const torch::Tensor& x) const {
 }
 
 torch::Tensor InferenceModel::Logits(const torch::Tensor& x) const {
-  return torch::matmul(torch::layer_norm(x, {config_.d_model}, lnf_w_, lnf_b_), tok_emb_t_);
+  return Multiply(*lm_head_, torch::layer_norm(x, {config_.d_model}, lnf_w_, lnf_b_));
 }
 
 }  // namespace moe

@@ -7,21 +7,22 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "models/config.h"
 #include "models/kv_cache.h"
+#include "models/packed_matmul.h"
 
 namespace moe {
 
 // Positions of a decode step: sequence b sits in cache slot first_slot + b at position pos[b].
 struct DecodeBatch {
-  int64_t first_slot = 0;  // a micro-batch's first slot
-  torch::Tensor pos;       // [B] int64
-  int64_t max_len;         // max(pos) + 1: how much of the cache attention reads
-  torch::Tensor mask;      // [B, 1, 1, max_len] bool, true = masked; undefined when all pos equal
+  int64_t first_slot = 0;     // a micro-batch's first slot
+  torch::Tensor pos;          // [B] int64
+  std::vector<int64_t> lens;  // [B]: pos + 1, the positions each sequence attends to
   static DecodeBatch Make(const std::vector<int64_t>& positions);
 };
 
@@ -46,12 +47,13 @@ class InferenceModel {
  private:
   struct Layer {
     torch::Tensor ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b;
-    torch::Tensor qkv_wt, proj_wt;  // transposed copies for decode (see ExpertBank::Weights)
+    // Packed for decode's few rows (packed_matmul.h), biases included.
+    std::shared_ptr<const PackedMatrix> qkv, proj;
   };
   InferenceModel() = default;
   ModelConfig config_;
   torch::Tensor tok_emb_, pos_emb_, lnf_w_, lnf_b_;
-  torch::Tensor tok_emb_t_;  // [C, vocab]: the tied LM head, transposed
+  std::shared_ptr<const PackedMatrix> lm_head_;  // the tied LM head, tok_emb^T, packed
   std::vector<Layer> layers_;
 };
 

@@ -72,7 +72,8 @@ TEST_F(InferenceTest, KvCacheDecodingEqualsFullRecompute) {
 
 TEST_F(InferenceTest, BatchedDecodeOfUnequalLengthsEqualsEachAlone) {
   // Two sequences of lengths 3 and 6 decode one token together; each must match its own
-  // full recompute (the mask hides the shorter one's unused cache).
+  // full recompute (each reads only its own positions of the cache), and be the same bits as
+  // when it decodes alone: a row's result must not depend on the rest of the batch.
   std::vector<int64_t> a = {1, 2, 3, 4}, b = {10, 11, 12, 13, 14, 15, 16};
   KvCache cache(config_, 2);
   for (int s = 0; s < 2; ++s) {
@@ -83,12 +84,20 @@ TEST_F(InferenceTest, BatchedDecodeOfUnequalLengthsEqualsEachAlone) {
               [&](int l, torch::Tensor in) { return model_->AttendPrefill(l, in, cache, s); });
   }
   DecodeBatch batch = DecodeBatch::Make({3, 6});
-  ASSERT_TRUE(batch.mask.defined());
+  ASSERT_EQ(batch.lens, (std::vector<int64_t>{4, 7}));
   torch::Tensor x = model_->Embed(torch::tensor({a.back(), b.back()}), batch.pos);
   torch::Tensor step = RunLayers(
       x, [&](int l, torch::Tensor in) { return model_->AttendDecode(l, in, cache, batch); });
   EXPECT_TRUE(torch::allclose(step[0], FullLogits(a)[3], 1e-4, 1e-5));
   EXPECT_TRUE(torch::allclose(step[1], FullLogits(b)[6], 1e-4, 1e-5));
+  for (int s = 0; s < 2; ++s) {
+    DecodeBatch alone = DecodeBatch::Make({s == 0 ? 3 : 6});
+    alone.first_slot = s;
+    torch::Tensor one = RunLayers(x.narrow(0, s, 1), [&](int l, torch::Tensor in) {
+      return model_->AttendDecode(l, in, cache, alone);
+    });
+    EXPECT_TRUE(torch::equal(one[0], step[s])) << "sequence " << s;
+  }
 }
 
 TEST_F(InferenceTest, SlotMoveKeepsASequenceDecodable) {
