@@ -40,19 +40,58 @@ typedef int32_t I8 __attribute__((vector_size(32)));
   return e * two_n;
 }
 
-[[gnu::always_inline]] inline float Dot(const float* __restrict a, const float* __restrict b,
-                                        int64_t n) {
-  V8 acc{};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    V8 x, y;
-    std::memcpy(&x, a + i, sizeof(x));
-    std::memcpy(&y, b + i, sizeof(y));
-    acc += x * y;
+// p[l] = sum over c of q[c] * keys[c][l], for l in [l0, l0 + 8 * B): B vectors of positions in
+// registers while c runs over the head's dimensions (keys are stored [D, context] per head).
+template <int B>
+[[gnu::always_inline]] inline void Scores(const float* __restrict q, const float* __restrict keys,
+                                          int64_t key_stride, int64_t d, int64_t l0,
+                                          float* __restrict p) {
+  V8 acc[B];
+  for (int j = 0; j < B; ++j) acc[j] = V8{};
+  for (int64_t c = 0; c < d; ++c) {
+    const float qc = q[c];
+    const float* row = keys + c * key_stride + l0;
+    for (int j = 0; j < B; ++j) {
+      V8 k;
+      std::memcpy(&k, row + 8 * j, sizeof(k));
+      acc[j] += qc * k;
+    }
   }
-  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  for (int j = 0; j < B; ++j) std::memcpy(p + l0 + 8 * j, &acc[j], sizeof(V8));
+}
+
+// y[c] += sum over l in [0, n) of p[l] * values[l][c] for c in [c0, c0 + 8 * B), two positions
+// at a time in separate sums (added at the end) so the additions need not wait for each other.
+template <int B>
+[[gnu::always_inline]] inline void Weighted(const float* __restrict p,
+                                            const float* __restrict values, int64_t n, int64_t d,
+                                            int64_t c0, float* __restrict y) {
+  V8 even[B], odd[B];
+  for (int j = 0; j < B; ++j) even[j] = odd[j] = V8{};
+  int64_t l = 0;
+  for (; l + 2 <= n; l += 2) {
+    const float* v0 = values + l * d + c0;
+    const float* v1 = v0 + d;
+    for (int j = 0; j < B; ++j) {
+      V8 a, b;
+      std::memcpy(&a, v0 + 8 * j, sizeof(a));
+      std::memcpy(&b, v1 + 8 * j, sizeof(b));
+      even[j] += p[l] * a;
+      odd[j] += p[l + 1] * b;
+    }
+  }
+  if (l < n) {
+    const float* v0 = values + l * d + c0;
+    for (int j = 0; j < B; ++j) {
+      V8 a;
+      std::memcpy(&a, v0 + 8 * j, sizeof(a));
+      even[j] += p[l] * a;
+    }
+  }
+  for (int j = 0; j < B; ++j) {
+    const V8 sum = even[j] + odd[j];
+    std::memcpy(y + c0 + 8 * j, &sum, sizeof(sum));
+  }
 }
 
 [[gnu::always_inline]] inline void Attend(const DecodeAttentionArgs& a, float* __restrict p) {
@@ -63,30 +102,67 @@ typedef int32_t I8 __attribute__((vector_size(32)));
       const float* keys = a.keys + i * a.seq_stride + j * a.head_stride;
       const float* values = a.values + i * a.seq_stride + j * a.head_stride;
       float* __restrict y = a.out + (i * a.h + j) * a.d;
-      float max = -std::numeric_limits<float>::infinity();
-      for (int64_t l = 0; l < n; ++l) {
-        p[l] = Dot(q, keys + l * a.d, a.d) * a.scale;
-        max = std::max(max, p[l]);
+      // Scores: up to 8 vectors of positions at a time while they fit in the cache's row (those
+      // past n are computed and never read), then one by one.
+      int64_t l = 0;
+      while (l < n) {
+        const int64_t vectors = std::min<int64_t>({8, (n - l + 7) / 8, (a.key_stride - l) / 8});
+        switch (vectors) {
+#define MOE_SCORES(B)                            \
+  case B:                                        \
+    Scores<B>(q, keys, a.key_stride, a.d, l, p); \
+    break;
+          MOE_SCORES(1)
+          MOE_SCORES(2)
+          MOE_SCORES(3) MOE_SCORES(4) MOE_SCORES(5) MOE_SCORES(6) MOE_SCORES(7) MOE_SCORES(8)
+#undef MOE_SCORES
+              default : break;
+        }
+        if (vectors <= 0) break;
+        l += 8 * vectors;
       }
-      // Softmax numerators; p has room for a whole last vector.
+      for (; l < n; ++l) {
+        float s = 0;
+        for (int64_t c = 0; c < a.d; ++c) s += q[c] * keys[c * a.key_stride + l];
+        p[l] = s;
+      }
+      // Softmax numerators over whole vectors (p has room for the last one): the positions
+      // past n enter as -inf to the maximum and leave as 0 to the sum.
       const int64_t rounded = (n + 7) / 8 * 8;
-      for (int64_t l = n; l < rounded; ++l) p[l] = max;
-      for (int64_t l = 0; l < rounded; l += 8) {
+      for (int64_t t = n; t < rounded; ++t) p[t] = -std::numeric_limits<float>::infinity();
+      V8 vmax = Splat(-std::numeric_limits<float>::infinity());
+      for (int64_t t = 0; t < rounded; t += 8) {
         V8 v;
-        std::memcpy(&v, p + l, sizeof(v));
-        v = Exp(v - max);
-        std::memcpy(p + l, &v, sizeof(v));
+        std::memcpy(&v, p + t, sizeof(v));
+        v *= a.scale;
+        std::memcpy(p + t, &v, sizeof(v));
+        vmax = v > vmax ? v : vmax;
       }
-      float sum = 0;
-      for (int64_t l = 0; l < n; ++l) sum += p[l];
-      for (int64_t c = 0; c < a.d; ++c) y[c] = 0;
-      for (int64_t l = 0; l < n; ++l) {
-        const float w = p[l];
-        const float* __restrict v = values + l * a.d;
-        for (int64_t c = 0; c < a.d; ++c) y[c] += w * v[c];
+      float max = vmax[0];
+      for (int k = 1; k < 8; ++k) max = std::max(max, vmax[k]);
+      V8 vsum{};
+      for (int64_t t = 0; t < rounded; t += 8) {
+        V8 v;
+        std::memcpy(&v, p + t, sizeof(v));
+        v = Exp(v - max);
+        if (t + 8 > n) {
+          for (int k = static_cast<int>(n - t); k < 8; ++k) v[k] = 0;
+        }
+        std::memcpy(p + t, &v, sizeof(v));
+        vsum += v;
+      }
+      const float sum =
+          ((vsum[0] + vsum[4]) + (vsum[1] + vsum[5])) + ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7]));
+      int64_t c = 0;
+      for (; c + 32 <= a.d; c += 32) Weighted<4>(p, values, n, a.d, c, y);
+      for (; c + 8 <= a.d; c += 8) Weighted<1>(p, values, n, a.d, c, y);
+      for (; c < a.d; ++c) {
+        float s = 0;
+        for (int64_t t = 0; t < n; ++t) s += p[t] * values[t * a.d + c];
+        y[c] = s;
       }
       const float inv = 1.0f / sum;
-      for (int64_t c = 0; c < a.d; ++c) y[c] *= inv;
+      for (int64_t t = 0; t < a.d; ++t) y[t] *= inv;
     }
   }
 }
@@ -100,7 +176,8 @@ void AttendBaseline(const DecodeAttentionArgs& a, float* p) { Attend(a, p); }
 void DecodeAttention(const DecodeAttentionArgs& args, SimdLevel level) {
   if (args.b <= 0) return;
   const int64_t longest = *std::max_element(args.len, args.len + args.b);
-  std::vector<float> scratch((longest + 7) / 8 * 8);
+  // Scores of whole vectors may run past a sequence's last position (not past the cache's row).
+  std::vector<float> scratch((longest + 63) / 8 * 8 + 64);
   switch (CpuSupports(level) ? level : SimdLevel::kBaseline) {
     case SimdLevel::kAvx512:
       return AttendAvx512(args, scratch.data());

@@ -18,9 +18,13 @@ namespace moe {
 struct DecodeAttentionArgs {
   const float* q;  // [b, h * d]: row i at q + i * q_stride, head j at + j * d
   int64_t q_stride;
-  const float* keys;    // sequence i, head j, position l at keys + i * seq_stride
-  const float* values;  //   + j * head_stride + l * d (values alike)
-  int64_t seq_stride, head_stride;
+  // Sequence i, head j: dimension c of position l at keys + i * seq_stride + j * head_stride +
+  // c * key_stride + l (keys transposed: [d, key_stride] per head, so the scores of consecutive
+  // positions are one vector), and at values + i * seq_stride + j * head_stride + l * d + c
+  // ([positions, d] per head).
+  const float* keys;
+  const float* values;
+  int64_t seq_stride, head_stride, key_stride;
   const int64_t* len;  // [b]: positions each sequence attends to, >= 1
   int64_t b, h, d;
   float scale;  // applied to q . k

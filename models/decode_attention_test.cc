@@ -14,14 +14,15 @@ class DecodeAttentionTest : public ::testing::TestWithParam<SimdLevel> {};
 
 // Against LibTorch's softmax(q k^T * scale) v per sequence and head, on a cache with more slots,
 // heads and positions than read (each sequence must read only its own first len positions),
-// head sizes that are and are not multiples of the vector width, lengths 1 to 70.
+// head sizes that are and are not multiples of the vector width, lengths 1 to the whole row (81:
+// not a multiple of the vector width either).
 TEST_P(DecodeAttentionTest, MatchesSoftmaxAttentionOverEachSequencesOwnPositions) {
   torch::manual_seed(3);
   for (int64_t d : {32, 12, 8, 3}) {
-    const int64_t slots = 6, h = 3, context = 80, first = 1;
-    const std::vector<int64_t> lens = {1, 7, 70, 8, 33};
+    const int64_t slots = 10, h = 3, context = 81, first = 1;
+    const std::vector<int64_t> lens = {1, 7, 70, 8, 33, 80, 64, 79};
     const int64_t b = static_cast<int64_t>(lens.size());
-    torch::Tensor keys = torch::randn({slots, h, context, d}) * 2;
+    torch::Tensor keys = torch::randn({slots, h, d, context}) * 2;  // transposed
     torch::Tensor values = torch::randn({slots, h, context, d});
     torch::Tensor q = torch::randn({b, h * d}) * 2;
     torch::Tensor out = torch::full({b, h * d}, 99.0f);
@@ -32,6 +33,7 @@ TEST_P(DecodeAttentionTest, MatchesSoftmaxAttentionOverEachSequencesOwnPositions
     args.values = values.data_ptr<float>() + first * values.stride(0);
     args.seq_stride = keys.stride(0);
     args.head_stride = keys.stride(1);
+    args.key_stride = context;
     args.len = lens.data();
     args.b = b;
     args.h = h;
@@ -41,7 +43,7 @@ TEST_P(DecodeAttentionTest, MatchesSoftmaxAttentionOverEachSequencesOwnPositions
     DecodeAttention(args, GetParam());
     for (int64_t i = 0; i < b; ++i) {
       for (int64_t j = 0; j < h; ++j) {
-        torch::Tensor k = keys[first + i][j].narrow(0, 0, lens[i]).to(torch::kDouble);
+        torch::Tensor k = keys[first + i][j].narrow(1, 0, lens[i]).t().to(torch::kDouble);
         torch::Tensor v = values[first + i][j].narrow(0, 0, lens[i]).to(torch::kDouble);
         torch::Tensor qi = q[i].narrow(0, j * d, d).to(torch::kDouble);
         torch::Tensor want = torch::matmul(torch::softmax(torch::mv(k, qi) * args.scale, 0), v);
@@ -58,9 +60,9 @@ TEST_P(DecodeAttentionTest, MatchesSoftmaxAttentionOverEachSequencesOwnPositions
 TEST_P(DecodeAttentionTest, ASequencesResultDoesNotDependOnTheBatch) {
   torch::manual_seed(5);
   const int64_t h = 6, d = 32, context = 64;
-  const std::vector<int64_t> lens = {64, 9, 30, 1};
+  const std::vector<int64_t> lens = {64, 9, 30, 1, 63};
   const int64_t b = static_cast<int64_t>(lens.size());
-  torch::Tensor keys = torch::randn({b, h, context, d});
+  torch::Tensor keys = torch::randn({b, h, d, context});
   torch::Tensor values = torch::randn({b, h, context, d});
   torch::Tensor q = torch::randn({b, h * d});
   auto run = [&](int64_t from, int64_t count) {
@@ -71,6 +73,7 @@ TEST_P(DecodeAttentionTest, ASequencesResultDoesNotDependOnTheBatch) {
                              values.data_ptr<float>() + from * values.stride(0),
                              keys.stride(0),
                              keys.stride(1),
+                             context,
                              lens.data() + from,
                              count,
                              h,

@@ -87,8 +87,8 @@ torch::Tensor InferenceModel::AttendPrefill(int layer, const torch::Tensor& x, K
   torch::Tensor u = torch::layer_norm(x, {config_.d_model}, w.ln1_w, w.ln1_b);
   AttentionOutput a =
       CausalSelfAttention(u.unsqueeze(0), w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, config_.n_heads);
-  // k, v [1, H, T, D] -> cache slot positions [0, T)
-  cache.keys(layer)[slot].narrow(1, 0, t).copy_(a.k[0]);
+  // k, v [1, H, T, D] -> cache slot positions [0, T) (keys transposed: [H, D, T])
+  cache.keys(layer)[slot].narrow(2, 0, t).copy_(a.k[0].transpose(-1, -2));
   cache.values(layer)[slot].narrow(1, 0, t).copy_(a.v[0]);
   return x + a.out[0];
 }
@@ -99,8 +99,8 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
   const int64_t b = x.size(0), c = config_.d_model, h = config_.n_heads, d = c / h;
   torch::Tensor u = torch::layer_norm(x, {c}, w.ln1_w, w.ln1_b);
   torch::Tensor qkv = Multiply(*w.qkv, u).view({b, 3, h, d});  // [B, 3, H, D]
-  // The cache is [slots, H, context, D], contiguous: this step's k and v go to each sequence's
-  // position, then each sequence attends to its own positions (q: qkv's first third).
+  // The cache (kv_cache.h, contiguous): this step's k and v go to each sequence's position, then
+  // each sequence attends to its own positions (q: qkv's first third).
   torch::Tensor& keys = cache.keys(layer);
   torch::Tensor& values = cache.values(layer);
   {
@@ -109,10 +109,11 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
     float* vdst = values.data_ptr<float>();
     for (int64_t i = 0; i < b; ++i) {
       for (int64_t j = 0; j < h; ++j) {
-        const int64_t at = (batch.first_slot + i) * keys.stride(0) + j * keys.stride(1) +
-                           (batch.lens[i] - 1) * keys.stride(2);
-        std::memcpy(kdst + at, src + i * 3 * c + c + j * d, d * sizeof(float));
-        std::memcpy(vdst + at, src + i * 3 * c + 2 * c + j * d, d * sizeof(float));
+        const int64_t head = (batch.first_slot + i) * keys.stride(0) + j * keys.stride(1);
+        const int64_t pos = batch.lens[i] - 1;
+        const float* k = src + i * 3 * c + c + j * d;
+        for (int64_t e = 0; e < d; ++e) kdst[head + e * keys.stride(2) + pos] = k[e];
+        std::memcpy(vdst + head + pos * d, src + i * 3 * c + 2 * c + j * d, d * sizeof(float));
       }
     }
   }
@@ -124,6 +125,7 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
   args.values = values.data_ptr<float>() + batch.first_slot * values.stride(0);
   args.seq_stride = keys.stride(0);
   args.head_stride = keys.stride(1);
+  args.key_stride = keys.stride(2);
   args.len = batch.lens.data();
   args.b = b;
   args.h = h;

@@ -16,7 +16,8 @@ class KvCache {
  public:
   KvCache(const ModelConfig& config, int max_slots);
 
-  // [max_slots, H, context, D] per layer.
+  // Per layer: keys [max_slots, H, D, context] (transposed, so that decode's scores of
+  // consecutive positions are one vector: decode_attention.h), values [max_slots, H, context, D].
   torch::Tensor& keys(int layer) { return k_[layer]; }
   torch::Tensor& values(int layer) { return v_[layer]; }
   int max_slots() const { return max_slots_; }

@@ -88,9 +88,10 @@ template <typename V, int kWide, int kNarrow>
     break;
       switch (nr * 16 + np) {
         MOE_TILE(1, 1)
-        MOE_TILE(1, 2) MOE_TILE(1, 4) MOE_TILE(1, 8) MOE_TILE(2, 1) MOE_TILE(2, 2) MOE_TILE(2, 4)
-            MOE_TILE(2, 8) MOE_TILE(3, 1) MOE_TILE(3, 2) MOE_TILE(3, 4) MOE_TILE(3, 8)
-                MOE_TILE(4, 1) MOE_TILE(4, 2) MOE_TILE(4, 4)
+        MOE_TILE(1, 2)
+        MOE_TILE(1, 4) MOE_TILE(1, 8) MOE_TILE(2, 1) MOE_TILE(2, 2) MOE_TILE(2, 4) MOE_TILE(2, 8)
+            MOE_TILE(3, 1) MOE_TILE(3, 2) MOE_TILE(3, 4) MOE_TILE(3, 8) MOE_TILE(4, 1)
+                MOE_TILE(4, 2) MOE_TILE(4, 4)
       }
 #undef MOE_TILE
     }
