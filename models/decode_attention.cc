@@ -5,40 +5,10 @@
 #include <limits>
 #include <vector>
 
-// The vector helpers below are always inlined, so their vector arguments never cross a call
-// (GCC warns that passing them would differ between the AVX and baseline ABIs).
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "models/vector_math.h"
 
 namespace moe {
 namespace {
-
-// 8 floats: one ymm register with AVX2 or AVX-512, two xmm otherwise.
-typedef float V8 __attribute__((vector_size(32)));
-typedef int32_t I8 __attribute__((vector_size(32)));
-
-[[gnu::always_inline]] inline V8 Splat(float f) { return V8{} + f; }
-
-// e^x, 8 at a time: Cephes' expf (x = n ln 2 + r, |r| <= ln 2 / 2, e^r by a degree-5
-// polynomial: about 1 ulp), with x floored at -87 (e^-87 ~ 1.6e-38, the smallest normal float
-// the 2^n step can build). Used on scores minus their maximum, so x <= 0.
-[[gnu::always_inline]] inline V8 Exp(V8 x) {
-  const V8 lo = Splat(-87.0f);
-  x = x < lo ? lo : x;
-  const V8 magic = Splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const V8 n = (x * 1.44269504088896341f + magic) - magic;
-  const V8 r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  V8 p = Splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V8 e = p * (r * r) + r + 1.0f;
-  const I8 bits = (__builtin_convertvector(n, I8) + 127) << 23;
-  V8 two_n;
-  std::memcpy(&two_n, &bits, sizeof(two_n));
-  return e * two_n;
-}
 
 // p[l] = sum over c of q[c] * keys[c][l], for l in [l0, l0 + 8 * B): B vectors of positions in
 // registers while c runs over the head's dimensions (keys are stored [D, context] per head).
@@ -114,7 +84,8 @@ template <int B>
     break;
           MOE_SCORES(1)
           MOE_SCORES(2)
-          MOE_SCORES(3) MOE_SCORES(4) MOE_SCORES(5) MOE_SCORES(6) MOE_SCORES(7) MOE_SCORES(8)
+          MOE_SCORES(3)
+          MOE_SCORES(4) MOE_SCORES(5) MOE_SCORES(6) MOE_SCORES(7) MOE_SCORES(8)
 #undef MOE_SCORES
               default : break;
         }
@@ -144,7 +115,7 @@ template <int B>
       for (int64_t t = 0; t < rounded; t += 8) {
         V8 v;
         std::memcpy(&v, p + t, sizeof(v));
-        v = Exp(v - max);
+        v = ExpNonPositive(v - max);
         if (t + 8 > n) {
           for (int k = static_cast<int>(n - t); k < 8; ++k) v[k] = 0;
         }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "models/gelu.h"
 #include "models/threads.h"
 
 namespace moe {
@@ -183,7 +184,7 @@ torch::Tensor ExpertBank::RunPacked(const Weights& w, const torch::Tensor& x,
   }
   torch::Tensor hidden = torch::empty({n, d}, torch::kFloat);
   w.w1p->Multiply(src, n, c, hidden.data_ptr<float>(), d);
-  hidden = torch::gelu(hidden);
+  GeluInPlace(hidden.data_ptr<float>(), n * d);
   torch::Tensor out = torch::empty({n, c}, torch::kFloat);
   w.w2p->Multiply(hidden.data_ptr<float>(), n, d, out.data_ptr<float>(), c);
   return out;
