@@ -49,7 +49,7 @@ absl::StatusOr<std::unique_ptr<LocalMoeExecutor>> LocalMoeExecutor::Create(
 LocalMoeExecutor::LocalMoeExecutor(const ModelConfig& config, std::vector<torch::Tensor> gates,
                                    ExpertBank bank)
     : config_(config),
-      gates_(std::move(gates)),
+      gates_(MakeGates(gates)),
       bank_(std::move(bank)),
       policy_(DefaultPolicy(config)) {}
 

@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "models/config.h"
 #include "models/experts.h"
+#include "models/routing.h"
 
 namespace moe {
 
@@ -74,7 +75,7 @@ class LocalMoeExecutor : public MoeExecutor {
  private:
   LocalMoeExecutor(const ModelConfig& config, std::vector<torch::Tensor> gates, ExpertBank bank);
   const ModelConfig config_;
-  const std::vector<torch::Tensor> gates_;  // per layer [n_routed, C]
+  const std::vector<PackedGate> gates_;  // per layer, packed (routing.h)
   const ExpertBank bank_;
   mutable absl::Mutex mu_;
   RoutingPolicy policy_ ABSL_GUARDED_BY(mu_);

@@ -122,16 +122,16 @@ absl::StatusOr<std::vector<torch::Tensor>> GateWeights(
   return gates;
 }
 
-RoutingResult RouteTokens(const torch::Tensor& hidden, const torch::Tensor& gate_weight,
-                          const RoutingPolicy& policy, int layer,
-                          absl::Span<const uint64_t> token_keys) {
-  const int64_t n = hidden.size(0);
-  const int64_t e = gate_weight.size(0);
+namespace {
+
+// Everything after the logits: the fast loops for inference on the CPU, tensor ops otherwise.
+RoutingResult RouteLogits(torch::Tensor logits, const RoutingPolicy& policy, int layer,
+                          absl::Span<const uint64_t> token_keys, bool differentiable) {
+  const int64_t n = logits.size(0);
+  const int64_t e = logits.size(1);
   const int64_t k = policy.top_k;
   RoutingResult r;
-  r.logits = torch::linear(hidden, gate_weight);  // [N, E]
-  const bool differentiable =
-      torch::GradMode::is_enabled() && (hidden.requires_grad() || gate_weight.requires_grad());
+  r.logits = std::move(logits);
   if (!differentiable && r.logits.device().is_cpu() && r.logits.scalar_type() == torch::kFloat) {
     RouteRows(r.logits, policy, layer, token_keys, &r);
     return r;
@@ -164,6 +164,45 @@ RoutingResult RouteTokens(const torch::Tensor& hidden, const torch::Tensor& gate
     }
   }
   return r;
+}
+
+}  // namespace
+
+RoutingResult RouteTokens(const torch::Tensor& hidden, const torch::Tensor& gate_weight,
+                          const RoutingPolicy& policy, int layer,
+                          absl::Span<const uint64_t> token_keys) {
+  const bool differentiable =
+      torch::GradMode::is_enabled() && (hidden.requires_grad() || gate_weight.requires_grad());
+  return RouteLogits(torch::linear(hidden, gate_weight), policy, layer, token_keys, differentiable);
+}
+
+PackedGate::PackedGate(const torch::Tensor& weight) : weight_(weight.contiguous()) {
+  if (weight_.device().is_cpu()) {
+    torch::Tensor t = weight_.to(torch::kFloat).t().contiguous();  // [C, E*m]
+    packed_ = std::make_shared<const PackedMatrix>(t.data_ptr<float>(), t.size(0), t.size(1));
+  }
+}
+
+torch::Tensor PackedGate::Logits(const torch::Tensor& hidden) const {
+  if (packed_ == nullptr || !hidden.device().is_cpu()) return torch::linear(hidden, weight_);
+  const torch::Tensor in = hidden.to(torch::kFloat).contiguous();
+  torch::Tensor out = torch::empty({in.size(0), packed_->n()}, torch::kFloat);
+  packed_->Multiply(in.data_ptr<float>(), in.size(0), packed_->k(), out.data_ptr<float>(),
+                    packed_->n());
+  return out;
+}
+
+std::vector<PackedGate> MakeGates(const std::vector<torch::Tensor>& weights) {
+  std::vector<PackedGate> gates;
+  gates.reserve(weights.size());
+  for (const torch::Tensor& w : weights) gates.emplace_back(w);
+  return gates;
+}
+
+RoutingResult RouteTokens(const torch::Tensor& hidden, const PackedGate& gate,
+                          const RoutingPolicy& policy, int layer,
+                          absl::Span<const uint64_t> token_keys) {
+  return RouteLogits(gate.Logits(hidden), policy, layer, token_keys, /*differentiable=*/false);
 }
 
 torch::Tensor LoadBalancingLoss(const RoutingResult& r) {

@@ -8,12 +8,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "models/config.h"
+#include "models/packed_matmul.h"
 
 namespace moe {
 
@@ -34,6 +36,29 @@ struct RoutingResult {
 // REQUIRES: hidden [N, C] float; gate_weight [E*m, C]; token_keys empty or of size N.
 // Differentiable in hidden and gate_weight through weights, probs and logits.
 RoutingResult RouteTokens(const torch::Tensor& hidden, const torch::Tensor& gate_weight,
+                          const RoutingPolicy& policy, int layer,
+                          absl::Span<const uint64_t> token_keys);
+
+// A gate ready for inference: its weight ([E*m, C]) packed once (packed_matmul.h), so that a
+// token's logits are the same bits whatever batch it is routed in: the router, the
+// orchestrator's prediction and the embedded runner batch differently and agree exactly.
+class PackedGate {
+ public:
+  explicit PackedGate(const torch::Tensor& weight);
+  const torch::Tensor& weight() const { return weight_; }
+  // hidden [N, C] -> [N, E*m] float.
+  torch::Tensor Logits(const torch::Tensor& hidden) const;
+
+ private:
+  torch::Tensor weight_;
+  std::shared_ptr<const PackedMatrix> packed_;  // weight^T; null off the CPU
+};
+
+// One PackedGate per weight.
+std::vector<PackedGate> MakeGates(const std::vector<torch::Tensor>& weights);
+
+// RouteTokens for inference (no gradients), with the logits from a packed gate.
+RoutingResult RouteTokens(const torch::Tensor& hidden, const PackedGate& gate,
                           const RoutingPolicy& policy, int layer,
                           absl::Span<const uint64_t> token_keys);
 

@@ -136,6 +136,32 @@ TEST(RoutingTest, InferencePathEqualsTheDifferentiablePath) {
   }
 }
 
+// The packed gate of inference: a token is routed to the same experts with the same bits of
+// weight and probability whatever batch it travels in (the router, the orchestrator's prediction
+// and the embedded runner batch differently), and like the tensor gate up to rounding.
+TEST(RoutingTest, APackedGateRoutesATokenTheSameInAnyBatch) {
+  torch::manual_seed(9);
+  const int64_t n = 37, c = 48, e = 8;
+  torch::Tensor weight = torch::randn({e, c});
+  torch::Tensor hidden = torch::randn({n, c});
+  RoutingPolicy policy = Policy(2);
+  policy.noise_std = 0.5;
+  std::vector<uint64_t> keys(n);
+  for (int64_t t = 0; t < n; ++t) keys[t] = 1000 + t;
+  const PackedGate gate(weight);
+  RoutingResult all = RouteTokens(hidden, gate, policy, 1, keys);
+  RoutingResult tensors = RouteTokens(hidden, weight, policy, 1, keys);
+  EXPECT_TRUE(torch::allclose(all.logits, tensors.logits, 1e-5, 1e-5));
+  for (int64_t t = 0; t < n; ++t) {
+    RoutingResult one =
+        RouteTokens(hidden.narrow(0, t, 1), gate, policy, 1, absl::MakeConstSpan(&keys[t], 1));
+    EXPECT_TRUE(torch::equal(one.logits[0], all.logits[t])) << t;
+    EXPECT_TRUE(torch::equal(one.expert_ids[0], all.expert_ids[t])) << t;
+    EXPECT_TRUE(torch::equal(one.weights[0], all.weights[t])) << t;
+    EXPECT_TRUE(torch::equal(one.probs[0], all.probs[t])) << t;
+  }
+}
+
 TEST(RoutingTest, LoadBalancingLossIsOneWhenBalanced) {
   // Token 0 -> expert 0 with p [0.75, 0.25]; token 1 -> expert 1 with p [0.25, 0.75].
   // f = [0.5, 0.5], P = [0.5, 0.5]: 2 * (0.25 + 0.25) = 1.

@@ -240,7 +240,11 @@ void RemoteMoeExecutor::ReleaseLink(std::unique_ptr<Link> link) {
 RemoteMoeExecutor::RemoteMoeExecutor(const ModelConfig& config, const ClusterSpec& cluster,
                                      const RemoteExecutorOptions& options,
                                      prometheus::Registry& registry, const Logger* logger)
-    : config_(config), options_(options), logger_(logger), known_(config.n_layers) {
+    : config_(config),
+      options_(options),
+      logger_(logger),
+      known_(config.n_layers),
+      gates_(MakeGates(options.gates)) {
   router_address_ = cluster.router_address;
   router_ = moe::v1::Router::NewStub(
       Endpoint(cluster.router_address, options.credentials).Dial(InternalChannelArguments()));
@@ -496,8 +500,7 @@ void RemoteMoeExecutor::Predict(Call& call, Link& link) {
   }
   c10::InferenceMode guard;
   const int64_t n = call.x.size(0);
-  RoutingResult r =
-      RouteTokens(call.x, options_.gates[call.layer], known.policy, call.layer, call.keys);
+  RoutingResult r = RouteTokens(call.x, gates_[call.layer], known.policy, call.layer, call.keys);
   const int k = known.policy.top_k;
   moe::v1::RouteResponse guess;
   guess.set_top_k(k);

@@ -44,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "models/moe_executor.h"
+#include "models/routing.h"
 #include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/log.h"
@@ -159,6 +160,7 @@ class RemoteMoeExecutor : public MoeExecutor {
   std::atomic<uint64_t> newest_epoch_{0};
   absl::Mutex known_mu_;
   std::vector<Known> known_ ABSL_GUARDED_BY(known_mu_);  // per layer
+  const std::vector<PackedGate> gates_;                  // options_.gates, packed (routing.h)
   std::atomic<int64_t> predicted_{0}, unpredicted_{0};
   prometheus::Counter* kept_;  // moe_speculative_layers_total by outcome
   prometheus::Counter* resent_;

@@ -36,7 +36,7 @@ RouterService::RouterService(const ModelConfig& config, std::vector<torch::Tenso
                              ClusterSpec cluster, const RouterOptions& options,
                              prometheus::Registry& registry, const Logger* logger)
     : config_(config),
-      gates_(std::move(gates)),
+      gates_(MakeGates(gates)),
       logger_(logger),
       table_(config, cluster),
       replicas_(static_cast<int>(cluster.pools.size())),

@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "models/config.h"
+#include "models/routing.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "services/common/log.h"
 #include "services/common/message_streams.h"
@@ -95,7 +96,7 @@ class RouterService final : public moe::v1::Router::CallbackService {
   absl::Status DoSetPolicy(const moe::v1::SetPolicyRequest& req, moe::v1::RoutingPolicy* resp);
 
   const ModelConfig config_;
-  const std::vector<torch::Tensor> gates_;
+  const std::vector<PackedGate> gates_;  // packed: routing.h
   const Logger* logger_;
   PlacementTable table_;
   ReplicaSelector replicas_;

@@ -82,7 +82,8 @@ TEST_F(RouterServiceTest, RouteAnswersWithTheGateOfTheLayerAsked) {
     ASSERT_TRUE(Route(layer, x, &resp).ok());
     std::vector<torch::Tensor> gates = *GateWeights(config, cluster_->checkpoint().state);
     c10::InferenceMode guard;
-    const RoutingResult want = RouteTokens(x, gates[layer], DefaultPolicy(config), layer, {});
+    const RoutingResult want =
+        RouteTokens(x, PackedGate(gates[layer]), DefaultPolicy(config), layer, {});
     ASSERT_EQ(resp.expert_ids_size(), want.expert_ids.numel());
     EXPECT_EQ(resp.layer(), layer);
     EXPECT_EQ(resp.top_k(), config.top_k);
