@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "models/test_util.h"
+
 namespace moe {
 namespace {
 
@@ -87,12 +89,8 @@ TEST_P(DecodeAttentionTest, ASequencesResultDoesNotDependOnTheBatch) {
   for (int64_t i = 0; i < b; ++i) EXPECT_TRUE(torch::equal(run(i, 1)[0], all[i])) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Levels, DecodeAttentionTest,
-                         ::testing::Values(SimdLevel::kAvx512, SimdLevel::kAvx2,
-                                           SimdLevel::kBaseline),
-                         [](const ::testing::TestParamInfo<SimdLevel>& info) {
-                           return std::string(SimdLevelName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Levels, DecodeAttentionTest, testing::EverySimdLevel(),
+                         testing::SimdLevelParamName);
 
 }  // namespace
 }  // namespace moe

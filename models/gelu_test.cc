@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "models/test_util.h"
+
 namespace moe {
 namespace {
 
@@ -29,12 +31,8 @@ TEST_P(GeluTest, MatchesLibTorchsExactGelu) {
   EXPECT_EQ(edge[2], std::numeric_limits<float>::infinity());
 }
 
-INSTANTIATE_TEST_SUITE_P(Levels, GeluTest,
-                         ::testing::Values(SimdLevel::kAvx512, SimdLevel::kAvx2,
-                                           SimdLevel::kBaseline),
-                         [](const ::testing::TestParamInfo<SimdLevel>& info) {
-                           return std::string(SimdLevelName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Levels, GeluTest, testing::EverySimdLevel(),
+                         testing::SimdLevelParamName);
 
 }  // namespace
 }  // namespace moe

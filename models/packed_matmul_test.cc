@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "models/test_util.h"
+
 namespace moe {
 namespace {
 
@@ -74,12 +76,8 @@ TEST_P(PackedMatrixTest, ARowsResultDoesNotDependOnTheOtherRows) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, PackedMatrixTest,
-                         ::testing::Values(SimdLevel::kAvx512, SimdLevel::kAvx2,
-                                           SimdLevel::kBaseline),
-                         [](const ::testing::TestParamInfo<SimdLevel>& info) {
-                           return std::string(SimdLevelName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Levels, PackedMatrixTest, testing::EverySimdLevel(),
+                         testing::SimdLevelParamName);
 
 }  // namespace
 }  // namespace moe

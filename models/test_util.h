@@ -6,9 +6,22 @@
 #include <filesystem>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "models/config.h"
+#include "models/simd.h"
 
 namespace moe::testing {
+
+// The instruction sets of the hand-written kernels, for tests parameterized over them (a level
+// the CPU lacks runs the baseline, so every case runs everywhere):
+//   INSTANTIATE_TEST_SUITE_P(Levels, SomeTest, EverySimdLevel(), SimdLevelParamName);
+inline auto EverySimdLevel() {
+  return ::testing::Values(SimdLevel::kAvx512, SimdLevel::kAvx2, SimdLevel::kBaseline);
+}
+inline std::string SimdLevelParamName(const ::testing::TestParamInfo<SimdLevel>& info) {
+  return SimdLevelName(info.param);
+}
 
 // A tiny model that exercises every feature: micro-experts and a shared expert.
 inline ModelConfig TinyConfig() {
