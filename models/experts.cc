@@ -58,6 +58,40 @@ torch::Tensor CombineExpertOutputs(const std::vector<torch::Tensor>& outputs,
                                    const DispatchPlan& plan, const torch::Tensor& weights,
                                    int64_t d_model) {
   const int64_t c = d_model;
+  // The loops below unless autograd needs the ops (training) or the tensors are elsewhere: the
+  // choice depends on the tensors only, so the embedded and the distributed paths always agree.
+  bool grad = weights.requires_grad();
+  bool plain = weights.device().is_cpu() && weights.scalar_type() == torch::kFloat;
+  for (const torch::Tensor& o : outputs) {
+    grad |= o.requires_grad();
+    plain &= o.device().is_cpu() && o.scalar_type() == torch::kFloat && o.is_contiguous();
+  }
+  plain &= !(grad && torch::GradMode::is_enabled());
+  if (plain) {
+    // Inference on the CPU: the same sums as below (slot order), in one pass without the
+    // gathered [N, k, C] copy.
+    std::vector<const float*> rows;
+    rows.reserve(plan.total_rows);
+    for (const torch::Tensor& o : outputs) {
+      for (int64_t j = 0; j < o.size(0); ++j) rows.push_back(o.data_ptr<float>() + j * c);
+    }
+    const torch::Tensor w = weights.contiguous();
+    const float* wp = w.data_ptr<float>();
+    const int64_t* inverse = plan.inverse.data_ptr<int64_t>();
+    torch::Tensor out = torch::zeros({plan.n_tokens, c}, torch::kFloat);
+    float* op = out.data_ptr<float>();
+    for (int64_t t = 0; t < plan.n_tokens; ++t) {
+      float* y = op + t * c;
+      for (int64_t s = 0; s < plan.top_k; ++s) {
+        const int64_t row = inverse[t * plan.top_k + s];
+        if (row >= static_cast<int64_t>(rows.size())) continue;  // dropped: the zero row
+        const float ws = wp[t * plan.top_k + s];
+        const float* src = rows[row];
+        for (int64_t i = 0; i < c; ++i) y[i] += ws * src[i];
+      }
+    }
+    return out;
+  }
   std::vector<torch::Tensor> parts = outputs;
   torch::Tensor zero = torch::zeros({1, c}, weights.options());
   parts.push_back(zero);

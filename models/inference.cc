@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "models/decode_attention.h"
+#include "models/layer_norm.h"
 #include "models/transformer.h"
 
 namespace moe {
@@ -31,6 +32,15 @@ torch::Tensor Multiply(const PackedMatrix& m, const torch::Tensor& x) {
   return out;
 }
 
+// layer_norm over each row of x [rows, C] (decode's few rows: layer_norm.h).
+torch::Tensor Norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const torch::Tensor in = x.to(torch::kFloat).contiguous();
+  torch::Tensor out = torch::empty_like(in);
+  LayerNormRows(in.data_ptr<float>(), in.size(0), in.size(1), weight.data_ptr<float>(),
+                bias.data_ptr<float>(), 1e-5f, out.data_ptr<float>());
+  return out;
+}
+
 }  // namespace
 
 DecodeBatch DecodeBatch::Make(const std::vector<int64_t>& positions) {
@@ -52,7 +62,7 @@ absl::StatusOr<InferenceModel> InferenceModel::Create(
       missing.Update(absl::NotFoundError(absl::StrCat("missing tensor ", name)));
       return torch::Tensor();
     }
-    return it->second.contiguous();
+    return it->second.to(torch::kFloat).contiguous();
   };
   m.tok_emb_ = get("tok_emb.weight");
   m.pos_emb_ = get("pos_emb.weight");
@@ -97,7 +107,7 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
                                            const DecodeBatch& batch) const {
   const Layer& w = layers_[layer];
   const int64_t b = x.size(0), c = config_.d_model, h = config_.n_heads, d = c / h;
-  torch::Tensor u = torch::layer_norm(x, {c}, w.ln1_w, w.ln1_b);
+  torch::Tensor u = Norm(x, w.ln1_w, w.ln1_b);
   torch::Tensor qkv = Multiply(*w.qkv, u).view({b, 3, h, d});  // [B, 3, H, D]
   // The cache (kv_cache.h, contiguous): this step's k and v go to each sequence's position, then
   // each sequence attends to its own positions (q: qkv's first third).
@@ -138,11 +148,11 @@ torch::Tensor InferenceModel::AttendDecode(int layer, const torch::Tensor& x, Kv
 
 torch::Tensor InferenceModel::Ln2(int layer, const torch::Tensor& x) const {
   const Layer& w = layers_[layer];
-  return torch::layer_norm(x, {config_.d_model}, w.ln2_w, w.ln2_b);
+  return Norm(x, w.ln2_w, w.ln2_b);
 }
 
 torch::Tensor InferenceModel::Logits(const torch::Tensor& x) const {
-  return Multiply(*lm_head_, torch::layer_norm(x, {config_.d_model}, lnf_w_, lnf_b_));
+  return Multiply(*lm_head_, Norm(x, lnf_w_, lnf_b_));
 }
 
 }  // namespace moe
