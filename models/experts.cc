@@ -162,12 +162,15 @@ absl::Status ExpertBank::Add(const ModelConfig& config,
 
 ExpertBank::Weights ExpertBank::MakeWeights(const torch::Tensor& w1,
                                             const torch::Tensor& w2) const {
-  Weights w{w1.t().contiguous().to(device_), w2.t().contiguous().to(device_), nullptr, nullptr};
+  Weights w;
   if (device_.is_cpu()) {
-    torch::Tensor a = w.w1t.to(torch::kFloat).contiguous(),
-                  b = w.w2t.to(torch::kFloat).contiguous();
+    const torch::Tensor a = w1.to(torch::kFloat).t().contiguous();
+    const torch::Tensor b = w2.to(torch::kFloat).t().contiguous();
     w.w1p = std::make_shared<const PackedMatrix>(a.data_ptr<float>(), a.size(0), a.size(1));
     w.w2p = std::make_shared<const PackedMatrix>(b.data_ptr<float>(), b.size(0), b.size(1));
+  } else {
+    w.w1t = w1.t().contiguous().to(device_);
+    w.w2t = w2.t().contiguous().to(device_);
   }
   return w;
 }

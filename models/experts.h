@@ -52,12 +52,13 @@ torch::Tensor CombineExpertOutputs(const std::vector<torch::Tensor>& outputs,
 // what it hosts builds a changed copy (Changed) and swaps it in, so running calls keep theirs.
 class ExpertBank {
  public:
-  // Stored transposed ([in, out], contiguous). On the CPU also packed once (packed_matmul.h):
-  // an expert sees a few rows per step, and a BLAS call would re-pack the whole weight for them.
+  // On the CPU packed once (packed_matmul.h): an expert sees a few rows per step, and a BLAS
+  // call would re-pack the whole weight for them. On other devices transposed ([in, out],
+  // contiguous) for x @ w.
   struct Weights {
-    torch::Tensor w1t;                             // [C, d]
+    torch::Tensor w1t;                             // [C, d]; devices other than the CPU
     torch::Tensor w2t;                             // [d, C]
-    std::shared_ptr<const PackedMatrix> w1p, w2p;  // CPU banks only
+    std::shared_ptr<const PackedMatrix> w1p, w2p;  // the CPU: [C, d] and [d, C], packed
   };
   // Which experts to keep: (layer, base expert) for routed, (layer, shared id) for shared.
   using HostFilter = std::function<bool(int layer, int expert, bool shared)>;

@@ -92,7 +92,9 @@ TEST(ExpertsTest, BankKeepsOnlyHostedExperts) {
   EXPECT_EQ(bank->Routed(1, 5), nullptr);
   EXPECT_EQ(bank->Routed(0, 6), nullptr);
   EXPECT_EQ(bank->Shared(1, 0), nullptr);
-  EXPECT_EQ(bank->Routed(1, 6)->w1t.size(1), c.d_micro());
+  ASSERT_NE(bank->Routed(1, 6)->w1p, nullptr);  // a CPU bank: packed
+  EXPECT_EQ(bank->Routed(1, 6)->w1p->k(), c.d_model);
+  EXPECT_EQ(bank->Routed(1, 6)->w1p->n(), c.d_micro());
 }
 
 // An expert pool runs experts on gRPC's threads, which start with OpenMP's default thread count;
