@@ -156,8 +156,8 @@ absl::Status Generations::Start(std::shared_ptr<Generation> g,
     params.sampling.seed = g->completions[i].seed;
     // The engine's callbacks own g until the request is over.
     GenerateCallbacks cb;
-    cb.on_token = [this, g, i](const TokenOutput& t) { OnToken(*g, i, t); };
-    cb.on_done = [this, g, i](const absl::Status& status) { OnDone(*g, i, status); };
+    cb.on_token = [this, g, i](const TokenOutput& t) { OnToken(g, i, t); };
+    cb.on_done = [this, g, i](const absl::Status& status) { OnDone(g, i, status); };
     absl::StatusOr<uint64_t> id = engine_->Submit(std::move(params), std::move(cb));
     if (!id.ok()) {
       if (i == 0) {
@@ -165,7 +165,7 @@ absl::Status Generations::Start(std::shared_ptr<Generation> g,
         return id.status();
       }
       // Completions before this one run: the request fails through them (shutting down).
-      for (int j = i; j < n; ++j) OnDone(*g, j, id.status());
+      for (int j = i; j < n; ++j) OnDone(g, j, id.status());
       return absl::OkStatus();
     }
     bool cancel;
@@ -179,7 +179,8 @@ absl::Status Generations::Start(std::shared_ptr<Generation> g,
   return absl::OkStatus();
 }
 
-void Generations::OnToken(Generation& g, int index, const TokenOutput& t) {
+void Generations::OnToken(const std::shared_ptr<Generation>& gp, int index, const TokenOutput& t) {
+  Generation& g = *gp;
   Generation::Completion& c = g.completions[index];
   if (c.stopped) return;
   GenerateResponse msg;
@@ -246,14 +247,17 @@ void Generations::OnToken(Generation& g, int index, const TokenOutput& t) {
     });
   }
   if (g.on_message && (!t.is_prompt || g.echo_prompt)) {
-    absl::MutexLock lock(&g.deliver_mu);
-    g.on_message(std::move(msg));
+    deliver_.Post([gp, msg = std::move(msg)]() mutable {
+      absl::MutexLock lock(&gp->deliver_mu);
+      gp->on_message(std::move(msg));
+    });
   }
   // The engine ends the sequence before its next step; OnDone turns that CANCELLED into success.
   if (c.stopped && !t.last) g.CancelCompletion(index);
 }
 
-void Generations::OnDone(Generation& g, int index, absl::Status status) {
+void Generations::OnDone(const std::shared_ptr<Generation>& gp, int index, absl::Status status) {
+  Generation& g = *gp;
   Generation::Completion& c = g.completions[index];
   if (c.stopped && status.code() == absl::StatusCode::kCancelled) status = absl::OkStatus();
   RoutingEvent ev;
@@ -286,8 +290,10 @@ void Generations::OnDone(Generation& g, int index, absl::Status status) {
   for (uint64_t id : others) engine_->Cancel(id);
   if (!last) return;
   CountFinished(final_status.code(), g.n);
-  absl::MutexLock lock(&g.deliver_mu);
-  if (g.on_finish) g.on_finish(final_status);
+  deliver_.Post([gp, final_status] {
+    absl::MutexLock lock(&gp->deliver_mu);
+    if (gp->on_finish) gp->on_finish(final_status);
+  });
 }
 
 }  // namespace moe
