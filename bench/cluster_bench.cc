@@ -22,7 +22,6 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"

@@ -1,7 +1,6 @@
 #include "models/decode_attention.h"
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -21,13 +20,9 @@ template <int B>
   for (int64_t c = 0; c < d; ++c) {
     const float qc = q[c];
     const float* row = keys + c * key_stride + l0;
-    for (int j = 0; j < B; ++j) {
-      V8 k;
-      std::memcpy(&k, row + 8 * j, sizeof(k));
-      acc[j] += qc * k;
-    }
+    for (int j = 0; j < B; ++j) acc[j] += qc * Load8(row + 8 * j);
   }
-  for (int j = 0; j < B; ++j) std::memcpy(p + l0 + 8 * j, &acc[j], sizeof(V8));
+  for (int j = 0; j < B; ++j) Store8(p + l0 + 8 * j, acc[j]);
 }
 
 // y[c] += sum over l in [0, n) of p[l] * values[l][c] for c in [c0, c0 + 8 * B), two positions
@@ -43,25 +38,15 @@ template <int B>
     const float* v0 = values + l * d + c0;
     const float* v1 = v0 + d;
     for (int j = 0; j < B; ++j) {
-      V8 a, b;
-      std::memcpy(&a, v0 + 8 * j, sizeof(a));
-      std::memcpy(&b, v1 + 8 * j, sizeof(b));
-      even[j] += p[l] * a;
-      odd[j] += p[l + 1] * b;
+      even[j] += p[l] * Load8(v0 + 8 * j);
+      odd[j] += p[l + 1] * Load8(v1 + 8 * j);
     }
   }
   if (l < n) {
     const float* v0 = values + l * d + c0;
-    for (int j = 0; j < B; ++j) {
-      V8 a;
-      std::memcpy(&a, v0 + 8 * j, sizeof(a));
-      even[j] += p[l] * a;
-    }
+    for (int j = 0; j < B; ++j) even[j] += p[l] * Load8(v0 + 8 * j);
   }
-  for (int j = 0; j < B; ++j) {
-    const V8 sum = even[j] + odd[j];
-    std::memcpy(y + c0 + 8 * j, &sum, sizeof(sum));
-  }
+  for (int j = 0; j < B; ++j) Store8(y + c0 + 8 * j, even[j] + odd[j]);
 }
 
 [[gnu::always_inline]] inline void Attend(const DecodeAttentionArgs& a, float* __restrict p) {
@@ -78,16 +63,32 @@ template <int B>
       while (l < n) {
         const int64_t vectors = std::min<int64_t>({8, (n - l + 7) / 8, (a.key_stride - l) / 8});
         switch (vectors) {
-#define MOE_SCORES(B)                            \
-  case B:                                        \
-    Scores<B>(q, keys, a.key_stride, a.d, l, p); \
-    break;
-          MOE_SCORES(1)
-          MOE_SCORES(2)
-          MOE_SCORES(3)
-          MOE_SCORES(4) MOE_SCORES(5) MOE_SCORES(6) MOE_SCORES(7) MOE_SCORES(8)
-#undef MOE_SCORES
-              default : break;
+          case 1:
+            Scores<1>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 2:
+            Scores<2>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 3:
+            Scores<3>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 4:
+            Scores<4>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 5:
+            Scores<5>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 6:
+            Scores<6>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 7:
+            Scores<7>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          case 8:
+            Scores<8>(q, keys, a.key_stride, a.d, l, p);
+            break;
+          default:
+            break;
         }
         if (vectors <= 0) break;
         l += 8 * vectors;
@@ -103,27 +104,22 @@ template <int B>
       for (int64_t t = n; t < rounded; ++t) p[t] = -std::numeric_limits<float>::infinity();
       V8 vmax = Splat(-std::numeric_limits<float>::infinity());
       for (int64_t t = 0; t < rounded; t += 8) {
-        V8 v;
-        std::memcpy(&v, p + t, sizeof(v));
-        v *= a.scale;
-        std::memcpy(p + t, &v, sizeof(v));
+        const V8 v = Load8(p + t) * a.scale;
+        Store8(p + t, v);
         vmax = v > vmax ? v : vmax;
       }
       float max = vmax[0];
       for (int k = 1; k < 8; ++k) max = std::max(max, vmax[k]);
       V8 vsum{};
       for (int64_t t = 0; t < rounded; t += 8) {
-        V8 v;
-        std::memcpy(&v, p + t, sizeof(v));
-        v = ExpNonPositive(v - max);
+        V8 v = ExpNonPositive(Load8(p + t) - max);
         if (t + 8 > n) {
           for (int k = static_cast<int>(n - t); k < 8; ++k) v[k] = 0;
         }
-        std::memcpy(p + t, &v, sizeof(v));
+        Store8(p + t, v);
         vsum += v;
       }
-      const float sum =
-          ((vsum[0] + vsum[4]) + (vsum[1] + vsum[5])) + ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7]));
+      const float sum = Sum8(vsum);
       int64_t c = 0;
       for (; c + 32 <= a.d; c += 32) Weighted<4>(p, values, n, a.d, c, y);
       for (; c + 8 <= a.d; c += 8) Weighted<1>(p, values, n, a.d, c, y);
@@ -149,7 +145,7 @@ void DecodeAttention(const DecodeAttentionArgs& args, SimdLevel level) {
   const int64_t longest = *std::max_element(args.len, args.len + args.b);
   // Scores of whole vectors may run past a sequence's last position (not past the cache's row).
   std::vector<float> scratch((longest + 63) / 8 * 8 + 64);
-  switch (CpuSupports(level) ? level : SimdLevel::kBaseline) {
+  switch (UsableSimdLevel(level)) {
     case SimdLevel::kAvx512:
       return AttendAvx512(args, scratch.data());
     case SimdLevel::kAvx2:

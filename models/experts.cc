@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "models/gelu.h"
+#include "models/packed_tensor.h"
 #include "models/threads.h"
 
 namespace moe {
@@ -206,25 +207,20 @@ torch::Tensor ExpertBank::Run(int layer, int id, bool shared, const torch::Tenso
 
 torch::Tensor ExpertBank::RunPacked(const Weights& w, const torch::Tensor& x,
                                     absl::Span<const int32_t> rows) {
-  const torch::Tensor in = x.to(torch::kFloat).contiguous();
-  const int64_t c = w.w1p->k(), d = w.w1p->n();
-  const int64_t n = rows.empty() ? in.size(0) : static_cast<int64_t>(rows.size());
-  const float* src = in.data_ptr<float>();
-  torch::Tensor gathered;
+  torch::Tensor input = x;
   if (!rows.empty()) {
-    gathered = torch::empty({n, c}, torch::kFloat);
-    float* dst = gathered.data_ptr<float>();
+    const torch::Tensor in = x.to(torch::kFloat).contiguous();
+    const int64_t c = in.size(1), n = static_cast<int64_t>(rows.size());
+    input = torch::empty({n, c}, torch::kFloat);
+    const float* src = in.data_ptr<float>();
+    float* dst = input.data_ptr<float>();
     for (int64_t i = 0; i < n; ++i) {
       std::memcpy(dst + i * c, src + static_cast<int64_t>(rows[i]) * c, c * sizeof(float));
     }
-    src = dst;
   }
-  torch::Tensor hidden = torch::empty({n, d}, torch::kFloat);
-  w.w1p->Multiply(src, n, c, hidden.data_ptr<float>(), d);
-  GeluInPlace(hidden.data_ptr<float>(), n * d);
-  torch::Tensor out = torch::empty({n, c}, torch::kFloat);
-  w.w2p->Multiply(hidden.data_ptr<float>(), n, d, out.data_ptr<float>(), c);
-  return out;
+  torch::Tensor hidden = Multiply(*w.w1p, input);
+  GeluInPlace(hidden.data_ptr<float>(), hidden.numel());
+  return Multiply(*w.w2p, hidden);
 }
 
 }  // namespace moe

@@ -29,7 +29,7 @@ void GeluBaseline(float* x, int64_t n) { Gelu(x, n); }
 }  // namespace
 
 void GeluInPlace(float* x, int64_t n, SimdLevel level) {
-  switch (CpuSupports(level) ? level : SimdLevel::kBaseline) {
+  switch (UsableSimdLevel(level)) {
     case SimdLevel::kAvx512:
       return GeluAvx512(x, n);
     case SimdLevel::kAvx2:

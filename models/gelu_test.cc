@@ -31,8 +31,7 @@ TEST_P(GeluTest, MatchesLibTorchsExactGelu) {
   EXPECT_EQ(edge[2], std::numeric_limits<float>::infinity());
 }
 
-INSTANTIATE_TEST_SUITE_P(Levels, GeluTest, testing::EverySimdLevel(),
-                         testing::SimdLevelParamName);
+INSTANTIATE_TEST_SUITE_P(Levels, GeluTest, testing::EverySimdLevel(), testing::SimdLevelParamName);
 
 }  // namespace
 }  // namespace moe

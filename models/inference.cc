@@ -2,16 +2,14 @@
 
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "models/decode_attention.h"
 #include "models/layer_norm.h"
+#include "models/packed_tensor.h"
 #include "models/transformer.h"
 
 namespace moe {
-
-using torch::indexing::Slice;
 
 namespace {
 
@@ -21,15 +19,6 @@ std::shared_ptr<const PackedMatrix> Pack(const torch::Tensor& w, const torch::Te
   torch::Tensor b = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::Tensor();
   return std::make_shared<const PackedMatrix>(wt.data_ptr<float>(), wt.size(0), wt.size(1),
                                               b.defined() ? b.data_ptr<float>() : nullptr);
-}
-
-// x [rows, k] @ m, on a contiguous float copy of x if it is not one.
-torch::Tensor Multiply(const PackedMatrix& m, const torch::Tensor& x) {
-  torch::Tensor in = x.to(torch::kFloat).contiguous();
-  const int64_t rows = in.size(0);
-  torch::Tensor out = torch::empty({rows, m.n()}, torch::kFloat);
-  m.Multiply(in.data_ptr<float>(), rows, m.k(), out.data_ptr<float>(), m.n());
-  return out;
 }
 
 // layer_norm over each row of x [rows, C] (decode's few rows: layer_norm.h).

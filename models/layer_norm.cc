@@ -7,10 +7,6 @@
 namespace moe {
 namespace {
 
-[[gnu::always_inline]] inline float Sum8(V8 v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-
 [[gnu::always_inline]] inline void Normalize(const float* x, int64_t rows, int64_t c,
                                              const float* weight, const float* bias, float eps,
                                              float* out) {
@@ -55,7 +51,7 @@ void NormalizeBaseline(const float* x, int64_t rows, int64_t c, const float* w, 
 
 void LayerNormRows(const float* x, int64_t rows, int64_t c, const float* weight, const float* bias,
                    float eps, float* out, SimdLevel level) {
-  switch (CpuSupports(level) ? level : SimdLevel::kBaseline) {
+  switch (UsableSimdLevel(level)) {
     case SimdLevel::kAvx512:
       return NormalizeAvx512(x, rows, c, weight, bias, eps, out);
     case SimdLevel::kAvx2:

@@ -82,18 +82,53 @@ template <typename V, int kWide, int kNarrow>
       const int64_t nr = std::min<int64_t>(4, a.m - r0);
       const float* x = a.x + r0 * a.x_stride;
       float* out = a.out + r0 * a.out_stride + p0 * kPanel;
-#define MOE_TILE(R, P)                       \
-  case (R)*16 + (P):                         \
-    Tile<V, R, P>(a, x, w, bias, out, cols); \
-    break;
       switch (nr * 16 + np) {
-        MOE_TILE(1, 1)
-        MOE_TILE(1, 2)
-        MOE_TILE(1, 4) MOE_TILE(1, 8) MOE_TILE(2, 1) MOE_TILE(2, 2) MOE_TILE(2, 4) MOE_TILE(2, 8)
-            MOE_TILE(3, 1) MOE_TILE(3, 2) MOE_TILE(3, 4) MOE_TILE(3, 8) MOE_TILE(4, 1)
-                MOE_TILE(4, 2) MOE_TILE(4, 4)
+        case 1 * 16 + 1:
+          Tile<V, 1, 1>(a, x, w, bias, out, cols);
+          break;
+        case 1 * 16 + 2:
+          Tile<V, 1, 2>(a, x, w, bias, out, cols);
+          break;
+        case 1 * 16 + 4:
+          Tile<V, 1, 4>(a, x, w, bias, out, cols);
+          break;
+        case 1 * 16 + 8:
+          Tile<V, 1, 8>(a, x, w, bias, out, cols);
+          break;
+        case 2 * 16 + 1:
+          Tile<V, 2, 1>(a, x, w, bias, out, cols);
+          break;
+        case 2 * 16 + 2:
+          Tile<V, 2, 2>(a, x, w, bias, out, cols);
+          break;
+        case 2 * 16 + 4:
+          Tile<V, 2, 4>(a, x, w, bias, out, cols);
+          break;
+        case 2 * 16 + 8:
+          Tile<V, 2, 8>(a, x, w, bias, out, cols);
+          break;
+        case 3 * 16 + 1:
+          Tile<V, 3, 1>(a, x, w, bias, out, cols);
+          break;
+        case 3 * 16 + 2:
+          Tile<V, 3, 2>(a, x, w, bias, out, cols);
+          break;
+        case 3 * 16 + 4:
+          Tile<V, 3, 4>(a, x, w, bias, out, cols);
+          break;
+        case 3 * 16 + 8:
+          Tile<V, 3, 8>(a, x, w, bias, out, cols);
+          break;
+        case 4 * 16 + 1:
+          Tile<V, 4, 1>(a, x, w, bias, out, cols);
+          break;
+        case 4 * 16 + 2:
+          Tile<V, 4, 2>(a, x, w, bias, out, cols);
+          break;
+        case 4 * 16 + 4:
+          Tile<V, 4, 4>(a, x, w, bias, out, cols);
+          break;
       }
-#undef MOE_TILE
     }
     p0 += np;
   }
@@ -118,10 +153,7 @@ float* AllocateZeroed(int64_t floats) {
 void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
 
 PackedMatrix::PackedMatrix(const float* w, int64_t k, int64_t n, const float* bias, SimdLevel level)
-    : k_(k),
-      n_(n),
-      panels_((n + kPanel - 1) / kPanel),
-      level_(CpuSupports(level) ? level : SimdLevel::kBaseline) {
+    : k_(k), n_(n), panels_((n + kPanel - 1) / kPanel), level_(UsableSimdLevel(level)) {
   data_.reset(AllocateZeroed(panels_ * k_ * kPanel));
   for (int64_t p = 0; p < panels_; ++p) {
     const int64_t c0 = p * kPanel, cols = std::min<int64_t>(kPanel, n_ - c0);

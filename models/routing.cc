@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "models/packed_tensor.h"
 #include "models/splitmix.h"
 
 namespace moe {
@@ -185,11 +186,7 @@ PackedGate::PackedGate(const torch::Tensor& weight) : weight_(weight.contiguous(
 
 torch::Tensor PackedGate::Logits(const torch::Tensor& hidden) const {
   if (packed_ == nullptr || !hidden.device().is_cpu()) return torch::linear(hidden, weight_);
-  const torch::Tensor in = hidden.to(torch::kFloat).contiguous();
-  torch::Tensor out = torch::empty({in.size(0), packed_->n()}, torch::kFloat);
-  packed_->Multiply(in.data_ptr<float>(), in.size(0), packed_->k(), out.data_ptr<float>(),
-                    packed_->n());
-  return out;
+  return Multiply(*packed_, hidden);
 }
 
 std::vector<PackedGate> MakeGates(const std::vector<torch::Tensor>& weights) {

@@ -26,6 +26,11 @@ inline bool CpuSupports(SimdLevel level) {
 #endif
 }
 
+// `level` if this CPU runs it, else the baseline: what a kernel asked for `level` runs.
+inline SimdLevel UsableSimdLevel(SimdLevel level) {
+  return CpuSupports(level) ? level : SimdLevel::kBaseline;
+}
+
 inline SimdLevel BestSimdLevel() {
   return CpuSupports(SimdLevel::kAvx512) ? SimdLevel::kAvx512
          : CpuSupports(SimdLevel::kAvx2) ? SimdLevel::kAvx2

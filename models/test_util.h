@@ -2,11 +2,11 @@
 #ifndef MOE_MODELS_TEST_UTIL_H_
 #define MOE_MODELS_TEST_UTIL_H_
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "models/config.h"
 #include "models/simd.h"

@@ -27,6 +27,11 @@ typedef int32_t I8 __attribute__((vector_size(32)));
 
 [[gnu::always_inline]] inline void Store8(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
 
+// The sum of the 8 lanes, always in the same order.
+[[gnu::always_inline]] inline float Sum8(V8 v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
 // e^x for x <= 0: Cephes' expf (x = n ln 2 + r, |r| <= ln 2 / 2, e^r by a degree-5 polynomial:
 // about 1 ulp), with x floored at -87 (e^-87 ~ 1.6e-38, the smallest normal float the 2^n step
 // can build).

@@ -247,10 +247,7 @@ void Generations::OnToken(const std::shared_ptr<Generation>& gp, int index, cons
     });
   }
   if (g.on_message && (!t.is_prompt || g.echo_prompt)) {
-    deliver_.Post([gp, msg = std::move(msg)]() mutable {
-      absl::MutexLock lock(&gp->deliver_mu);
-      gp->on_message(std::move(msg));
-    });
+    deliver_.Post([gp, msg = std::move(msg)]() mutable { gp->on_message(std::move(msg)); });
   }
   // The engine ends the sequence before its next step; OnDone turns that CANCELLED into success.
   if (c.stopped && !t.last) g.CancelCompletion(index);
@@ -291,7 +288,6 @@ void Generations::OnDone(const std::shared_ptr<Generation>& gp, int index, absl:
   if (!last) return;
   CountFinished(final_status.code(), g.n);
   deliver_.Post([gp, final_status] {
-    absl::MutexLock lock(&gp->deliver_mu);
     if (gp->on_finish) gp->on_finish(final_status);
   });
 }

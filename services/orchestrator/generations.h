@@ -76,7 +76,6 @@ struct Generation {
   bool cancel_asked ABSL_GUARDED_BY(mu) = false;
   int running ABSL_GUARDED_BY(mu) = 0;
   absl::Status status ABSL_GUARDED_BY(mu);  // the first error of a completion
-  absl::Mutex deliver_mu;                   // serializes on_message and on_finish
 };
 
 class Generations {
