@@ -25,6 +25,14 @@ template <int B>
   for (int j = 0; j < B; ++j) Store8(p + l0 + 8 * j, acc[j]);
 }
 
+// Scores<vectors> for 1 <= vectors <= B.
+template <int B>
+[[gnu::always_inline]] inline void ScoresUpTo(int64_t vectors, const float* q, const float* keys,
+                                              int64_t key_stride, int64_t d, int64_t l0, float* p) {
+  if (vectors == B) return Scores<B>(q, keys, key_stride, d, l0, p);
+  if constexpr (B > 1) ScoresUpTo<B - 1>(vectors, q, keys, key_stride, d, l0, p);
+}
+
 // y[c] += sum over l in [0, n) of p[l] * values[l][c] for c in [c0, c0 + 8 * B), two positions
 // at a time in separate sums (added at the end) so the additions need not wait for each other.
 template <int B>
@@ -62,35 +70,8 @@ template <int B>
       int64_t l = 0;
       while (l < n) {
         const int64_t vectors = std::min<int64_t>({8, (n - l + 7) / 8, (a.key_stride - l) / 8});
-        switch (vectors) {
-          case 1:
-            Scores<1>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 2:
-            Scores<2>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 3:
-            Scores<3>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 4:
-            Scores<4>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 5:
-            Scores<5>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 6:
-            Scores<6>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 7:
-            Scores<7>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          case 8:
-            Scores<8>(q, keys, a.key_stride, a.d, l, p);
-            break;
-          default:
-            break;
-        }
         if (vectors <= 0) break;
+        ScoresUpTo<8>(vectors, q, keys, a.key_stride, a.d, l, p);
         l += 8 * vectors;
       }
       for (; l < n; ++l) {

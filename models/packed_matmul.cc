@@ -64,6 +64,23 @@ template <typename V, int R, int P>
   }
 }
 
+// Tile<V, nr, np> for nr in [1, R] and np in {1, 2, 4, 8} (8 only below 4 rows: 32 sums would
+// not fit in registers).
+template <typename V, int R>
+[[gnu::always_inline]] inline void TileOf(int64_t nr, int64_t np, const Args& a, const float* x,
+                                          const float* w, const float* bias, float* out,
+                                          int64_t cols) {
+  if (nr == R) {
+    if constexpr (R < 4) {
+      if (np == 8) return Tile<V, R, 8>(a, x, w, bias, out, cols);
+    }
+    if (np == 4) return Tile<V, R, 4>(a, x, w, bias, out, cols);
+    if (np == 2) return Tile<V, R, 2>(a, x, w, bias, out, cols);
+    return Tile<V, R, 1>(a, x, w, bias, out, cols);
+  }
+  if constexpr (R > 1) TileOf<V, R - 1>(nr, np, a, x, w, bias, out, cols);
+}
+
 // Rows in blocks of up to 4. P panels at a time: kWide when the call has 4 rows or more, kNarrow
 // (more panels, to keep enough independent sums in flight) when it has fewer. Panels are the
 // outer loop, so a group of panels stays in cache while every row block reads it.
@@ -82,53 +99,7 @@ template <typename V, int kWide, int kNarrow>
       const int64_t nr = std::min<int64_t>(4, a.m - r0);
       const float* x = a.x + r0 * a.x_stride;
       float* out = a.out + r0 * a.out_stride + p0 * kPanel;
-      switch (nr * 16 + np) {
-        case 1 * 16 + 1:
-          Tile<V, 1, 1>(a, x, w, bias, out, cols);
-          break;
-        case 1 * 16 + 2:
-          Tile<V, 1, 2>(a, x, w, bias, out, cols);
-          break;
-        case 1 * 16 + 4:
-          Tile<V, 1, 4>(a, x, w, bias, out, cols);
-          break;
-        case 1 * 16 + 8:
-          Tile<V, 1, 8>(a, x, w, bias, out, cols);
-          break;
-        case 2 * 16 + 1:
-          Tile<V, 2, 1>(a, x, w, bias, out, cols);
-          break;
-        case 2 * 16 + 2:
-          Tile<V, 2, 2>(a, x, w, bias, out, cols);
-          break;
-        case 2 * 16 + 4:
-          Tile<V, 2, 4>(a, x, w, bias, out, cols);
-          break;
-        case 2 * 16 + 8:
-          Tile<V, 2, 8>(a, x, w, bias, out, cols);
-          break;
-        case 3 * 16 + 1:
-          Tile<V, 3, 1>(a, x, w, bias, out, cols);
-          break;
-        case 3 * 16 + 2:
-          Tile<V, 3, 2>(a, x, w, bias, out, cols);
-          break;
-        case 3 * 16 + 4:
-          Tile<V, 3, 4>(a, x, w, bias, out, cols);
-          break;
-        case 3 * 16 + 8:
-          Tile<V, 3, 8>(a, x, w, bias, out, cols);
-          break;
-        case 4 * 16 + 1:
-          Tile<V, 4, 1>(a, x, w, bias, out, cols);
-          break;
-        case 4 * 16 + 2:
-          Tile<V, 4, 2>(a, x, w, bias, out, cols);
-          break;
-        case 4 * 16 + 4:
-          Tile<V, 4, 4>(a, x, w, bias, out, cols);
-          break;
-      }
+      TileOf<V, 4>(nr, np, a, x, w, bias, out, cols);
     }
     p0 += np;
   }
